@@ -1,0 +1,65 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "bagpipe",
+    platforms: [.macOS(.v14)],
+    products: [
+        // The wire-format library stands alone: other projects can import it.
+        .library(name: "BGPWire", targets: ["BGPWire"]),
+        .library(name: "BGPCapture", targets: ["BGPCapture"]),
+        .executable(name: "bagpipe-bgp-decode", targets: ["bagpipe-bgp-decode"]),
+        .executable(name: "bagpipe-bench", targets: ["bagpipe-bench"]),
+        .executable(name: "bgp-wire-fuzz", targets: ["bgp-wire-fuzz"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.81.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
+    ],
+    targets: [
+        .target(
+            name: "BGPWire",
+            dependencies: [.product(name: "NIOCore", package: "swift-nio")]
+        ),
+        .target(
+            name: "BGPCapture",
+            dependencies: ["BGPWire", .product(name: "NIOCore", package: "swift-nio")]
+        ),
+        .executableTarget(
+            name: "bagpipe-bgp-decode",
+            dependencies: [
+                "BGPWire", "BGPCapture",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        // Counts heap allocations for the benchmark by interposing malloc and friends.
+        .target(name: "AllocationCounter"),
+        .executableTarget(
+            name: "bagpipe-bench",
+            dependencies: [
+                "BGPWire", "AllocationCounter",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Benchmarks/bagpipe-bench"
+        ),
+        .executableTarget(
+            name: "bgp-wire-fuzz",
+            dependencies: [
+                "BGPWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Benchmarks/bgp-wire-fuzz"
+        ),
+        .testTarget(
+            name: "BGPWireTests",
+            dependencies: [
+                "BGPWire", "BGPCapture",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            resources: [.copy("Regressions")]
+        ),
+    ]
+)

@@ -1,0 +1,289 @@
+import NIOCore
+
+/// What is wrong with one attribute, in RFC 7606 terms (§3 and §7).
+struct AttributeFault: Error {
+    enum Handling {
+        case treatAsWithdraw
+        case discard
+        case reset(subcode: UInt8)
+    }
+    var handling: Handling
+    var reason: String
+}
+
+/// Decodes and encodes single path attributes.
+enum PathAttributeCodec {
+    /// Decodes the value of one attribute. `value` holds exactly the attribute's value bytes.
+    static func decode(
+        flags: AttributeFlags, type: UInt8, value: ByteBuffer, context: WireContext
+    ) throws(AttributeFault) -> PathAttributeValue {
+        let length = value.readableBytes
+        let name = AttributeType.name(type)
+        // RFC 7606 §3 (c): optional/transitive bits that conflict with the attribute's definition make
+        // it malformed, handled as its length errors are.
+        func checkFlags(_ expected: AttributeFlags, _ lengthError: AttributeFault.Handling) throws(AttributeFault) {
+            let actual = flags.intersection([.optional, .transitive])
+            guard actual == expected else {
+                throw AttributeFault(handling: lengthError, reason: "\(name) flags 0x\(String(flags.rawValue, radix: 16)) conflict with its definition")
+            }
+        }
+        func requireLength(_ ok: Bool, _ handling: AttributeFault.Handling) throws(AttributeFault) {
+            guard ok else { throw AttributeFault(handling: handling, reason: "\(name) length \(length) is invalid") }
+        }
+        var b = value
+        do {
+            switch type {
+            case AttributeType.origin:
+                try checkFlags(.wellKnown, .treatAsWithdraw)
+                try requireLength(length == 1, .treatAsWithdraw)
+                guard let origin = Origin(rawValue: try b.readU8()) else {
+                    throw AttributeFault(handling: .treatAsWithdraw, reason: "undefined ORIGIN value")
+                }
+                return .origin(origin)
+            case AttributeType.asPath:
+                try checkFlags(.wellKnown, .treatAsWithdraw)
+                return .asPath(try decodeASPath(&b, fourOctet: context.fourOctetAS, handling: .treatAsWithdraw, name: name))
+            case AttributeType.nextHop:
+                try checkFlags(.wellKnown, .treatAsWithdraw)
+                try requireLength(length == 4, .treatAsWithdraw)
+                return .nextHop(try b.readIPv4())
+            case AttributeType.multiExitDiscriminator:
+                try checkFlags(.optionalNonTransitive, .treatAsWithdraw)
+                try requireLength(length == 4, .treatAsWithdraw)
+                return .multiExitDiscriminator(try b.readU32())
+            case AttributeType.localPreference:
+                try checkFlags(.wellKnown, .treatAsWithdraw)
+                try requireLength(length == 4, .treatAsWithdraw)
+                if context.externalPeer {
+                    throw AttributeFault(handling: .discard, reason: "LOCAL_PREF from an external peer is ignored")
+                }
+                return .localPreference(try b.readU32())
+            case AttributeType.atomicAggregate:
+                try checkFlags(.wellKnown, .discard)
+                try requireLength(length == 0, .discard)
+                return .atomicAggregate
+            case AttributeType.aggregator, AttributeType.as4Aggregator:
+                try checkFlags(.optionalTransitive, .discard)
+                let wide = type == AttributeType.as4Aggregator || context.fourOctetAS
+                try requireLength(length == (wide ? 8 : 6), .discard)
+                let asn = wide ? try b.readU32() : UInt32(try b.readU16())
+                let aggregator = Aggregator(asn: asn, address: try b.readIPv4())
+                return type == AttributeType.aggregator ? .aggregator(aggregator) : .as4Aggregator(aggregator)
+            case AttributeType.communities:
+                try checkFlags(.optionalTransitive, .treatAsWithdraw)
+                try requireLength(length > 0 && length % 4 == 0, .treatAsWithdraw)
+                var list: [Community] = []
+                list.reserveCapacity(length / 4)
+                while b.readableBytes > 0 { list.append(Community(rawValue: try b.readU32())) }
+                return .communities(list)
+            case AttributeType.originatorID:
+                try checkFlags(.optionalNonTransitive, .treatAsWithdraw)
+                try requireLength(length == 4, .treatAsWithdraw)
+                return .originatorID(try b.readIPv4())
+            case AttributeType.clusterList:
+                try checkFlags(.optionalNonTransitive, .treatAsWithdraw)
+                try requireLength(length > 0 && length % 4 == 0, .treatAsWithdraw)
+                var list: [UInt32] = []
+                while b.readableBytes > 0 { list.append(try b.readU32()) }
+                return .clusterList(list)
+            case AttributeType.mpReachNLRI:
+                try checkFlags(.optionalNonTransitive, .reset(subcode: ErrorSubcode.attributeFlagsError))
+                return .mpReachNLRI(try decodeMPReach(&b, context: context))
+            case AttributeType.mpUnreachNLRI:
+                try checkFlags(.optionalNonTransitive, .reset(subcode: ErrorSubcode.attributeFlagsError))
+                return .mpUnreachNLRI(try decodeMPUnreach(&b, context: context))
+            case AttributeType.extendedCommunities:
+                try checkFlags(.optionalTransitive, .treatAsWithdraw)
+                try requireLength(length > 0 && length % 8 == 0, .treatAsWithdraw)
+                var list: [ExtendedCommunity] = []
+                list.reserveCapacity(length / 8)
+                while b.readableBytes > 0 { list.append(ExtendedCommunity(rawValue: try b.readU64())) }
+                return .extendedCommunities(list)
+            case AttributeType.as4Path:
+                // RFC 6793 §6 as revised by RFC 7606 §7.2: a malformed AS4_PATH is discarded.
+                try checkFlags(.optionalTransitive, .discard)
+                return .as4Path(try decodeASPath(&b, fourOctet: true, handling: .discard, name: name))
+            case AttributeType.pmsiTunnel:
+                try checkFlags(.optionalTransitive, .treatAsWithdraw)
+                try requireLength(length >= 5, .treatAsWithdraw)
+                let pmsiFlags = try b.readU8()
+                let kind = PMSITunnel.TunnelKind(rawValue: try b.readU8())
+                let label = try b.readU24()
+                return .pmsiTunnel(
+                    PMSITunnel(flags: pmsiFlags, tunnelType: kind, labelField: label, tunnelIdentifier: try b.readByteArray(b.readableBytes)))
+            case AttributeType.largeCommunities:
+                try checkFlags(.optionalTransitive, .treatAsWithdraw)
+                try requireLength(length > 0 && length % 12 == 0, .treatAsWithdraw)
+                var list: [LargeCommunity] = []
+                while b.readableBytes > 0 { list.append(LargeCommunity(try b.readU32(), try b.readU32(), try b.readU32())) }
+                return .largeCommunities(list)
+            default:
+                guard flags.contains(.optional) else {
+                    throw AttributeFault(handling: .reset(subcode: ErrorSubcode.unrecognizedWellKnownAttribute), reason: "unrecognized well-known attribute \(type)")
+                }
+                return .unknown(type: type, value: try b.readByteArray(length))
+            }
+        } catch let fault as AttributeFault {
+            throw fault
+        } catch let malformed as MalformedField {
+            throw AttributeFault(handling: .treatAsWithdraw, reason: "\(name): \(malformed.reason)")
+        } catch {
+            throw AttributeFault(handling: .treatAsWithdraw, reason: "\(name) is truncated")
+        }
+    }
+
+    static func decodeASPath(_ b: inout ByteBuffer, fourOctet: Bool, handling: AttributeFault.Handling, name: String) throws -> ASPath {
+        var segments: [ASPath.Segment] = []
+        while b.readableBytes > 0 {
+            guard b.readableBytes >= 2 else { throw AttributeFault(handling: handling, reason: "\(name) segment header truncated") }
+            let rawType = try b.readU8()
+            let count = Int(try b.readU8())
+            guard let type = ASPath.SegmentType(rawValue: rawType) else {
+                throw AttributeFault(handling: handling, reason: "\(name) segment type \(rawType) is undefined")
+            }
+            guard count > 0 else { throw AttributeFault(handling: handling, reason: "\(name) has an empty segment") }
+            guard b.readableBytes >= count * (fourOctet ? 4 : 2) else {
+                throw AttributeFault(handling: handling, reason: "\(name) segment overruns the attribute")
+            }
+            var asns: [UInt32] = []
+            asns.reserveCapacity(count)
+            for _ in 0..<count { asns.append(fourOctet ? try b.readU32() : UInt32(try b.readU16())) }
+            segments.append(ASPath.Segment(type, asns))
+        }
+        return ASPath(segments)
+    }
+
+    static func decodeMPReach(_ b: inout ByteBuffer, context: WireContext) throws -> MPReachNLRI {
+        func reset(_ reason: String) -> AttributeFault {
+            AttributeFault(handling: .reset(subcode: ErrorSubcode.optionalAttributeError), reason: "MP_REACH_NLRI: " + reason)
+        }
+        guard b.readableBytes >= 5 else { throw reset("shorter than 5 bytes") }
+        let family = AddressFamily(afi: try b.readU16(), safi: try b.readU8())
+        let nextHopLength = Int(try b.readU8())
+        guard b.readableBytes >= nextHopLength + 1 else { throw reset("next hop length \(nextHopLength) overruns the attribute") }
+        let nextHop = NextHop.decode(try b.readSliceOrThrow(nextHopLength))
+        if case .raw = nextHop, family.isModeled {
+            throw reset("next hop length \(nextHopLength) is invalid for \(family)")
+        }
+        _ = try b.readU8()  // Reserved (RFC 4760 §3: ignored on receipt).
+        do {
+            let block = try NLRIBlock(validating: b, family: family, addPath: context.addPath(family))
+            return MPReachNLRI(nextHop: nextHop, nlri: block)
+        } catch let m as MalformedField {
+            throw reset("\(family) NLRI: \(m.reason)")
+        } catch {
+            throw reset("\(family) NLRI truncated")
+        }
+    }
+
+    static func decodeMPUnreach(_ b: inout ByteBuffer, context: WireContext) throws -> MPUnreachNLRI {
+        func reset(_ reason: String) -> AttributeFault {
+            AttributeFault(handling: .reset(subcode: ErrorSubcode.optionalAttributeError), reason: "MP_UNREACH_NLRI: " + reason)
+        }
+        guard b.readableBytes >= 3 else { throw reset("shorter than 3 bytes") }
+        let family = AddressFamily(afi: try b.readU16(), safi: try b.readU8())
+        do {
+            return MPUnreachNLRI(nlri: try NLRIBlock(validating: b, family: family, addPath: context.addPath(family)))
+        } catch let m as MalformedField {
+            throw reset("\(family) NLRI: \(m.reason)")
+        } catch {
+            throw reset("\(family) NLRI truncated")
+        }
+    }
+
+    // MARK: Encoding
+
+    /// Writes flags, type, length and value. The extended-length bit is used when the value needs it
+    /// or when the attribute's flags ask for it.
+    static func write(_ attribute: PathAttribute, context: WireContext, to buffer: inout ByteBuffer) {
+        writeFramed(flags: attribute.flags, type: attribute.typeCode, to: &buffer) { out in
+            writeValue(attribute.value, context: context, to: &out)
+        }
+    }
+
+    @inline(__always)
+    static func writeFramed(flags: AttributeFlags, type: UInt8, to buffer: inout ByteBuffer, _ body: (inout ByteBuffer) -> Void) {
+        let start = buffer.writerIndex
+        buffer.writeInteger(flags.union(.extendedLength).rawValue)
+        buffer.writeInteger(type)
+        buffer.writeInteger(UInt16(0))
+        let valueStart = buffer.writerIndex
+        body(&buffer)
+        let length = buffer.writerIndex - valueStart
+        if length <= 255 && !flags.contains(.extendedLength) {
+            // Use the one-byte length: slide the value back over the spare byte.
+            buffer.setInteger(flags.subtracting(.extendedLength).rawValue, at: start)
+            buffer.setInteger(UInt8(length), at: start + 2)
+            if length > 0 {
+                let value = buffer.getSlice(at: valueStart, length: length)!
+                buffer.setBuffer(value, at: start + 3)
+            }
+            buffer.moveWriterIndex(to: buffer.writerIndex - 1)
+        } else {
+            buffer.setInteger(UInt16(truncatingIfNeeded: length), at: start + 2)
+        }
+    }
+
+    static func writeASPath(_ path: ASPath, fourOctet: Bool, to buffer: inout ByteBuffer) {
+        for segment in path.segments {
+            // A segment holds at most 255 AS numbers; longer ones are split.
+            var rest = segment.asns[...]
+            repeat {
+                let chunk = rest.prefix(255)
+                rest = rest.dropFirst(chunk.count)
+                buffer.writeInteger(segment.type.rawValue)
+                buffer.writeInteger(UInt8(chunk.count))
+                for asn in chunk {
+                    if fourOctet { buffer.writeInteger(asn) } else { buffer.writeInteger(UInt16(truncatingIfNeeded: asn)) }
+                }
+            } while !rest.isEmpty
+        }
+    }
+
+    static func writeValue(_ value: PathAttributeValue, context: WireContext, to buffer: inout ByteBuffer) {
+        switch value {
+        case .origin(let o): buffer.writeInteger(o.rawValue)
+        case .asPath(let p): writeASPath(p, fourOctet: context.fourOctetAS, to: &buffer)
+        case .as4Path(let p): writeASPath(p, fourOctet: true, to: &buffer)
+        case .nextHop(let a): buffer.writeInteger(a.value)
+        case .multiExitDiscriminator(let v), .localPreference(let v): buffer.writeInteger(v)
+        case .atomicAggregate: break
+        case .aggregator(let a):
+            if context.fourOctetAS { buffer.writeInteger(a.asn) } else { buffer.writeInteger(UInt16(truncatingIfNeeded: a.asn)) }
+            buffer.writeInteger(a.address.value)
+        case .as4Aggregator(let a):
+            buffer.writeInteger(a.asn)
+            buffer.writeInteger(a.address.value)
+        case .communities(let list): for c in list { buffer.writeInteger(c.rawValue) }
+        case .originatorID(let a): buffer.writeInteger(a.value)
+        case .clusterList(let list): for c in list { buffer.writeInteger(c) }
+        case .mpReachNLRI(let r):
+            buffer.writeInteger(r.family.afi.rawValue)
+            buffer.writeInteger(r.family.safi.rawValue)
+            let lengthIndex = buffer.reserveLength(width: 1)
+            r.nextHop.write(to: &buffer)
+            buffer.patchLength(at: lengthIndex, width: 1)
+            buffer.writeInteger(UInt8(0))
+            var nlri = r.nlri.bytes
+            buffer.writeBuffer(&nlri)
+        case .mpUnreachNLRI(let u):
+            buffer.writeInteger(u.family.afi.rawValue)
+            buffer.writeInteger(u.family.safi.rawValue)
+            var nlri = u.nlri.bytes
+            buffer.writeBuffer(&nlri)
+        case .extendedCommunities(let list): for c in list { buffer.writeInteger(c.rawValue) }
+        case .pmsiTunnel(let p):
+            buffer.writeInteger(p.flags)
+            buffer.writeInteger(p.tunnelType.rawValue)
+            buffer.writeU24(p.labelField)
+            buffer.writeBytes(p.tunnelIdentifier)
+        case .largeCommunities(let list):
+            for c in list {
+                buffer.writeInteger(c.globalAdministrator)
+                buffer.writeInteger(c.localData1)
+                buffer.writeInteger(c.localData2)
+            }
+        case .unknown(_, let bytes): buffer.writeBytes(bytes)
+        }
+    }
+}
