@@ -58,8 +58,7 @@ let package = Package(
             dependencies: [
                 "BGPWire", "BGPCapture",
                 .product(name: "NIOCore", package: "swift-nio"),
-            ],
-            resources: [.copy("Regressions")]
+            ]
         ),
     ]
 )

@@ -26,3 +26,24 @@ public struct WireContext: Hashable, Sendable {
         !addPathFamilies.isEmpty && addPathFamilies.contains(family)
     }
 }
+
+extension WireContext {
+    /// The context for messages that `sender` sends to `receiver`, from their OPENs: 4-octet AS when
+    /// both offer it (RFC 6793), path identifiers for families where the sender may send and the
+    /// receiver may receive (RFC 7911), extended messages when both offer them (RFC 8654).
+    public init(sender: OpenMessage, receiver: OpenMessage) {
+        let senderCaps = sender.capabilities
+        let receiverCaps = receiver.capabilities
+        func offers(_ caps: [Capability], _ code: UInt8) -> Bool { caps.contains { $0.code == code } }
+        var sends: Set<AddressFamily> = []
+        var receives: Set<AddressFamily> = []
+        for case .addPath(let entries) in senderCaps { for e in entries where e.mode.contains(.send) { sends.insert(e.family) } }
+        for case .addPath(let entries) in receiverCaps { for e in entries where e.mode.contains(.receive) { receives.insert(e.family) } }
+        self.init(
+            fourOctetAS: offers(senderCaps, Capability.Code.fourOctetAS) && offers(receiverCaps, Capability.Code.fourOctetAS),
+            addPathFamilies: sends.intersection(receives),
+            maxMessageSize: offers(senderCaps, Capability.Code.extendedMessage) && offers(receiverCaps, Capability.Code.extendedMessage)
+                ? Self.maximumExtendedMessageSize : 4096,
+            externalPeer: sender.asn != receiver.asn)
+    }
+}
