@@ -88,7 +88,7 @@ public struct FlowSpecMatch: Hashable, Sendable, CustomStringConvertible {
     public var description: String { "op=0x\(String(op, radix: 16)) value=\(value)" }
 
     /// Text like ExaBGP's numeric syntax: "=80", ">=1024", "&<=2048".
-    func text(bitmask: Bool) -> String {
+    public func text(bitmask: Bool) -> String {
         var s = isAnd ? "&" : ""
         if bitmask {
             if op & Self.not != 0 { s += "!" }
