@@ -85,12 +85,15 @@ public struct RouteTargetMembership: Hashable, Sendable, CustomStringConvertible
         return target.rawValue & mask == routeTarget.rawValue & mask
     }
 
+    /// "origin-as:administrator:number/length", as GoBGP prints it ("0:0:0/0" for the default).
     public var description: String {
-        switch prefixLength {
-        case 0: "default"
-        case 32: "\(originAS):*"
-        case 96: "\(originAS):\(routeTarget)"
-        default: "\(originAS):\(routeTarget)/\(prefixLength)"
+        let value = routeTarget.value
+        let target: String
+        switch routeTarget.type & ~ExtendedCommunity.TypeCode.nonTransitiveBit {
+        case ExtendedCommunity.TypeCode.ipv4Address: target = "\(IPv4Address(UInt32(truncatingIfNeeded: value >> 16))):\(value & 0xFFFF)"
+        case ExtendedCommunity.TypeCode.fourOctetAS: target = "\(value >> 16):\(value & 0xFFFF)"
+        default: target = "\(value >> 32):\(value & 0xFFFF_FFFF)"
         }
+        return "\(originAS):\(target)/\(prefixLength)"
     }
 }

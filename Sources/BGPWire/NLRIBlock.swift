@@ -99,7 +99,8 @@ public enum NextHop: Hashable, Sendable, CustomStringConvertible {
     case ipv6(IPv6Address, linkLocal: IPv6Address?)
     /// VPN next hops carry an RD (normally zero) before the address.
     case vpnIPv4(RouteDistinguisher, IPv4Address)
-    case vpnIPv6(RouteDistinguisher, IPv6Address, linkLocal: IPv6Address?)
+    /// The link-local address has an RD of its own (zero in practice) when present.
+    case vpnIPv6(RouteDistinguisher, IPv6Address, linkLocal: IPv6Address?, linkLocalRD: RouteDistinguisher = RouteDistinguisher(rawValue: 0))
     /// Any other length, kept as bytes.
     case raw([UInt8])
 
@@ -121,8 +122,8 @@ public enum NextHop: Hashable, Sendable, CustomStringConvertible {
         case 48:
             let rd = RouteDistinguisher(rawValue: b.readInteger(as: UInt64.self) ?? 0)
             let global = (try? b.readIPv6()) ?? IPv6Address(high: 0, low: 0)
-            _ = b.readInteger(as: UInt64.self)  // second RD, zero
-            return .vpnIPv6(rd, global, linkLocal: try? b.readIPv6())
+            let linkLocalRD = RouteDistinguisher(rawValue: b.readInteger(as: UInt64.self) ?? 0)
+            return .vpnIPv6(rd, global, linkLocal: try? b.readIPv6(), linkLocalRD: linkLocalRD)
         default: return .raw(b.readBytes(length: b.readableBytes) ?? [])
         }
     }
@@ -137,14 +138,22 @@ public enum NextHop: Hashable, Sendable, CustomStringConvertible {
         case .vpnIPv4(let rd, let a):
             buffer.writeInteger(rd.rawValue)
             buffer.writeInteger(a.value)
-        case .vpnIPv6(let rd, let global, let linkLocal):
+        case .vpnIPv6(let rd, let global, let linkLocal, let linkLocalRD):
             buffer.writeInteger(rd.rawValue)
             buffer.writeIPAddress(.v6(global))
             if let linkLocal {
-                buffer.writeInteger(UInt64(0))
+                buffer.writeInteger(linkLocalRD.rawValue)
                 buffer.writeIPAddress(.v6(linkLocal))
             }
         case .raw(let bytes): buffer.writeBytes(bytes)
+        }
+    }
+
+    /// The IPv6 link-local address that may follow a global one (RFC 2545 §3).
+    public var linkLocal: IPv6Address? {
+        switch self {
+        case .ipv6(_, let ll), .vpnIPv6(_, _, let ll, _): ll
+        default: nil
         }
     }
 
@@ -152,7 +161,7 @@ public enum NextHop: Hashable, Sendable, CustomStringConvertible {
     public var address: IPAddress? {
         switch self {
         case .ipv4(let a), .vpnIPv4(_, let a): .v4(a)
-        case .ipv6(let a, _), .vpnIPv6(_, let a, _): .v6(a)
+        case .ipv6(let a, _), .vpnIPv6(_, let a, _, _): .v6(a)
         case .none, .raw: nil
         }
     }
@@ -172,7 +181,7 @@ public enum NextHop: Hashable, Sendable, CustomStringConvertible {
         case .ipv4(let a): a.description
         case .ipv6(let a, let ll): ll.map { "\(a) (\($0))" } ?? a.description
         case .vpnIPv4(_, let a): a.description
-        case .vpnIPv6(_, let a, let ll): ll.map { "\(a) (\($0))" } ?? a.description
+        case .vpnIPv6(_, let a, let ll, _): ll.map { "\(a) (\($0))" } ?? a.description
         case .raw(let bytes): "0x" + Hex.encode(bytes, uppercase: false)
         }
     }

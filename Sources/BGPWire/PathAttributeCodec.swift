@@ -162,8 +162,12 @@ enum PathAttributeCodec {
         let nextHopLength = Int(try b.readU8())
         guard b.readableBytes >= nextHopLength + 1 else { throw reset("next hop length \(nextHopLength) overruns the attribute") }
         let nextHop = NextHop.decode(try b.readSliceOrThrow(nextHopLength))
-        if case .raw = nextHop, family.isModeled {
-            throw reset("next hop length \(nextHopLength) is invalid for \(family)")
+        if family.isModeled {
+            if case .raw = nextHop { throw reset("next hop length \(nextHopLength) is invalid for \(family)") }
+            // Only flowspec routes (RFC 8955 §4) go without a next hop.
+            if nextHop == .none && family.safi != .flowSpec && family.safi != .flowSpecVPN {
+                throw reset("\(family) needs a next hop")
+            }
         }
         _ = try b.readU8()  // Reserved (RFC 4760 §3: ignored on receipt).
         do {

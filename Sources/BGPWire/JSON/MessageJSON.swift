@@ -33,6 +33,18 @@ extension NLRI {
     public var json: JSONValue { .object(jsonFields) }
 }
 
+/// "next_hop" (the address, or hex for an unusual encoding) and "link_local_next_hop" when present.
+func nextHopJSON(_ nextHop: NextHop) -> [(String, JSONValue)] {
+    var f: [(String, JSONValue)] = []
+    if let address = nextHop.address {
+        f.append(("next_hop", .string(address.description)))
+    } else if case .raw = nextHop {
+        f.append(("next_hop", .string(nextHop.description)))
+    }
+    if let ll = nextHop.linkLocal { f.append(("link_local_next_hop", .string(ll.description))) }
+    return f
+}
+
 func labelsJSON(_ stack: MPLSLabelStack) -> JSONValue { .array(stack.labels.map { JSONValue($0) }) }
 
 extension EVPNRoute {
@@ -107,7 +119,9 @@ extension PathAttribute {
         case .communities(let list): value = .array(list.map { .string($0.description) })
         case .clusterList(let list): value = .array(list.map { .string(IPv4Address($0).description) })
         case .mpReachNLRI(let r):
-            var v: [(String, JSONValue)] = [("family", .string(r.family.description)), ("next_hop", .string(r.nextHop.description)), ("nlri_count", JSONValue(r.nlri.count))]
+            var v: [(String, JSONValue)] = [("family", .string(r.family.description))]
+            v += nextHopJSON(r.nextHop)
+            v.append(("nlri_count", JSONValue(r.nlri.count)))
             if r.nlri.isOpaque { v.append(("nlri_hex", .string(Hex.encode(r.nlri.bytes)))) }
             value = .object(v)
         case .mpUnreachNLRI(let u):
@@ -131,7 +145,7 @@ extension PathAttribute {
 extension NLRIBlock {
     func json(nextHop: NextHop? = nil) -> JSONValue {
         var f: [(String, JSONValue)] = [("family", .string(family.description))]
-        if let nextHop { f.append(("next_hop", .string(nextHop.description))) }
+        if let nextHop { f += nextHopJSON(nextHop) }
         if isOpaque {
             f.append(("opaque", .string(Hex.encode(bytes))))
         } else {
