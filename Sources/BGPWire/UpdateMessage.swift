@@ -27,6 +27,17 @@ public struct UpdateMessage: Hashable, Sendable {
         discardedAttributes = []
     }
 
+    /// Equality and hashing cover what is on the wire, not the decoding diagnostics.
+    public static func == (lhs: Self, rhs: Self) -> Bool {
+        lhs.withdrawnRoutes == rhs.withdrawnRoutes && lhs.attributes == rhs.attributes && lhs.nlri == rhs.nlri
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(withdrawnRoutes)
+        hasher.combine(attributes)
+        hasher.combine(nlri)
+    }
+
     /// RFC 4724 §2 End-of-RIB marker for a family.
     public static func endOfRIB(_ family: AddressFamily) -> UpdateMessage {
         if family == .ipv4Unicast { return UpdateMessage() }
