@@ -16,8 +16,8 @@ public struct NLRIBlock: Hashable, Sendable, Sequence {
     /// Number of NLRI (0 for an opaque family).
     public let count: Int
 
-    /// Decodes and validates NLRI bytes. Throws `MalformedField` or `TruncatedInput`.
-    init(validating bytes: ByteBuffer, family: AddressFamily, addPath: Bool) throws {
+    /// Decodes and validates NLRI bytes.
+    init(validating bytes: ByteBuffer, family: AddressFamily, addPath: Bool) throws(MalformedField) {
         self.family = family
         self.addPath = addPath
         self.bytes = bytes
@@ -26,13 +26,20 @@ public struct NLRIBlock: Hashable, Sendable, Sequence {
             count = 0
             return
         }
-        var reader = bytes
-        var n = 0
-        while reader.readableBytes > 0 {
-            _ = try NLRICodec.read(layout, addPath: addPath, from: &reader)
-            n += 1
+        let result: Result<Int, MalformedField> = bytes.withUnsafeReadableBytes { raw in
+            var cursor = RawCursor(raw)
+            var n = 0
+            do throws(MalformedField) {
+                while cursor.remaining > 0 {
+                    _ = try NLRICodec.read(layout, addPath: addPath, from: &cursor)
+                    n += 1
+                }
+            } catch {
+                return .failure(error)
+            }
+            return .success(n)
         }
-        count = n
+        count = try result.get()
     }
 
     /// Encodes NLRI values.
@@ -63,19 +70,26 @@ public struct NLRIBlock: Hashable, Sendable, Sequence {
     public var isEmpty: Bool { bytes.readableBytes == 0 }
 
     public struct Iterator: IteratorProtocol {
-        var reader: ByteBuffer
+        let bytes: ByteBuffer
+        var offset: Int
         let layout: NLRILayout
         let addPath: Bool
 
-        @inline(__always)
         public mutating func next() -> NLRIElement? {
-            guard layout != .opaque, reader.readableBytes > 0 else { return nil }
-            // Validated at construction, so this cannot fail; stop rather than trap if it ever did.
-            return try? NLRICodec.read(layout, addPath: addPath, from: &reader)
+            guard layout != .opaque, offset < bytes.readableBytes else { return nil }
+            let start = offset
+            let (element, end) = bytes.withUnsafeReadableBytes { raw -> (NLRIElement?, Int) in
+                var cursor = RawCursor(raw, position: start)
+                // Validated at construction, so this cannot fail; stop rather than trap if it ever did.
+                guard let element = try? NLRICodec.read(layout, addPath: addPath, from: &cursor) else { return (nil, Int.max) }
+                return (element, cursor.position)
+            }
+            offset = end
+            return element
         }
     }
 
-    public func makeIterator() -> Iterator { Iterator(reader: bytes, layout: NLRILayout(family), addPath: addPath) }
+    public func makeIterator() -> Iterator { Iterator(bytes: bytes, offset: 0, layout: NLRILayout(family), addPath: addPath) }
 
     public var elements: [NLRIElement] { Array(self) }
 

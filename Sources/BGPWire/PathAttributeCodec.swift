@@ -215,12 +215,15 @@ enum PathAttributeCodec {
         body(&buffer)
         let length = buffer.writerIndex - valueStart
         if length <= 255 && !flags.contains(.extendedLength) {
-            // Use the one-byte length: slide the value back over the spare byte.
+            // Use the one-byte length: slide the value back over the spare byte, in place (a slice of
+            // the buffer would make the write below copy the whole message).
             buffer.setInteger(flags.subtracting(.extendedLength).rawValue, at: start)
             buffer.setInteger(UInt8(length), at: start + 2)
             if length > 0 {
-                let value = buffer.getSlice(at: valueStart, length: length)!
-                buffer.setBuffer(value, at: start + 3)
+                buffer.withVeryUnsafeMutableBytes { raw in
+                    guard let base = raw.baseAddress else { return }
+                    (base + start + 3).copyMemory(from: base + valueStart, byteCount: length)
+                }
             }
             buffer.moveWriterIndex(to: buffer.writerIndex - 1)
         } else {

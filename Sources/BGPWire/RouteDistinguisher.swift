@@ -71,60 +71,68 @@ public struct RouteDistinguisher: Hashable, Sendable, Comparable, CustomStringCo
 
 /// A stack of MPLS label entries as carried in labeled NLRI (RFC 3107 / RFC 8277): each entry is
 /// 3 bytes, label (20 bits), traffic class (3 bits), bottom-of-stack (1 bit).
-/// Two entries are stored inline so the common cases never allocate.
+/// Up to six entries are held inline, so a label stack never allocates and copies for free.
 public struct MPLSLabelStack: Hashable, Sendable, CustomStringConvertible {
+    public static let capacity = 6
     public private(set) var count: Int
-    private var first: UInt32
-    private var second: UInt32
-    private var more: [UInt32]
+    private var entries: (UInt32, UInt32, UInt32, UInt32, UInt32, UInt32)
 
     public init() {
         count = 0
-        first = 0
-        second = 0
-        more = []
+        entries = (0, 0, 0, 0, 0, 0)
     }
 
-    /// Entries as raw 24-bit values (label << 4 | tc << 1 | bos).
+    /// One entry (the common case), as a raw 24-bit value.
+    @inline(__always)
+    init(single rawEntry: UInt32) {
+        count = 1
+        entries = (rawEntry & 0xFF_FFFF, 0, 0, 0, 0, 0)
+    }
+
+    /// Entries as raw 24-bit values (label << 4 | tc << 1 | bos); entries past the capacity are dropped.
     public init(rawEntries: [UInt32]) {
         self.init()
-        for entry in rawEntries { append(rawEntry: entry) }
+        for entry in rawEntries.prefix(Self.capacity) { append(rawEntry: entry) }
     }
 
     /// A stack of labels with bottom-of-stack set on the last one.
     public init(labels: [UInt32]) {
         self.init()
-        for (i, label) in labels.enumerated() {
-            append(rawEntry: (label & 0xFFFFF) << 4 | (i == labels.count - 1 ? 1 : 0))
+        for (i, label) in labels.prefix(Self.capacity).enumerated() {
+            append(rawEntry: (label & 0xFFFFF) << 4 | (i == min(labels.count, Self.capacity) - 1 ? 1 : 0))
         }
     }
 
     /// The single entry a withdraw carries for compatibility (RFC 8277 §2.4).
     public static let withdrawCompatibility = MPLSLabelStack(rawEntries: [0x800000])
 
+    /// Appends an entry; ignored when the stack is full.
+    @inline(__always)
     public mutating func append(rawEntry: UInt32) {
         let entry = rawEntry & 0xFF_FFFF
         switch count {
-        case 0: first = entry
-        case 1: second = entry
-        default: more.append(entry)
+        case 0: entries.0 = entry
+        case 1: entries.1 = entry
+        case 2: entries.2 = entry
+        case 3: entries.3 = entry
+        case 4: entries.4 = entry
+        case 5: entries.5 = entry
+        default: return
         }
         count += 1
     }
 
-    public var rawEntries: [UInt32] {
-        switch count {
-        case 0: []
-        case 1: [first]
-        default: [first, second] + more
-        }
-    }
+    public var rawEntries: [UInt32] { (0..<count).map { self[rawEntryAt: $0] } }
 
+    @inline(__always)
     public subscript(rawEntryAt index: Int) -> UInt32 {
         switch index {
-        case 0: first
-        case 1: second
-        default: more[index - 2]
+        case 0: entries.0
+        case 1: entries.1
+        case 2: entries.2
+        case 3: entries.3
+        case 4: entries.4
+        default: entries.5
         }
     }
 
@@ -132,4 +140,15 @@ public struct MPLSLabelStack: Hashable, Sendable, CustomStringConvertible {
     public var labels: [UInt32] { rawEntries.map { $0 >> 4 } }
 
     public var description: String { labels.map(String.init).joined(separator: ",") }
+
+    public static func == (lhs: Self, rhs: Self) -> Bool {
+        guard lhs.count == rhs.count else { return false }
+        for i in 0..<lhs.count where lhs[rawEntryAt: i] != rhs[rawEntryAt: i] { return false }
+        return true
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(count)
+        for i in 0..<count { hasher.combine(self[rawEntryAt: i]) }
+    }
 }

@@ -5,15 +5,17 @@ import NIOCore
 ///
 /// IPv4 unicast goes in the NLRI / withdrawn routes fields; every other family in MP_REACH_NLRI /
 /// MP_UNREACH_NLRI, written last and with an extended length so messages can be cut anywhere.
+/// Each message is one buffer sized to the maximum, filled with raw stores: nothing else is
+/// allocated per message.
 public struct UpdateBuilder {
     public var context: WireContext
 
     public init(context: WireContext = .standard) { self.context = context }
 
-    /// UPDATEs announcing `elements` of `family` with `attributes` (which must not hold MP_REACH /
-    /// MP_UNREACH; NEXT_HOP is added for IPv4 unicast when missing and `nextHop` is IPv4).
+    /// UPDATEs announcing `elements` of `family` with `attributes`. MP_REACH_NLRI / MP_UNREACH_NLRI
+    /// in `attributes` are ignored; NEXT_HOP is added for IPv4 unicast when missing.
     public func announce(
-        _ elements: some Collection<NLRIElement>, family: AddressFamily, nextHop: NextHop, attributes: [PathAttribute]
+        _ elements: [NLRIElement], family: AddressFamily, nextHop: NextHop, attributes: [PathAttribute]
     ) -> [ByteBuffer] {
         var out: [ByteBuffer] = []
         announce(elements, family: family, nextHop: nextHop, attributes: attributes) { out.append($0) }
@@ -22,21 +24,29 @@ public struct UpdateBuilder {
 
     /// Streaming form: calls `emit` with each finished message.
     public func announce(
-        _ elements: some Collection<NLRIElement>, family: AddressFamily, nextHop: NextHop, attributes: [PathAttribute],
+        _ elements: [NLRIElement], family: AddressFamily, nextHop: NextHop, attributes: [PathAttribute],
         emit: (ByteBuffer) -> Void
     ) {
         let addPath = context.addPath(family)
-        var attributeBytes = ByteBuffer()
-        var attrs = attributes.filter { $0.typeCode != AttributeType.mpReachNLRI && $0.typeCode != AttributeType.mpUnreachNLRI }
-        if family == .ipv4Unicast, case .ipv4(let address) = nextHop, attrs.first(type: AttributeType.nextHop) == nil {
-            attrs.append(PathAttribute(.nextHop(address)))
+        let context = self.context
+        let addNextHop: IPv4Address?
+        if family == .ipv4Unicast, case .ipv4(let address) = nextHop, attributes.first(type: AttributeType.nextHop) == nil {
+            addNextHop = address
+        } else {
+            addNextHop = nil
         }
-        for attribute in attrs { PathAttributeCodec.write(attribute, context: context, to: &attributeBytes) }
+        func writeAttributes(_ buffer: inout ByteBuffer) {
+            for attribute in attributes where attribute.typeCode != AttributeType.mpReachNLRI && attribute.typeCode != AttributeType.mpUnreachNLRI {
+                PathAttributeCodec.write(attribute, context: context, to: &buffer)
+            }
+            if let addNextHop { PathAttributeCodec.write(PathAttribute(.nextHop(addNextHop)), context: context, to: &buffer) }
+        }
         if family == .ipv4Unicast {
             pack(elements, addPath: addPath, emit: emit) { buffer in
                 buffer.writeInteger(UInt16(0))
-                buffer.writeInteger(UInt16(attributeBytes.readableBytes))
-                buffer.writeImmutableBuffer(attributeBytes)
+                let attributesLength = buffer.reserveLength(width: 2)
+                writeAttributes(&buffer)
+                buffer.patchLength(at: attributesLength, width: 2)
                 return nil
             }
             return
@@ -44,7 +54,7 @@ public struct UpdateBuilder {
         pack(elements, addPath: addPath, emit: emit) { buffer in
             buffer.writeInteger(UInt16(0))
             let attributesLength = buffer.reserveLength(width: 2)
-            buffer.writeImmutableBuffer(attributeBytes)
+            writeAttributes(&buffer)
             buffer.writeInteger(AttributeFlags([.optional, .extendedLength]).rawValue)
             buffer.writeInteger(AttributeType.mpReachNLRI)
             let reachLength = buffer.reserveLength(width: 2)
@@ -59,14 +69,13 @@ public struct UpdateBuilder {
     }
 
     /// UPDATEs withdrawing `elements` of `family`.
-    public func withdraw(_ elements: some Collection<NLRIElement>, family: AddressFamily) -> [ByteBuffer] {
+    public func withdraw(_ elements: [NLRIElement], family: AddressFamily) -> [ByteBuffer] {
         var out: [ByteBuffer] = []
         let addPath = context.addPath(family)
         if family == .ipv4Unicast {
-            // Withdrawn routes come before the attributes: pack them, then fill in the lengths.
-            pack(elements, addPath: addPath, emit: { out.append($0) }, trailer: { buffer, start in
-                let withdrawnLength = buffer.writerIndex - start - 2
-                buffer.setInteger(UInt16(withdrawnLength), at: start)
+            // Withdrawn routes come before the (empty) attributes: leave room for their length.
+            pack(elements, addPath: addPath, reserve: 2, emit: { out.append($0) }, finish: { buffer, bodyStart in
+                buffer.setInteger(UInt16(buffer.writerIndex - bodyStart - 2), at: bodyStart)
                 buffer.writeInteger(UInt16(0))
             }) { buffer in
                 _ = buffer.reserveLength(width: 2)
@@ -87,44 +96,44 @@ public struct UpdateBuilder {
         return out
     }
 
-    /// Writes header + `prefix`, then NLRI until the next one would not fit, then patches lengths.
+    /// Writes the header and `prefix`, then NLRI while the next one fits, then patches lengths.
     /// `prefix` returns the indexes of the 2-byte total-attribute length and MP attribute length to
-    /// patch, or nil when the NLRI are not inside an attribute.
+    /// patch, or nil when the NLRI are not inside an attribute. `reserve` bytes are kept free for
+    /// what `finish` appends.
     private func pack(
-        _ elements: some Collection<NLRIElement>, addPath: Bool, emit: (ByteBuffer) -> Void,
-        trailer: ((inout ByteBuffer, Int) -> Void)? = nil,
-        prefix: (inout ByteBuffer) -> (Int, Int)?
+        _ elements: [NLRIElement], addPath: Bool, reserve: Int = 0, emit: (ByteBuffer) -> Void,
+        finish: ((inout ByteBuffer, Int) -> Void)? = nil, prefix: (inout ByteBuffer) -> (Int, Int)?
     ) {
-        let limit = context.maxMessageSize - (trailer == nil ? 0 : 2)
+        let limit = context.maxMessageSize - reserve
         var iterator = elements.makeIterator()
         var pending = iterator.next()
-        guard pending != nil else { return }
-        while pending != nil {
-            var buffer = ByteBuffer()
-            buffer.reserveCapacity(context.maxMessageSize)
+        while let first = pending {
+            var buffer = ByteBufferAllocator().buffer(capacity: context.maxMessageSize)
             buffer.writeInteger(UInt64.max)
             buffer.writeInteger(UInt64.max)
             buffer.writeInteger(UInt16(0))
             buffer.writeInteger(BGPMessage.MessageType.update)
             let bodyStart = buffer.writerIndex
             let lengths = prefix(&buffer)
-            var packed = 0
-            while let element = pending {
-                let mark = buffer.writerIndex
-                NLRICodec.write(element, addPath: addPath, to: &buffer)
-                if buffer.writerIndex > limit {
-                    buffer.moveWriterIndex(to: mark)
-                    if packed == 0 {
-                        // One NLRI larger than a message (a huge flowspec rule): it cannot be sent.
-                        pending = iterator.next()
-                    }
-                    break
-                }
-                packed += 1
+            guard buffer.writerIndex + NLRICodec.encodedLength(first, addPath: addPath) <= limit else {
+                // One NLRI larger than a message (a huge flowspec rule) cannot be sent: skip it.
                 pending = iterator.next()
+                continue
             }
-            guard packed > 0 else { continue }
-            trailer?(&buffer, bodyStart)
+            // All the NLRI of one message in one pass over the buffer's free space.
+            let room = limit - buffer.writerIndex
+            buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: 0) { raw in
+                var w = RawWriter(raw.baseAddress!)
+                while let element = pending {
+                    let length = NLRICodec.encodedLength(element, addPath: addPath)
+                    guard w.position + length <= room else { break }
+                    if addPath { w.u32(element.pathID ?? 0) }
+                    NLRICodec.write(element.nlri, to: &w)
+                    pending = iterator.next()
+                }
+                return w.position
+            }
+            finish?(&buffer, bodyStart)
             if let (attributesLength, mpLength) = lengths {
                 buffer.patchLength(at: mpLength, width: 2)
                 buffer.patchLength(at: attributesLength, width: 2)
