@@ -58,7 +58,9 @@ let package = Package(
             dependencies: [
                 "BGPWire", "BGPCapture",
                 .product(name: "NIOCore", package: "swift-nio"),
-            ]
+            ],
+            // Data the tests read from the source tree.
+            exclude: ["Conformance/exceptions.jsonl", "Regressions"]
         ),
     ]
 )

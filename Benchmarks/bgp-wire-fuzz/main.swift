@@ -113,7 +113,17 @@ struct BGPWireFuzz: ParsableCommand {
                 case .success(let message):
                     decoded += 1
                     _ = message.json(context: context).serialized()
-                    if case .update(let u) = message { for block in u.announced + u.withdrawn { for e in block { _ = e.json } } }
+                    // Oracle: iteration yields every NLRI validation counted.
+                    if case .update(let u) = message {
+                        for block in u.announced + u.withdrawn {
+                            var n = 0
+                            for e in block {
+                                _ = e.json
+                                n += 1
+                            }
+                            if n != block.count { findings.append("validated \(block.count) NLRI, iterated \(n): \(Hex.encode(input))") }
+                        }
+                    }
                     // Oracle: what decodes re-encodes, and decodes again to the same value.
                     let again = message.encodedBytes(context: context)
                     do {

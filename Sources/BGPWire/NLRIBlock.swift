@@ -31,7 +31,7 @@ public struct NLRIBlock: Hashable, Sendable, Sequence {
             var n = 0
             do throws(MalformedField) {
                 while cursor.remaining > 0 {
-                    _ = try NLRICodec.read(layout, addPath: addPath, from: &cursor)
+                    try NLRICodec.skip(layout, addPath: addPath, from: &cursor)
                     n += 1
                 }
             } catch {
@@ -70,26 +70,37 @@ public struct NLRIBlock: Hashable, Sendable, Sequence {
     public var isEmpty: Bool { bytes.readableBytes == 0 }
 
     public struct Iterator: IteratorProtocol {
+        /// Keeps the bytes alive (and unchanged: this copy is never written) while `base` points into them.
         let bytes: ByteBuffer
-        var offset: Int
+        let base: UnsafeRawPointer?
+        var cursor: RawCursor
         let layout: NLRILayout
         let addPath: Bool
 
+        init(bytes: ByteBuffer, layout: NLRILayout, addPath: Bool) {
+            self.bytes = bytes
+            // The storage of a ByteBuffer that is not mutated neither moves nor is freed while a copy of
+            // the buffer lives, so its address stays good for this iterator's lifetime. Resolving it once
+            // keeps every element from paying for a buffer access.
+            base = bytes.withUnsafeReadableBytes { $0.baseAddress }
+            cursor = RawCursor(base: base, position: 0, end: bytes.readableBytes)
+            self.layout = layout
+            self.addPath = addPath
+        }
+
         public mutating func next() -> NLRIElement? {
-            guard layout != .opaque, offset < bytes.readableBytes else { return nil }
-            let start = offset
-            let (element, end) = bytes.withUnsafeReadableBytes { raw -> (NLRIElement?, Int) in
-                var cursor = RawCursor(raw, position: start)
-                // Validated at construction, so this cannot fail; stop rather than trap if it ever did.
-                guard let element = try? NLRICodec.read(layout, addPath: addPath, from: &cursor) else { return (nil, Int.max) }
-                return (element, cursor.position)
+            guard layout != .opaque, cursor.remaining > 0 else { return nil }
+            // Validated at construction, so this cannot fail; stop rather than trap if it ever did.
+            do {
+                return try NLRICodec.read(layout, addPath: addPath, from: &cursor)
+            } catch {
+                cursor.position = cursor.end
+                return nil
             }
-            offset = end
-            return element
         }
     }
 
-    public func makeIterator() -> Iterator { Iterator(bytes: bytes, offset: 0, layout: NLRILayout(family), addPath: addPath) }
+    public func makeIterator() -> Iterator { Iterator(bytes: bytes, layout: NLRILayout(family), addPath: addPath) }
 
     public var elements: [NLRIElement] { Array(self) }
 

@@ -34,6 +34,96 @@ enum NLRILayout: Hashable, Sendable {
 enum NLRICodec {
     static let withdrawLabelEntry: UInt32 = 0x80_0000
 
+    // MARK: Validating
+
+    /// Checks one NLRI exactly as `read` would, without building its value, and moves past it.
+    /// Validation of a whole UPDATE runs this; iteration runs `read`. They must accept the same
+    /// bytes: NLRICodecTests and the fuzzer's oracle (iteration yields the validated count) hold them
+    /// to it.
+    @inline(__always) @usableFromInline
+    static func skip(_ layout: NLRILayout, addPath: Bool, from c: inout RawCursor) throws(MalformedField) {
+        if addPath { _ = try c.u32() }
+        switch layout {
+        case .prefix(let ipv6):
+            let length = try c.u8()
+            guard length <= (ipv6 ? 128 : 32) else { throw MalformedField("prefix length \(length) too long") }
+            _ = try c.sub((Int(length) + 7) >> 3)
+        case .labeled(let ipv6): try skipLabeled(ipv6: ipv6, withRD: false, from: &c)
+        case .vpn(let ipv6): try skipLabeled(ipv6: ipv6, withRD: true, from: &c)
+        case .evpn: try skipEVPN(from: &c)
+        case .routeTargetMembership:
+            let length = try c.u8()
+            guard length == 0 || (length >= 32 && length <= 96) else { throw MalformedField("RT-Constraint prefix length \(length) not 0 or 32-96") }
+            _ = try c.sub((Int(length) + 7) >> 3)
+        case .flowSpec, .opaque:
+            _ = try read(layout, addPath: false, from: &c)
+        }
+    }
+
+    /// The label-stack walk of `readLabeled`, counting instead of collecting.
+    @inline(__always)
+    static func skipLabeled(ipv6: Bool, withRD: Bool, from c: inout RawCursor) throws(MalformedField) {
+        var bits = Int(try c.u8())
+        let fixedBits = withRD ? 64 : 0
+        guard bits >= 24 + fixedBits else { throw MalformedField("labeled NLRI too short: \(bits) bits") }
+        let first = try c.u24()
+        bits -= 24
+        if first & 1 == 0 && first != withdrawLabelEntry && first != 0 && bits - 24 >= fixedBits {
+            let afterFirst = c.position
+            var count = 1
+            var bottom = false
+            while bits - 24 >= fixedBits {
+                let entry = try c.u24()
+                bits -= 24
+                guard count < MPLSLabelStack.capacity else { throw MalformedField("label stack deeper than \(MPLSLabelStack.capacity)") }
+                count += 1
+                if entry & 1 == 1 {
+                    bottom = true
+                    break
+                }
+            }
+            if !bottom {
+                c.position = afterFirst
+                bits += 24 * (count - 1)
+            }
+        }
+        let prefixBits = bits - fixedBits
+        guard prefixBits <= (ipv6 ? 128 : 32) else { throw MalformedField("prefix length \(prefixBits) too long") }
+        _ = try c.sub(fixedBits / 8 + (prefixBits + 7) >> 3)
+    }
+
+    @inline(__always)
+    static func skipEVPN(from c: inout RawCursor) throws(MalformedField) {
+        let type = try c.u8()
+        let length = Int(try c.u8())
+        let b = try c.need(length)
+        func ipBytes(_ bits: UInt8) throws(MalformedField) -> Int {
+            switch bits {
+            case 32: return 4
+            case 128: return 16
+            default: throw MalformedField("IP address length \(bits) is neither 32 nor 128")
+            }
+        }
+        switch type {
+        case 1:
+            guard length == 25 else { throw MalformedField("EVPN type 1 length \(length), expected 25") }
+        case 2:
+            guard length >= 33 else { throw MalformedField("EVPN type 2 length \(length) too short") }
+            guard c.at8(b, 22) == 48 else { throw MalformedField("EVPN MAC length \(c.at8(b, 22)), expected 48") }
+            let ip = c.at8(b, 29) == 0 ? 0 : try ipBytes(c.at8(b, 29))
+            guard length == 33 + ip || length == 36 + ip else { throw MalformedField("EVPN type 2 length \(length) does not fit its fields") }
+        case 3:
+            guard length >= 13, length == 13 + (try ipBytes(c.at8(b, 12))) else { throw MalformedField("EVPN type 3 length \(length) does not fit its fields") }
+        case 4:
+            guard length >= 19, length == 19 + (try ipBytes(c.at8(b, 18))) else { throw MalformedField("EVPN type 4 length \(length) does not fit its fields") }
+        case 5:
+            guard length == 34 || length == 58 else { throw MalformedField("EVPN type 5 length \(length), expected 34 or 58") }
+            guard c.at8(b, 22) <= (length == 58 ? 128 : 32) else { throw MalformedField("EVPN type 5 prefix length \(c.at8(b, 22)) too long") }
+        default: break
+        }
+        c.position += length
+    }
+
     // MARK: Reading
 
     @inline(__always) @usableFromInline

@@ -105,9 +105,11 @@ public struct UpdateBuilder {
         finish: ((inout ByteBuffer, Int) -> Void)? = nil, prefix: (inout ByteBuffer) -> (Int, Int)?
     ) {
         let limit = context.maxMessageSize - reserve
-        var iterator = elements.makeIterator()
-        var pending = iterator.next()
-        while let first = pending {
+        // Elements are read in place through the array's buffer: copying each (a non-trivial enum)
+        // costs more than encoding it.
+        elements.withUnsafeBufferPointer { elements in
+        var next = 0
+        while next < elements.count {
             var buffer = ByteBufferAllocator().buffer(capacity: context.maxMessageSize)
             buffer.writeInteger(UInt64.max)
             buffer.writeInteger(UInt64.max)
@@ -115,21 +117,21 @@ public struct UpdateBuilder {
             buffer.writeInteger(BGPMessage.MessageType.update)
             let bodyStart = buffer.writerIndex
             let lengths = prefix(&buffer)
-            guard buffer.writerIndex + NLRICodec.encodedLength(first, addPath: addPath) <= limit else {
+            guard buffer.writerIndex + NLRICodec.encodedLength(elements[next], addPath: addPath) <= limit else {
                 // One NLRI larger than a message (a huge flowspec rule) cannot be sent: skip it.
-                pending = iterator.next()
+                next += 1
                 continue
             }
             // All the NLRI of one message in one pass over the buffer's free space.
             let room = limit - buffer.writerIndex
             buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: 0) { raw in
                 var w = RawWriter(raw.baseAddress!)
-                while let element = pending {
-                    let length = NLRICodec.encodedLength(element, addPath: addPath)
+                while next < elements.count {
+                    let length = NLRICodec.encodedLength(elements[next], addPath: addPath)
                     guard w.position + length <= room else { break }
-                    if addPath { w.u32(element.pathID ?? 0) }
-                    NLRICodec.write(element.nlri, to: &w)
-                    pending = iterator.next()
+                    if addPath { w.u32(elements[next].pathID ?? 0) }
+                    NLRICodec.write(elements[next].nlri, to: &w)
+                    next += 1
                 }
                 return w.position
             }
@@ -140,6 +142,7 @@ public struct UpdateBuilder {
             }
             buffer.setInteger(UInt16(buffer.writerIndex), at: 16)
             emit(buffer)
+        }
         }
     }
 }

@@ -98,7 +98,7 @@ public struct UpdateMessage: Hashable, Sendable {
         var attributes: [PathAttribute] = []
         var discarded: [DiscardedAttribute] = []
         var withdrawReason: String? = nil
-        var seen = Set<UInt8>()
+        var seen = AttributeTypeSet()
         attributeLoop: while attributeBytes.readableBytes > 0 {
             guard attributeBytes.readableBytes >= 3, let rawFlags = attributeBytes.readInteger(as: UInt8.self),
                 let type = attributeBytes.readInteger(as: UInt8.self)
@@ -169,6 +169,31 @@ public struct UpdateMessage: Hashable, Sendable {
             throw BGPDecodingError(.treatAsWithdraw(withdrawn: message.withdrawn + message.announced), reason)
         }
         return message
+    }
+
+    /// The attribute types seen so far: 256 bits, no hashing, no allocation.
+    struct AttributeTypeSet {
+        var words: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+
+        func contains(_ type: UInt8) -> Bool {
+            let bit = UInt64(1) << UInt64(type & 63)
+            switch type >> 6 {
+            case 0: return words.0 & bit != 0
+            case 1: return words.1 & bit != 0
+            case 2: return words.2 & bit != 0
+            default: return words.3 & bit != 0
+            }
+        }
+
+        mutating func insert(_ type: UInt8) {
+            let bit = UInt64(1) << UInt64(type & 63)
+            switch type >> 6 {
+            case 0: words.0 |= bit
+            case 1: words.1 |= bit
+            case 2: words.2 |= bit
+            default: words.3 |= bit
+            }
+        }
     }
 
     static func describe(_ error: any Error) -> String {

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The project's test command: installs what the tests need when it is missing, builds, runs every
+# test (unit, conformance over ../shared/vectors, tshark cross-check, tools), then a short fuzz smoke run.
+# Needs root for apt-get on a fresh machine. Environment: BAGPIPE_SHARED overrides ../shared.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+shared="${BAGPIPE_SHARED:-$(cd .. && pwd)/shared}"
+if [ ! -d "$shared/vectors" ]; then
+    echo "test.sh: the conformance vectors are not at $shared/vectors (set BAGPIPE_SHARED)" >&2
+    exit 2
+fi
+export BAGPIPE_SHARED="$shared"
+
+# Debian packages the tests use: tshark (Wireshark cross-check).
+missing=()
+command -v tshark >/dev/null 2>&1 || missing+=(tshark)
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "test.sh: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+swift build --build-tests
+swift test --skip-build --parallel
+
+# A short deterministic fuzz run keeps the fuzzer building and finding nothing (the long run is in BENCHMARKS.md).
+swift run --skip-build bgp-wire-fuzz --shared "$shared" --minutes 0.5 --seed "${BAGPIPE_FUZZ_SEED:-7}" --max-ms 200 --out .build/fuzz-out
