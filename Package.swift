@@ -8,6 +8,7 @@ let package = Package(
         // The wire-format library stands alone: other projects can import it.
         .library(name: "BGPWire", targets: ["BGPWire"]),
         .library(name: "BGPCapture", targets: ["BGPCapture"]),
+        .library(name: "BGPSession", targets: ["BGPSession"]),
         .executable(name: "bagpipe-bgp-decode", targets: ["bagpipe-bgp-decode"]),
         .executable(name: "bagpipe-bench", targets: ["bagpipe-bench"]),
         .executable(name: "bgp-wire-fuzz", targets: ["bgp-wire-fuzz"]),
@@ -15,11 +16,22 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.81.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
     ],
     targets: [
         .target(
             name: "BGPWire",
             dependencies: [.product(name: "NIOCore", package: "swift-nio")]
+        ),
+        // BGP sessions: the RFC 4271 state machine as a value, OPEN negotiation, NIO drivers.
+        .target(
+            name: "BGPSession",
+            dependencies: [
+                "BGPWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .target(
             name: "BGPCapture",
@@ -61,6 +73,10 @@ let package = Package(
             ],
             // Data the tests read from the source tree.
             exclude: ["Conformance/exceptions.jsonl", "Regressions"]
+        ),
+        .testTarget(
+            name: "BGPSessionTests",
+            dependencies: ["BGPSession", "BGPWire", .product(name: "NIOCore", package: "swift-nio")]
         ),
     ]
 )

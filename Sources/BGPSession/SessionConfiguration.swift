@@ -1,0 +1,72 @@
+import BGPWire
+
+/// What one BGP session is configured with (one peer).
+public struct SessionConfiguration: Hashable, Sendable {
+    public var localAS: UInt32
+    public var peerAS: UInt32
+    public var routerID: IPv4Address
+    /// Families to negotiate (multiprotocol capabilities sent).
+    public var families: [AddressFamily]
+    /// Proposed hold time in seconds; 0 disables keepalives. RFC 4271 §4.2: 0 or at least 3.
+    public var holdTime: UInt16
+    /// Connect to the peer (true), or only wait for it to connect (false).
+    public var active: Bool
+    /// RFC 4271 §8.1.1 DelayOpen: seconds to wait for the peer's OPEN before sending ours (0: off).
+    public var delayOpenTime: UInt16
+    /// First connect-retry interval; doubles after each failure up to `connectRetryMaximum`.
+    public var connectRetryTime: UInt16
+    public var connectRetryMaximum: UInt16
+    /// RFC 4724 graceful restart: restart time advertised (nil: capability not sent).
+    public var gracefulRestartTime: UInt16?
+    /// Send End-of-RIB and keep the restarting peer's routes (helper mode).
+    public var gracefulRestartRestarting: Bool
+    /// Families for which we accept RFC 7911 path identifiers.
+    public var addPathReceive: Set<AddressFamily>
+    /// Offer RFC 8654 extended messages.
+    public var extendedMessages: Bool
+    /// Offer RFC 2918 / RFC 7313 route refresh.
+    public var routeRefresh: Bool
+
+    public init(
+        localAS: UInt32, peerAS: UInt32, routerID: IPv4Address, families: [AddressFamily], holdTime: UInt16 = 90,
+        active: Bool = true, delayOpenTime: UInt16 = 0, connectRetryTime: UInt16 = 5, connectRetryMaximum: UInt16 = 120,
+        gracefulRestartTime: UInt16? = nil, gracefulRestartRestarting: Bool = false, addPathReceive: Set<AddressFamily> = [],
+        extendedMessages: Bool = true, routeRefresh: Bool = true
+    ) {
+        self.localAS = localAS
+        self.peerAS = peerAS
+        self.routerID = routerID
+        self.families = families
+        self.holdTime = holdTime
+        self.active = active
+        self.delayOpenTime = delayOpenTime
+        self.connectRetryTime = connectRetryTime
+        self.connectRetryMaximum = connectRetryMaximum
+        self.gracefulRestartTime = gracefulRestartTime
+        self.gracefulRestartRestarting = gracefulRestartRestarting
+        self.addPathReceive = addPathReceive
+        self.extendedMessages = extendedMessages
+        self.routeRefresh = routeRefresh
+    }
+
+    public var isInternal: Bool { localAS == peerAS }
+
+    /// The OPEN this configuration sends.
+    public var openMessage: OpenMessage {
+        var capabilities: [Capability] = families.map { .multiprotocol($0) }
+        if routeRefresh { capabilities += [.routeRefresh, .enhancedRouteRefresh] }
+        capabilities.append(.fourOctetAS(localAS))
+        if let time = gracefulRestartTime {
+            capabilities.append(
+                .gracefulRestart(
+                    GracefulRestartCapability(
+                        flags: gracefulRestartRestarting ? 0x8 : 0, restartTime: time,
+                        families: families.map { .init(family: $0, flags: 0) })))
+        }
+        if !addPathReceive.isEmpty {
+            capabilities.append(.addPath(families.filter { addPathReceive.contains($0) }.map { AddPathEntry(family: $0, mode: .receive) }))
+        }
+        if extendedMessages { capabilities.append(.extendedMessage) }
+        return OpenMessage(asn: localAS, holdTime: holdTime, bgpIdentifier: routerID, capabilities: capabilities)
+    }
+}

@@ -1,0 +1,346 @@
+import BGPWire
+
+/// RFC 4271 §8 finite state machine for one connection to one peer, as a value: events go in,
+/// actions come out, and it never does I/O or reads a clock. Timers are actions (arm, cancel) and
+/// their expiry is an event. The session driver carries the actions out.
+public struct SessionStateMachine: Sendable {
+    public enum State: String, Hashable, Sendable, CaseIterable {
+        case idle = "Idle"
+        case connect = "Connect"
+        case active = "Active"
+        case openSent = "OpenSent"
+        case openConfirm = "OpenConfirm"
+        case established = "Established"
+    }
+
+    public enum Timer: Hashable, Sendable {
+        case connectRetry, hold, keepalive, delayOpen
+        /// Between an error and the automatic restart (RFC 4271 §8.1.1 IdleHoldTimer), with backoff.
+        case idleHold
+    }
+
+    /// RFC 4271 §8.1 events (numbers in the comments).
+    public enum Event: Hashable, Sendable {
+        case manualStart  // 1 (4 when the configuration is passive)
+        case manualStop  // 2
+        case automaticStart  // 3 (5 when passive)
+        case automaticStop(NotificationMessage?)  // 8: e.g. maximum prefixes (Cease 6/1)
+        case timerExpired(Timer)  // 9, 10, 11, 12, 13
+        case tcpConnectionConfirmed  // 16/17: our connection came up, or we accepted theirs
+        case tcpConnectionFails  // 18
+        case openReceived(OpenMessage)  // 19, 20
+        case decodingError(BGPDecodingError)  // 21, 22, 28 (session-reset errors)
+        case openCollisionDump  // 23
+        case notificationReceived(NotificationMessage)  // 24, 25
+        case keepaliveReceived  // 26
+        case updateReceived(UpdateMessage)  // 27
+        /// An UPDATE that RFC 7606 turns into withdrawals: the session stays up.
+        case updateTreatedAsWithdraw([NLRIBlock], reason: String)
+        case routeRefreshReceived(RouteRefreshMessage)
+    }
+
+    public enum Action: Hashable, Sendable {
+        case connect
+        case closeConnection
+        case send(BGPMessage)
+        case armTimer(Timer, seconds: Double)
+        case cancelTimer(Timer)
+        /// The session reached Established with these parameters.
+        case established(NegotiatedSession)
+        /// The session left Established (or never got there): forget the peer's routes (or mark them
+        /// stale, under graceful restart).
+        case sessionDown(reason: String)
+        case deliverUpdate(UpdateMessage)
+        case deliverWithdrawals([NLRIBlock], reason: String)
+        case deliverRouteRefresh(RouteRefreshMessage)
+        case stateChanged(from: State, to: State, reason: String)
+    }
+
+    public let configuration: SessionConfiguration
+    public private(set) var state: State = .idle
+    public private(set) var connectRetryCounter = 0
+    public private(set) var negotiated: NegotiatedSession?
+    /// The last NOTIFICATION sent and received, for the looking glass.
+    public private(set) var lastNotificationSent: NotificationMessage?
+    public private(set) var lastNotificationReceived: NotificationMessage?
+    /// Stopped by the operator: no automatic restart.
+    public private(set) var administrativelyDown = true
+    private var delayOpenRunning = false
+    private var random: UInt64
+
+    /// RFC 4271 §8.2.2: the hold timer while waiting for the peer's OPEN ("a large value", 4 minutes).
+    public static let openHoldTime: Double = 240
+
+    public init(configuration: SessionConfiguration, randomSeed: UInt64 = 0x5EED) {
+        self.configuration = configuration
+        random = randomSeed
+    }
+
+    // MARK: Handling events
+
+    public mutating func handle(_ event: Event) -> [Action] {
+        var actions: [Action] = []
+        let before = state
+        var reason = ""
+        switch (state, event) {
+        // Starting: ignored everywhere but Idle.
+        case (.idle, .manualStart), (.idle, .automaticStart):
+            if case .manualStart = event { administrativelyDown = false }
+            if case .automaticStart = event, administrativelyDown { return [] }
+            connectRetryCounter = event == .manualStart ? 0 : connectRetryCounter
+            actions.append(.cancelTimer(.idleHold))
+            actions.append(.armTimer(.connectRetry, seconds: connectRetryInterval()))
+            if configuration.active {
+                actions.append(.connect)
+                state = .connect
+            } else {
+                state = .active
+            }
+            reason = event == .manualStart ? "started" : "restarting"
+        case (_, .manualStart), (_, .automaticStart):
+            return []
+
+        case (.idle, _):
+            // RFC 4271 §8.2.2 Idle: every other event is ignored; the idle-hold timer restarts us.
+            if case .timerExpired(.idleHold) = event { return handle(.automaticStart) }
+            return []
+
+        case (_, .manualStop):
+            administrativelyDown = true
+            connectRetryCounter = 0
+            if state == .openSent || state == .openConfirm || state == .established {
+                actions += sendNotification(NotificationMessage(code: .cease, subcode: NotificationMessage.CeaseSubcode.administrativeShutdown))
+            }
+            actions += tearDown(reason: "stopped by the operator", restart: false)
+            reason = "stopped by the operator"
+
+        case (_, .automaticStop(let notification)):
+            if state == .openSent || state == .openConfirm || state == .established {
+                actions += sendNotification(notification ?? NotificationMessage(code: .cease, subcode: 0))
+            }
+            connectRetryCounter += 1
+            reason = notification.map { "stopped: \($0)" } ?? "stopped"
+            actions += tearDown(reason: reason, restart: true)
+
+        // Connect and Active: waiting for a TCP connection (or, with DelayOpen, for the peer's OPEN).
+        case (.connect, .timerExpired(.connectRetry)):
+            actions += [.closeConnection, .cancelTimer(.delayOpen), .armTimer(.connectRetry, seconds: connectRetryInterval()), .connect]
+            delayOpenRunning = false
+            return actions
+        case (.active, .timerExpired(.connectRetry)):
+            if configuration.active {
+                actions += [.armTimer(.connectRetry, seconds: connectRetryInterval()), .connect]
+                state = .connect
+                reason = "connect-retry timer expired"
+            } else {
+                return [.armTimer(.connectRetry, seconds: connectRetryInterval())]
+            }
+        case (.connect, .tcpConnectionConfirmed), (.active, .tcpConnectionConfirmed):
+            actions.append(.cancelTimer(.connectRetry))
+            if configuration.delayOpenTime > 0 {
+                delayOpenRunning = true
+                actions.append(.armTimer(.delayOpen, seconds: Double(configuration.delayOpenTime)))
+                state = .active == state ? .active : .connect
+                return actions
+            }
+            actions += [.send(.open(configuration.openMessage)), .armTimer(.hold, seconds: Self.openHoldTime)]
+            state = .openSent
+            reason = "TCP connection up, OPEN sent"
+        case (.connect, .timerExpired(.delayOpen)), (.active, .timerExpired(.delayOpen)):
+            delayOpenRunning = false
+            actions += [.send(.open(configuration.openMessage)), .armTimer(.hold, seconds: Self.openHoldTime)]
+            state = .openSent
+            reason = "delay-open timer expired, OPEN sent"
+        case (.connect, .openReceived(let open)) where delayOpenRunning, (.active, .openReceived(let open)) where delayOpenRunning:
+            delayOpenRunning = false
+            actions += [.cancelTimer(.connectRetry), .cancelTimer(.delayOpen), .send(.open(configuration.openMessage))]
+            actions += acceptOpen(open, reason: &reason)
+        case (.connect, .tcpConnectionFails) where delayOpenRunning:
+            delayOpenRunning = false
+            actions += [.closeConnection, .cancelTimer(.delayOpen), .armTimer(.connectRetry, seconds: connectRetryInterval())]
+            state = .active
+            reason = "TCP connection failed"
+        case (.connect, .tcpConnectionFails):
+            actions += [.closeConnection, .cancelTimer(.connectRetry)]
+            state = .active
+            actions.append(.armTimer(.connectRetry, seconds: connectRetryInterval()))
+            reason = "TCP connection failed"
+        case (.active, .tcpConnectionFails):
+            connectRetryCounter += 1
+            delayOpenRunning = false
+            reason = "TCP connection failed"
+            actions += [.cancelTimer(.delayOpen)] + tearDown(reason: reason, restart: true)
+        case (.connect, .notificationReceived(let n)), (.active, .notificationReceived(let n)):
+            lastNotificationReceived = n
+            // RFC 4271 §8.2.2 event 24: a version error during DelayOpen does not count as a failure.
+            if !(delayOpenRunning && n.code == .openMessageError && n.subcode == ErrorSubcode.unsupportedVersion) { connectRetryCounter += 1 }
+            reason = "NOTIFICATION received: \(n)"
+            actions += tearDown(reason: reason, restart: true)
+        case (.connect, .decodingError(let error)), (.active, .decodingError(let error)):
+            actions += resetFor(error, reason: &reason)
+        case (.connect, _), (.active, _):
+            connectRetryCounter += 1
+            reason = "unexpected \(Self.name(event)) in \(state.rawValue)"
+            actions += tearDown(reason: reason, restart: true)
+
+        // OpenSent: our OPEN is out, waiting for theirs.
+        case (.openSent, .openReceived(let open)):
+            actions += acceptOpen(open, reason: &reason)
+        case (.openSent, .tcpConnectionFails):
+            actions += [.closeConnection, .cancelTimer(.hold), .armTimer(.connectRetry, seconds: connectRetryInterval())]
+            state = .active
+            reason = "TCP connection failed in OpenSent"
+
+        // OpenConfirm: OPENs exchanged, waiting for the first KEEPALIVE.
+        case (.openConfirm, .keepaliveReceived):
+            guard let negotiated else { return [] }
+            if negotiated.holdTime > 0 { actions.append(.armTimer(.hold, seconds: Double(negotiated.holdTime))) }
+            actions.append(.established(negotiated))
+            state = .established
+            connectRetryCounter = 0
+            reason = "KEEPALIVE received"
+        case (.openConfirm, .timerExpired(.keepalive)), (.established, .timerExpired(.keepalive)):
+            guard let negotiated, negotiated.keepaliveInterval > 0 else { return [] }
+            return [.send(.keepalive), .armTimer(.keepalive, seconds: Double(negotiated.keepaliveInterval))]
+
+        // Established.
+        case (.established, .keepaliveReceived):
+            return restartHoldTimer()
+        case (.established, .updateReceived(let update)):
+            return restartHoldTimer() + [.deliverUpdate(update)]
+        case (.established, .updateTreatedAsWithdraw(let blocks, let why)):
+            return restartHoldTimer() + [.deliverWithdrawals(blocks, reason: why)]
+        case (.established, .routeRefreshReceived(let refresh)):
+            return restartHoldTimer() + [.deliverRouteRefresh(refresh)]
+
+        // Errors common to OpenSent, OpenConfirm and Established.
+        case (_, .timerExpired(.hold)):
+            connectRetryCounter += 1
+            reason = "hold timer expired"
+            actions += sendNotification(NotificationMessage(code: .holdTimerExpired, subcode: 0)) + tearDown(reason: reason, restart: true)
+        case (_, .openCollisionDump):
+            connectRetryCounter += 1
+            reason = "connection collision: the other connection is kept"
+            actions += sendNotification(NotificationMessage(code: .cease, subcode: NotificationMessage.CeaseSubcode.connectionCollisionResolution))
+            actions += tearDown(reason: reason, restart: false)
+        case (_, .notificationReceived(let n)):
+            lastNotificationReceived = n
+            if !(n.code == .openMessageError && n.subcode == ErrorSubcode.unsupportedVersion) { connectRetryCounter += 1 }
+            reason = "NOTIFICATION received: \(n)"
+            actions += tearDown(reason: reason, restart: true)
+        case (_, .tcpConnectionFails):
+            connectRetryCounter += 1
+            reason = "TCP connection lost"
+            actions += tearDown(reason: reason, restart: true)
+        case (_, .decodingError(let error)):
+            actions += resetFor(error, reason: &reason)
+        default:
+            // RFC 4271 §8.2.2 with RFC 6608 subcodes: an event the state does not expect is an FSM error.
+            let subcode: UInt8 = state == .openSent ? 1 : (state == .openConfirm ? 2 : 3)
+            connectRetryCounter += 1
+            reason = "unexpected \(Self.name(event)) in \(state.rawValue)"
+            actions += sendNotification(NotificationMessage(code: .finiteStateMachineError, subcode: subcode)) + tearDown(reason: reason, restart: true)
+        }
+        if state != before { actions.append(.stateChanged(from: before, to: state, reason: reason)) }
+        return actions
+    }
+
+    // MARK: Helpers
+
+    /// Validates the peer's OPEN; on success sends KEEPALIVE and moves to OpenConfirm.
+    private mutating func acceptOpen(_ open: OpenMessage, reason: inout String) -> [Action] {
+        switch Negotiation.negotiate(local: configuration, peer: open) {
+        case .failure(let rejection):
+            let notification = rejection.notification
+            connectRetryCounter += 1
+            reason = "OPEN refused: \(notification)"
+            return sendNotification(notification) + tearDown(reason: reason, restart: true)
+        case .success(let session):
+            negotiated = session
+            state = .openConfirm
+            reason = "OPEN received, hold time \(session.holdTime) s"
+            var actions: [Action] = [.cancelTimer(.connectRetry), .send(.keepalive)]
+            if session.holdTime > 0 {
+                actions += [.armTimer(.keepalive, seconds: Double(session.keepaliveInterval)), .armTimer(.hold, seconds: Double(session.holdTime))]
+            } else {
+                actions += [.cancelTimer(.keepalive), .cancelTimer(.hold)]
+            }
+            return actions
+        }
+    }
+
+    private func restartHoldTimer() -> [Action] {
+        guard let negotiated, negotiated.holdTime > 0 else { return [] }
+        return [.armTimer(.hold, seconds: Double(negotiated.holdTime))]
+    }
+
+    private mutating func sendNotification(_ notification: NotificationMessage) -> [Action] {
+        lastNotificationSent = notification
+        return [.send(.notification(notification))]
+    }
+
+    /// A message that RFC 4271 / RFC 7606 answer with a session reset.
+    private mutating func resetFor(_ error: BGPDecodingError, reason: inout String) -> [Action] {
+        connectRetryCounter += 1
+        reason = "malformed message: \(error.reason)"
+        var actions: [Action] = []
+        if case .sessionReset(let notification) = error.handling { actions += sendNotification(notification) }
+        return actions + tearDown(reason: reason, restart: true)
+    }
+
+    /// Close the connection, stop every timer, drop the routes, go Idle; restart after the backoff.
+    private mutating func tearDown(reason: String, restart: Bool) -> [Action] {
+        let wasUp = state == .established
+        state = .idle
+        negotiated = nil
+        delayOpenRunning = false
+        var actions: [Action] = [
+            .closeConnection, .cancelTimer(.connectRetry), .cancelTimer(.hold), .cancelTimer(.keepalive), .cancelTimer(.delayOpen),
+        ]
+        if wasUp { actions.append(.sessionDown(reason: reason)) }
+        if restart && !administrativelyDown { actions.append(.armTimer(.idleHold, seconds: connectRetryInterval())) }
+        return actions
+    }
+
+    /// Exponential backoff with jitter (RFC 4271 §10: jitter between 0.75 and 1): the base interval
+    /// doubled for each consecutive failure, capped at the maximum.
+    private mutating func connectRetryInterval() -> Double {
+        let base = Double(configuration.connectRetryTime)
+        let doubled = base * Double(1 << min(connectRetryCounter, 16))
+        let capped = min(doubled, Double(max(configuration.connectRetryMaximum, configuration.connectRetryTime)))
+        random &+= 0x9E37_79B9_7F4A_7C15
+        var z = random
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        z ^= z >> 31
+        let jitter = 0.75 + 0.25 * Double(z >> 11) / Double(1 << 53)
+        return capped * jitter
+    }
+
+    static func name(_ event: Event) -> String {
+        switch event {
+        case .manualStart: "ManualStart"
+        case .manualStop: "ManualStop"
+        case .automaticStart: "AutomaticStart"
+        case .automaticStop: "AutomaticStop"
+        case .timerExpired(let t): "\(t) timer expiry"
+        case .tcpConnectionConfirmed: "TCP connection"
+        case .tcpConnectionFails: "TCP failure"
+        case .openReceived: "OPEN"
+        case .decodingError: "malformed message"
+        case .openCollisionDump: "collision dump"
+        case .notificationReceived: "NOTIFICATION"
+        case .keepaliveReceived: "KEEPALIVE"
+        case .updateReceived, .updateTreatedAsWithdraw: "UPDATE"
+        case .routeRefreshReceived: "ROUTE-REFRESH"
+        }
+    }
+}
+
+extension SessionStateMachine {
+    /// RFC 4271 §6.8 connection collision: which connection survives when both sides connected.
+    /// The one opened by the speaker with the higher BGP identifier is kept.
+    public static func keepsOutgoingConnection(localID: IPv4Address, remoteID: IPv4Address) -> Bool {
+        localID.value > remoteID.value
+    }
+}
