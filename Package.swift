@@ -76,7 +76,12 @@ let package = Package(
         ),
         .testTarget(
             name: "BGPSessionTests",
-            dependencies: ["BGPSession", "BGPWire", .product(name: "NIOCore", package: "swift-nio")]
+            dependencies: [
+                "BGPSession", "BGPWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]
         ),
     ]
 )

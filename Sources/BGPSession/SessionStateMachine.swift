@@ -22,6 +22,8 @@ public struct SessionStateMachine: Sendable {
     /// RFC 4271 §8.1 events (numbers in the comments).
     public enum Event: Hashable, Sendable {
         case manualStart  // 1 (4 when the configuration is passive)
+        /// 4/5: start listening only, whatever the configuration (used to adopt the peer's connection).
+        case passiveStart
         case manualStop  // 2
         case automaticStart  // 3 (5 when passive)
         case automaticStop(NotificationMessage?)  // 8: e.g. maximum prefixes (Cease 6/1)
@@ -97,7 +99,12 @@ public struct SessionStateMachine: Sendable {
                 state = .active
             }
             reason = event == .manualStart ? "started" : "restarting"
-        case (_, .manualStart), (_, .automaticStart):
+        case (.idle, .passiveStart):
+            administrativelyDown = false
+            actions += [.cancelTimer(.idleHold), .armTimer(.connectRetry, seconds: connectRetryInterval())]
+            state = .active
+            reason = "waiting for the peer's connection"
+        case (_, .manualStart), (_, .automaticStart), (_, .passiveStart):
             return []
 
         case (.idle, _):
@@ -320,6 +327,7 @@ public struct SessionStateMachine: Sendable {
     static func name(_ event: Event) -> String {
         switch event {
         case .manualStart: "ManualStart"
+        case .passiveStart: "PassiveStart"
         case .manualStop: "ManualStop"
         case .automaticStart: "AutomaticStart"
         case .automaticStop: "AutomaticStop"

@@ -1,0 +1,351 @@
+import BGPWire
+import Logging
+import NIOCore
+import NIOPosix
+
+/// Splits a TCP stream into BGP messages. Framing accepts up to 65535 bytes; the negotiated size is
+/// enforced when each message is decoded.
+struct BGPFrameDecoder: ByteToMessageDecoder {
+    typealias InboundOut = ByteBuffer
+
+    mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+        guard let length = try BGPMessage.nextMessageLength(in: buffer, context: WireContext(maxMessageSize: WireContext.maximumExtendedMessageSize)),
+            let frame = buffer.readSlice(length: length)
+        else { return .needMoreData }
+        context.fireChannelRead(wrapInboundOut(frame))
+        return .continue
+    }
+}
+
+/// Feeds one connection's bytes and events to its peer. A peer ignores events from connections it has
+/// closed (they carry an old id).
+final class BGPConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+    let peer: BGPPeer
+    let connection: Int
+
+    init(peer: BGPPeer, connection: Int) {
+        self.peer = peer
+        self.connection = connection
+    }
+
+    // The channel may live on another event loop than the peer: every call hops to the peer's loop,
+    // in order.
+    func channelActive(context: ChannelHandlerContext) {
+        let (peer, connection) = (self.peer, self.connection)
+        peer.eventLoop.execute { peer.connectionUp(connection) }
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let (peer, connection) = (self.peer, self.connection)
+        let frame = unwrapInboundIn(data)
+        peer.eventLoop.execute { peer.received(frame, connection: connection) }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        let (peer, connection) = (self.peer, self.connection)
+        peer.eventLoop.execute { peer.connectionLost(connection, reason: "connection closed by the peer") }
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        let (peer, connection) = (self.peer, self.connection)
+        if let decoding = error as? BGPDecodingError {
+            peer.eventLoop.execute { peer.malformed(decoding, connection: connection) }
+        } else {
+            let reason = "\(error)"
+            peer.eventLoop.execute { peer.connectionLost(connection, reason: reason) }
+        }
+        context.close(promise: nil)
+    }
+}
+
+/// Counters and state for the looking glass and metrics.
+public struct PeerStatistics: Hashable, Sendable {
+    public var state: SessionStateMachine.State = .idle
+    public var lastStateChange: NIODeadline = .now()
+    public var establishedSince: NIODeadline?
+    public var messagesReceived: [String: Int] = [:]
+    public var messagesSent: [String: Int] = [:]
+    public var lastNotificationSent: NotificationMessage?
+    public var lastNotificationReceived: NotificationMessage?
+    public var lastDownReason: String?
+}
+
+/// One configured peer: the RFC 4271 state machine plus the I/O that carries out its actions.
+/// Everything runs on the peer's event loop.
+public final class BGPPeer: @unchecked Sendable {
+    public let remoteAddress: String
+    public let remotePort: Int
+    public let localAddress: String?
+    public let eventLoop: any EventLoop
+    public let logger: Logger
+
+    /// Called on the event loop. Set them before `start()`.
+    public var onEstablished: (NegotiatedSession) -> Void = { _ in }
+    public var onUpdate: (UpdateMessage) -> Void = { _ in }
+    public var onWithdrawals: ([NLRIBlock], String) -> Void = { _, _ in }
+    public var onRouteRefresh: (RouteRefreshMessage) -> Void = { _ in }
+    public var onDown: (String) -> Void = { _ in }
+    public var onStateChange: (SessionStateMachine.State) -> Void = { _ in }
+
+    private var machine: SessionStateMachine
+    private var channel: (any Channel)?
+    private var connectionID = 0
+    private var timers: [SessionStateMachine.Timer: Scheduled<Void>] = [:]
+    private var statistics = PeerStatistics()
+
+    public init(
+        configuration: SessionConfiguration, remoteAddress: String, remotePort: Int = 179, localAddress: String? = nil,
+        eventLoop: any EventLoop, logger: Logger? = nil
+    ) {
+        machine = SessionStateMachine(configuration: configuration, randomSeed: UInt64.random(in: 0...UInt64.max))
+        self.remoteAddress = remoteAddress
+        self.remotePort = remotePort
+        self.localAddress = localAddress
+        self.eventLoop = eventLoop
+        var log = logger ?? Logger(label: "bagpipe.bgp.peer")
+        log[metadataKey: "peer"] = "\(remoteAddress)"
+        self.logger = log
+    }
+
+    public var configuration: SessionConfiguration { machine.configuration }
+
+    // MARK: Control (any thread)
+
+    public func start() { eventLoop.execute { self.handle(.manualStart) } }
+    public func stop() { eventLoop.execute { self.handle(.manualStop) } }
+
+    /// Stops with a Cease (RFC 4486), e.g. maximum prefixes reached; the session restarts after backoff.
+    public func stop(notification: NotificationMessage) { eventLoop.execute { self.handle(.automaticStop(notification)) } }
+
+    public func state() -> EventLoopFuture<SessionStateMachine.State> { eventLoop.submit { self.machine.state } }
+
+    public func currentStatistics() -> EventLoopFuture<PeerStatistics> {
+        eventLoop.submit {
+            var s = self.statistics
+            s.state = self.machine.state
+            s.lastNotificationSent = self.machine.lastNotificationSent
+            s.lastNotificationReceived = self.machine.lastNotificationReceived
+            return s
+        }
+    }
+
+    /// Sends encoded UPDATEs when Established. The returned future completes when they are flushed,
+    /// which is what lets a sender apply back-pressure.
+    public func send(updates: [ByteBuffer]) -> EventLoopFuture<Void> {
+        eventLoop.flatSubmit {
+            guard self.machine.state == .established, let channel = self.channel else {
+                return self.eventLoop.makeFailedFuture(PeerNotEstablished())
+            }
+            self.statistics.messagesSent["update", default: 0] += updates.count
+            for update in updates.dropLast() { channel.write(update, promise: nil) }
+            return updates.last.map { channel.writeAndFlush($0) } ?? self.eventLoop.makeSucceededVoidFuture()
+        }
+    }
+
+    /// The negotiated session parameters, when Established.
+    public func negotiated() -> EventLoopFuture<NegotiatedSession?> { eventLoop.submit { self.machine.negotiated } }
+
+    // MARK: Connections (event loop)
+
+    /// A connection the listener accepted from this peer's address.
+    func accepted(_ channel: any Channel) {
+        eventLoop.assertInEventLoop()
+        switch machine.state {
+        case .connect, .active:
+            // Our own attempt is dropped in favour of the peer's (RFC 4271 §8.2.2, events 14/17).
+            self.channel?.close(promise: nil)
+            adopt(channel)
+            handle(.tcpConnectionConfirmed)
+        case .openConfirm:
+            // RFC 4271 §6.8: both connections exist; keep the one opened by the higher identifier.
+            if let remoteID = machine.negotiated?.peerRouterID, !SessionStateMachine.keepsOutgoingConnection(localID: configuration.routerID, remoteID: remoteID) {
+                handle(.openCollisionDump)
+                adopt(channel)
+                handle(.passiveStart)
+                handle(.tcpConnectionConfirmed)
+            } else {
+                logger.info("connection collision: keeping our connection, closing the peer's")
+                channel.close(promise: nil)
+            }
+        default:
+            logger.info("connection from the peer while \(machine.state.rawValue): closed")
+            channel.close(promise: nil)
+        }
+    }
+
+    /// Takes an accepted connection (accepted with reading paused, so nothing is lost before the
+    /// handlers are in place).
+    private func adopt(_ channel: any Channel) {
+        connectionID += 1
+        self.channel = channel
+        let handler = BGPConnectionHandler(peer: self, connection: connectionID)
+        channel.pipeline.addHandlers([ByteToMessageHandler(BGPFrameDecoder()), handler]).whenSuccess {
+            channel.setOption(.autoRead, value: true).whenComplete { _ in channel.read() }
+        }
+    }
+
+    private func connect() {
+        connectionID += 1
+        let id = connectionID
+        var bootstrap = ClientBootstrap(group: eventLoop)
+            .channelOption(.socketOption(.so_reuseaddr), value: 1)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .connectTimeout(.seconds(Int64(max(configuration.connectRetryTime, 3))))
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandlers([ByteToMessageHandler(BGPFrameDecoder()), BGPConnectionHandler(peer: self, connection: id)])
+                }
+            }
+        if let localAddress {
+            guard let source = try? SocketAddress(ipAddress: localAddress, port: 0) else {
+                logger.error("local address \(localAddress) is not an IP address")
+                eventLoop.execute { self.connectionLost(id, reason: "bad local address") }
+                return
+            }
+            bootstrap = bootstrap.bind(to: source)
+        }
+        bootstrap.connect(host: remoteAddress, port: remotePort).whenComplete { result in
+            switch result {
+            case .success(let channel):
+                if id == self.connectionID { self.channel = channel } else { channel.close(promise: nil) }
+            case .failure(let error):
+                self.connectionLost(id, reason: "connect failed: \(error)")
+            }
+        }
+    }
+
+    func connectionUp(_ id: Int) {
+        guard id == connectionID else { return }
+        // Outgoing connections: the handler's channelActive is the "TCP connection confirmed" event.
+        if machine.state == .connect || machine.state == .active { handle(.tcpConnectionConfirmed) }
+    }
+
+    func connectionLost(_ id: Int, reason: String) {
+        guard id == connectionID, machine.state != .idle || channel != nil else { return }
+        channel = nil
+        logger.debug("connection lost: \(reason)")
+        handle(.tcpConnectionFails)
+    }
+
+    func malformed(_ error: BGPDecodingError, connection id: Int) {
+        guard id == connectionID else { return }
+        handle(.decodingError(error))
+    }
+
+    func received(_ frame: ByteBuffer, connection id: Int) {
+        guard id == connectionID else { return }
+        let context = machine.negotiated?.receiveContext ?? WireContext(externalPeer: !configuration.isInternal)
+        let message: BGPMessage
+        do {
+            message = try BGPMessage.decode(frame, context: context)
+        } catch {
+            if case .treatAsWithdraw(let blocks) = error.handling {
+                statistics.messagesReceived["update", default: 0] += 1
+                logger.warning("UPDATE treated as withdraw (RFC 7606): \(error.reason)")
+                handle(.updateTreatedAsWithdraw(blocks, reason: error.reason))
+            } else {
+                handle(.decodingError(error))
+            }
+            return
+        }
+        statistics.messagesReceived[message.typeName, default: 0] += 1
+        switch message {
+        case .open(let open): handle(.openReceived(open))
+        case .keepalive: handle(.keepaliveReceived)
+        case .update(let update):
+            for discarded in update.discardedAttributes { logger.warning("attribute \(discarded.typeCode) discarded (RFC 7606): \(discarded.reason)") }
+            handle(.updateReceived(update))
+        case .notification(let n):
+            logger.warning("NOTIFICATION received: \(n)")
+            handle(.notificationReceived(n))
+        case .routeRefresh(let r): handle(.routeRefreshReceived(r))
+        }
+    }
+
+    // MARK: Carrying out actions
+
+    private func handle(_ event: SessionStateMachine.Event) {
+        eventLoop.assertInEventLoop()
+        for action in machine.handle(event) { perform(action) }
+    }
+
+    private func perform(_ action: SessionStateMachine.Action) {
+        switch action {
+        case .connect: connect()
+        case .closeConnection:
+            connectionID += 1  // events of the closed connection are stale from now on
+            channel?.close(promise: nil)
+            channel = nil
+        case .send(let message):
+            guard let channel else { return }
+            statistics.messagesSent[message.typeName, default: 0] += 1
+            let context = machine.negotiated?.sendContext ?? .standard
+            if case .notification(let n) = message { logger.warning("NOTIFICATION sent: \(n)") }
+            channel.writeAndFlush(message.encoded(context: context), promise: nil)
+        case .armTimer(let timer, let seconds):
+            timers[timer]?.cancel()
+            timers[timer] = eventLoop.scheduleTask(in: .nanoseconds(Int64(seconds * 1e9))) { [weak self] in
+                self?.timers[timer] = nil
+                self?.handle(.timerExpired(timer))
+            }
+        case .cancelTimer(let timer):
+            timers[timer]?.cancel()
+            timers[timer] = nil
+        case .established(let session):
+            statistics.establishedSince = .now()
+            logger.notice(
+                "session established: AS \(session.peerAS), router id \(session.peerRouterID), hold time \(session.holdTime) s, families \(session.families.map(\.description).joined(separator: " "))")
+            onEstablished(session)
+        case .sessionDown(let reason):
+            statistics.establishedSince = nil
+            statistics.lastDownReason = reason
+            onDown(reason)
+        case .deliverUpdate(let update): onUpdate(update)
+        case .deliverWithdrawals(let blocks, let reason): onWithdrawals(blocks, reason)
+        case .deliverRouteRefresh(let refresh): onRouteRefresh(refresh)
+        case .stateChanged(let from, let to, let reason):
+            statistics.state = to
+            statistics.lastStateChange = .now()
+            logger.info("\(from.rawValue) -> \(to.rawValue): \(reason)")
+            onStateChange(to)
+        }
+    }
+}
+
+public struct PeerNotEstablished: Error, CustomStringConvertible {
+    public var description: String { "the session is not established" }
+}
+
+/// Listens for BGP connections and hands each to its configured peer; others are closed and logged.
+public final class BGPListener: Sendable {
+    public let channel: any Channel
+
+    public static func listen(
+        host: String, port: Int, group: any EventLoopGroup, peers: [String: BGPPeer], logger: Logger = Logger(label: "bagpipe.bgp.listener")
+    ) -> EventLoopFuture<BGPListener> {
+        ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.autoRead, value: false)
+            .childChannelInitializer { channel in
+                let address = channel.remoteAddress?.ipAddress ?? "?"
+                guard let peer = peers[address] else {
+                    logger.warning("connection from \(address), which is not a configured peer: closed")
+                    return channel.close()
+                }
+                peer.eventLoop.execute { peer.accepted(channel) }
+                return channel.eventLoop.makeSucceededVoidFuture()
+            }
+            .bind(host: host, port: port)
+            .map { BGPListener(channel: $0) }
+    }
+
+    init(channel: any Channel) { self.channel = channel }
+
+    public var port: Int? { channel.localAddress?.port }
+
+    public func close() -> EventLoopFuture<Void> { channel.close() }
+}
