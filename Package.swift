@@ -30,6 +30,7 @@ let package = Package(
                 "BGPWire",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -40,7 +41,9 @@ let package = Package(
         .executableTarget(
             name: "bagpipe-bgp-decode",
             dependencies: [
-                "BGPWire", "BGPCapture",
+                "BGPWire", "BGPCapture", "BGPSession",
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]

@@ -12,9 +12,10 @@ if [ ! -d "$shared/vectors" ]; then
 fi
 export BAGPIPE_SHARED="$shared"
 
-# Debian packages the tests use: tshark (Wireshark cross-check).
+# Debian packages the tests use: tshark (Wireshark cross-check), gobgpd (interop peer).
 missing=()
 command -v tshark >/dev/null 2>&1 || missing+=(tshark)
+command -v gobgpd >/dev/null 2>&1 || missing+=(gobgpd)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "test.sh: installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive

@@ -1,5 +1,6 @@
 import BGPWire
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 
@@ -92,7 +93,9 @@ public final class BGPPeer: @unchecked Sendable {
 
     private var machine: SessionStateMachine
     private var channel: (any Channel)?
+    /// The connection whose events count; others are stale. Ids come from `reserveConnectionID`.
     private var connectionID = 0
+    private let connectionIDs = NIOLockedValueBox(0)
     private var timers: [SessionStateMachine.Timer: Scheduled<Void>] = [:]
     private var statistics = PeerStatistics()
 
@@ -150,20 +153,30 @@ public final class BGPPeer: @unchecked Sendable {
 
     // MARK: Connections (event loop)
 
-    /// A connection the listener accepted from this peer's address.
-    func accepted(_ channel: any Channel) {
+    /// A fresh connection id (any thread).
+    func reserveConnectionID() -> Int { connectionIDs.withLockedValue { $0 += 1; return $0 } }
+
+    /// Handlers for a connection, installed when it is created so that no byte is missed; they report
+    /// to this peer under `id`.
+    func handlers(connection id: Int) -> [any ChannelHandler] {
+        [ByteToMessageHandler(BGPFrameDecoder()), BGPConnectionHandler(peer: self, connection: id)]
+    }
+
+    /// A connection the listener accepted from this peer's address. Its handlers are in place and its
+    /// events queue behind this call on the peer's loop.
+    func accepted(_ channel: any Channel, connection id: Int) {
         eventLoop.assertInEventLoop()
         switch machine.state {
         case .connect, .active:
             // Our own attempt is dropped in favour of the peer's (RFC 4271 §8.2.2, events 14/17).
             self.channel?.close(promise: nil)
-            adopt(channel)
+            adopt(channel, connection: id)
             handle(.tcpConnectionConfirmed)
         case .openConfirm:
             // RFC 4271 §6.8: both connections exist; keep the one opened by the higher identifier.
             if let remoteID = machine.negotiated?.peerRouterID, !SessionStateMachine.keepsOutgoingConnection(localID: configuration.routerID, remoteID: remoteID) {
                 handle(.openCollisionDump)
-                adopt(channel)
+                adopt(channel, connection: id)
                 handle(.passiveStart)
                 handle(.tcpConnectionConfirmed)
             } else {
@@ -176,28 +189,20 @@ public final class BGPPeer: @unchecked Sendable {
         }
     }
 
-    /// Takes an accepted connection (accepted with reading paused, so nothing is lost before the
-    /// handlers are in place).
-    private func adopt(_ channel: any Channel) {
-        connectionID += 1
+    private func adopt(_ channel: any Channel, connection id: Int) {
+        connectionID = id
         self.channel = channel
-        let handler = BGPConnectionHandler(peer: self, connection: connectionID)
-        channel.pipeline.addHandlers([ByteToMessageHandler(BGPFrameDecoder()), handler]).whenSuccess {
-            channel.setOption(.autoRead, value: true).whenComplete { _ in channel.read() }
-        }
     }
 
     private func connect() {
-        connectionID += 1
-        let id = connectionID
+        let id = reserveConnectionID()
+        connectionID = id
         var bootstrap = ClientBootstrap(group: eventLoop)
             .channelOption(.socketOption(.so_reuseaddr), value: 1)
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .connectTimeout(.seconds(Int64(max(configuration.connectRetryTime, 3))))
             .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandlers([ByteToMessageHandler(BGPFrameDecoder()), BGPConnectionHandler(peer: self, connection: id)])
-                }
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandlers(self.handlers(connection: id)) }
             }
         if let localAddress {
             guard let source = try? SocketAddress(ipAddress: localAddress, port: 0) else {
@@ -276,7 +281,7 @@ public final class BGPPeer: @unchecked Sendable {
         switch action {
         case .connect: connect()
         case .closeConnection:
-            connectionID += 1  // events of the closed connection are stale from now on
+            connectionID = 0  // events of the closed connection are stale from now on
             channel?.close(promise: nil)
             channel = nil
         case .send(let message):
@@ -329,15 +334,17 @@ public final class BGPListener: Sendable {
         ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
-            .childChannelOption(.autoRead, value: false)
             .childChannelInitializer { channel in
                 let address = channel.remoteAddress?.ipAddress ?? "?"
                 guard let peer = peers[address] else {
                     logger.warning("connection from \(address), which is not a configured peer: closed")
                     return channel.close()
                 }
-                peer.eventLoop.execute { peer.accepted(channel) }
-                return channel.eventLoop.makeSucceededVoidFuture()
+                let id = peer.reserveConnectionID()
+                return channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandlers(peer.handlers(connection: id))
+                    peer.eventLoop.execute { peer.accepted(channel, connection: id) }
+                }
             }
             .bind(host: host, port: port)
             .map { BGPListener(channel: $0) }

@@ -143,7 +143,8 @@ extension PathAttribute {
 }
 
 extension NLRIBlock {
-    func json(nextHop: NextHop? = nil) -> JSONValue {
+    /// `{family, next_hop?, nlri: [...]}` (or `opaque` hex for a family not modeled).
+    public func json(nextHop: NextHop? = nil) -> JSONValue {
         var f: [(String, JSONValue)] = [("family", .string(family.description))]
         if let nextHop { f += nextHopJSON(nextHop) }
         if isOpaque {

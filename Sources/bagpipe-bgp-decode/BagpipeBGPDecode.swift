@@ -29,6 +29,12 @@ struct BagpipeBGPDecode: ParsableCommand {
               bagpipe-bgp-decode capture.pcapng
               echo FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF001304 | bagpipe-bgp-decode
               bagpipe-bgp-decode --no-asn4 --add-path ipv4-unicast updates.hex
+
+            With --connect, it opens a BGP session to a peer instead and prints each UPDATE it receives
+            (and "established" / "down" records). When RT-Constraint is negotiated it announces the default
+            RT-Constraint route so that the peer sends every VPN route it has:
+              bagpipe-bgp-decode --connect 192.0.2.1 --as 64512 --router-id 192.0.2.9 \\
+                  --family ipv4-vpn --family l2vpn-evpn --family rtc --duration 30
             """
     )
 
@@ -56,10 +62,25 @@ struct BagpipeBGPDecode: ParsableCommand {
     @Flag(help: "Add the message's hex to each output object.")
     var withHex = false
 
+    @Option(help: ArgumentHelp("Open a BGP session to this peer (ADDRESS or ADDRESS:PORT) and print what it sends.", valueName: "peer"))
+    var connect: String?
+
+    @Option(name: .customLong("as"), help: "With --connect: our AS number.") var localAS: UInt32 = 64512
+    @Option(help: "With --connect: the peer's AS number (default: ours, iBGP).") var peerAS: UInt32?
+    @Option(help: "With --connect: our BGP identifier.") var routerID = "192.0.2.254"
+    @Option(help: "With --connect: the source address of the connection.") var localAddress: String?
+    @Option(name: .customLong("family"), help: "With --connect: a family to negotiate (repeatable; default ipv4-vpn, l2vpn-evpn, rtc).")
+    var families: [String] = []
+    @Option(help: "With --connect: hold time to propose.") var holdTime: UInt16 = 90
+    @Option(help: "With --connect: stop after this many seconds.") var duration: Double = 30
+    @Option(help: "With --connect: stop after this many UPDATEs (0: no limit).") var count = 0
+    @Flag(help: "With --connect: do not announce the RT-Constraint default route.") var noRtcDefault = false
+
     func validate() throws {
-        for name in addPath where AddressFamily(name: name) == nil {
-            throw ValidationError("unknown family '\(name)' for --add-path")
+        for name in addPath + families where AddressFamily(name: name) == nil {
+            throw ValidationError("unknown family '\(name)'")
         }
+        if connect != nil && IPv4Address(routerID) == nil { throw ValidationError("--router-id must be an IPv4 address") }
     }
 
     var context: WireContext {
@@ -69,6 +90,17 @@ struct BagpipeBGPDecode: ParsableCommand {
     }
 
     mutating func run() throws {
+        if let target = connect {
+            let parts = target.split(separator: ":")
+            let (host, port) = parts.count == 2 && !target.contains("::") ? (String(parts[0]), Int(parts[1]) ?? 179) : (target, 179)
+            let probe = Probe(
+                peer: host, port: port, localAddress: localAddress, localAS: localAS, peerAS: peerAS ?? localAS,
+                routerID: IPv4Address(routerID) ?? IPv4Address(0),
+                families: families.isEmpty ? [.ipv4VPN, .evpn, .routeTargetConstraint] : families.compactMap { AddressFamily(name: $0) },
+                holdTime: holdTime, duration: duration, count: count, rtcDefault: !noRtcDefault)
+            if try !probe.run() { throw ExitCode(1) }
+            return
+        }
         var failed = false
         var index = 0
         let inputs = files.isEmpty ? ["-"] : files

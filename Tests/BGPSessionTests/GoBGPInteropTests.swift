@@ -1,0 +1,216 @@
+import BGPSession
+import BGPWire
+import Foundation
+import NIOCore
+import NIOPosix
+import Testing
+
+/// Sessions with the real gobgpd 3.10 from Debian, on loopback addresses: both directions, the
+/// families bagpipe uses, routes both ways checked with gobgp's own JSON, withdraws, a peer restart,
+/// and a NOTIFICATION from the peer.
+@Suite(.serialized) struct GoBGPInteropTests {
+    static let gobgpd = "/usr/bin/gobgpd"
+    static let gobgp = "/usr/bin/gobgp"
+    static let families: [AddressFamily] = [.ipv4VPN, .evpn, .routeTargetConstraint]
+    static let routeTarget = ExtendedCommunity.routeTarget(as: 64512, 100)
+
+    static func configuration(port: Int, neighbor: String, passive: Bool, remotePort: Int? = nil) -> String {
+        """
+        [global.config]
+          as = 64512
+          router-id = "192.0.2.100"
+          port = \(port)
+          local-address-list = ["127.0.0.1"]
+        [[neighbors]]
+          [neighbors.config]
+            neighbor-address = "\(neighbor)"
+            peer-as = 64512
+          [neighbors.transport.config]
+            passive-mode = \(passive)
+            local-address = "127.0.0.1"
+            \(remotePort.map { "remote-port = \($0)" } ?? "")
+          [neighbors.timers.config]
+            hold-time = 9
+            keepalive-interval = 3
+            connect-retry = 1
+          [[neighbors.afi-safis]]
+            [neighbors.afi-safis.config]
+              afi-safi-name = "l3vpn-ipv4-unicast"
+          [[neighbors.afi-safis]]
+            [neighbors.afi-safis.config]
+              afi-safi-name = "l2vpn-evpn"
+          [[neighbors.afi-safis]]
+            [neighbors.afi-safis.config]
+              afi-safi-name = "rtc"
+        """
+    }
+
+    static func startGoBGP(port: Int, api: Int, neighbor: String, passive: Bool, remotePort: Int? = nil) throws -> Daemon {
+        try Daemon(
+            name: "gobgpd", executable: gobgpd,
+            arguments: ["-f", "$DIR/gobgpd.toml", "--api-hosts=127.0.0.1:\(api)", "--pprof-disable", "-l", "info"],
+            files: ["gobgpd.toml": configuration(port: port, neighbor: neighbor, passive: passive, remotePort: remotePort)])
+    }
+
+    static func cli(_ api: Int, _ arguments: [String]) throws -> String {
+        try shell(gobgp, ["-u", "127.0.0.1", "-p", "\(api)"] + arguments)
+    }
+
+    /// Our routes: VPNv4, EVPN MAC/IP, EVPN inclusive multicast with PMSI, and RT-Constraint.
+    static func ourUpdates(_ context: WireContext) -> [ByteBuffer] {
+        let builder = UpdateBuilder(context: context)
+        let nextHop = IPv4Address(192, 0, 2, 2)
+        let base: [PathAttribute] = [PathAttribute(.origin(.igp)), PathAttribute(.asPath(ASPath())), PathAttribute(.localPreference(100))]
+        let communities = PathAttribute(.extendedCommunities([routeTarget, .encapsulation(.vxlan)]))
+        let rd = RouteDistinguisher.ipv4(nextHop, 1)
+        var out = builder.announce(
+            [vpnRoute], family: .ipv4VPN, nextHop: .forFamily(.ipv4VPN, .v4(nextHop)), attributes: base + [communities])
+        out += builder.announce(
+            [NLRIElement(.evpn(.macIPAdvertisement(EVPNMACIPRoute(routeDistinguisher: rd, mac: MACAddress("02:00:00:00:00:01")!, ip: .v4(IPv4Address(10, 0, 0, 1)), labelField1: 10000))))],
+            family: .evpn, nextHop: .ipv4(nextHop), attributes: base + [communities])
+        out += builder.announce(
+            [NLRIElement(.evpn(.inclusiveMulticast(EVPNInclusiveMulticastRoute(routeDistinguisher: rd, originatingRouter: .v4(nextHop)))))],
+            family: .evpn, nextHop: .ipv4(nextHop),
+            attributes: base + [communities, PathAttribute(.pmsiTunnel(.ingressReplication(endpoint: .v4(nextHop), labelField: 10000)))])
+        out += builder.announce(
+            [NLRIElement(.routeTargetMembership(RouteTargetMembership(originAS: 64512, routeTarget: routeTarget)))],
+            family: .routeTargetConstraint, nextHop: .ipv4(nextHop), attributes: base)
+        return out
+    }
+
+    static let vpnRoute = NLRIElement(.vpnPrefix(VPNPrefix(labels: MPLSLabelStack(labels: [100]), routeDistinguisher: .as2(64512, 10), prefix: IPPrefix("10.10.0.1/32")!)))
+
+    @Test func weConnectExchangeWithdrawSurviveARestartAndReadTheirNotification() async throws {
+        guard Daemon.installed(Self.gobgpd) else {
+            Issue.record("gobgpd is not installed: the README's test command installs it")
+            return
+        }
+        let port = try freePort(), api = try freePort()
+        var daemon = try Self.startGoBGP(port: port, api: api, neighbor: "127.0.0.2", passive: true)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let received = Received()
+        let peer = BGPPeer(
+            configuration: SessionConfiguration(
+                localAS: 64512, peerAS: 64512, routerID: IPv4Address(192, 0, 2, 2), families: Self.families, holdTime: 9, connectRetryTime: 1,
+                connectRetryMaximum: 2),
+            remoteAddress: "127.0.0.1", remotePort: port, localAddress: "127.0.0.2", eventLoop: group.next())
+        peer.onUpdate = { received.add($0) }
+        peer.onDown = { received.down($0) }
+        // Announce our routes each time the session comes up, as the engine will.
+        peer.onEstablished = { session in _ = peer.send(updates: Self.ourUpdates(session.sendContext)) }
+        do {
+            try await scenario(peer: peer, api: api, port: port, daemon: &daemon, received: received)
+        } catch {
+            Issue.record("\(error)\ngobgpd log:\n\(daemon.log.suffix(3000))")
+        }
+        peer.stop()
+        daemon.stop()
+        try await group.shutdownGracefully()
+    }
+
+    func scenario(peer: BGPPeer, api: Int, port: Int, daemon: inout Daemon, received: Received) async throws {
+        // GoBGP's routes: one our RT-Constraint asks for, one it does not.
+        try Self.cli(api, ["global", "rib", "-a", "vpnv4", "add", "10.99.0.0/24", "label", "999", "rd", "64512:99", "rt", "64512:999", "nexthop", "192.0.2.100"])
+        try Self.cli(api, ["global", "rib", "-a", "vpnv4", "add", "10.20.0.0/24", "label", "200", "rd", "64512:20", "rt", "64512:100", "nexthop", "192.0.2.100"])
+        try Self.cli(api, ["global", "rib", "-a", "evpn", "add", "macadv", "02:00:00:00:00:99", "10.30.0.9", "etag", "0", "label", "5000", "rd", "64512:30", "rt", "64512:100", "encap", "vxlan", "nexthop", "192.0.2.100"])
+        peer.start()
+        let up = try await eventually { try await peer.state().get() == .established }
+        #expect(up, "session with gobgpd did not come up")
+        let negotiated = try #require(try await peer.negotiated().get())
+        #expect(negotiated.families == Self.families)
+        #expect(negotiated.peerRouterID == IPv4Address(192, 0, 2, 100))
+
+        // gobgpd holds our routes with the right RD, label, route target and next hop.
+        let vpn = try await poll { try Self.cli(api, ["neighbor", "127.0.0.2", "adj-in", "-a", "vpnv4", "-j"]) } until: { $0.contains("10.10.0.1/32") }
+        #expect(vpn.contains("\"labels\":[100]") && vpn.contains("\"admin\":64512,\"assigned\":10"), "\(vpn)")
+        #expect(vpn.contains("\"value\":\"64512:100\"") && vpn.contains("\"nexthop\":\"192.0.2.2\""), "\(vpn)")
+        let evpn = try await poll { try Self.cli(api, ["neighbor", "127.0.0.2", "adj-in", "-a", "evpn", "-j"]) } until: { $0.contains("02:00:00:00:00:01") && $0.contains("\"type\":3") }
+        #expect(evpn.contains("10.0.0.1") && evpn.contains("10000"), "\(evpn)")
+        #expect(evpn.contains("\"type\":22"), "PMSI tunnel attribute missing: \(evpn)")
+        let rtc = try await poll { try Self.cli(api, ["neighbor", "127.0.0.2", "adj-in", "-a", "rtc", "-j"]) } until: { $0.contains("64512:100") }
+        #expect(rtc.contains("64512"), "\(rtc)")
+
+        // We hold gobgpd's routes our RT-Constraint asked for, and not the other one.
+        let got = try await eventually { received.vpnPrefixes.contains("64512:20 10.20.0.0/24") && received.macs.contains("02:00:00:00:00:99") }
+        #expect(got, "received: \(received.vpnPrefixes) \(received.macs)")
+        let route = try #require(received.vpnRoutes.first { $0.routeDistinguisher == .as2(64512, 20) })
+        #expect(route.labels.labels == [200])
+        #expect(received.nextHops.contains("192.0.2.100"))
+        #expect(!received.vpnPrefixes.contains("64512:99 10.99.0.0/24"), "RT-Constraint let 64512:999 through")
+
+        // Withdraws, both ways.
+        let session = try #require(try await peer.negotiated().get())
+        try await peer.send(updates: UpdateBuilder(context: session.sendContext).withdraw([Self.vpnRoute], family: .ipv4VPN)).get()
+        _ = try await poll { try Self.cli(api, ["neighbor", "127.0.0.2", "adj-in", "-a", "vpnv4", "-j"]) } until: { !$0.contains("10.10.0.1/32") }
+        try Self.cli(api, ["global", "rib", "-a", "vpnv4", "del", "10.20.0.0/24", "label", "200", "rd", "64512:20"])
+        let withdrawn = try await eventually { received.withdrawnVPN.contains("64512:20 10.20.0.0/24") }
+        #expect(withdrawn)
+
+        // gobgpd restarts: the session and our routes come back.
+        daemon.kill()
+        let down = try await eventually { try await peer.state().get() != .established }
+        #expect(down)
+        daemon = try Self.startGoBGP(port: port, api: api, neighbor: "127.0.0.2", passive: true)
+        let back = try await eventually(timeout: 20) { try await peer.state().get() == .established }
+        #expect(back, "session did not come back after gobgpd restarted")
+        _ = try await poll { try Self.cli(api, ["neighbor", "127.0.0.2", "adj-in", "-a", "vpnv4", "-j"]) } until: { $0.contains("10.10.0.1/32") }
+
+        // A NOTIFICATION from gobgpd is decoded, shutdown communication included.
+        let said = try Self.cli(api, ["neighbor", "127.0.0.2", "shutdown", "--reason", "maintenance window"])
+        // (Killing gobgpd above also sent a Cease: wait for this one.)
+        let notified = try await eventually { try await peer.currentStatistics().get().lastNotificationReceived?.subcode == 2 }
+        #expect(notified, "gobgp said: \(said)")
+        let notification = try #require(try await peer.currentStatistics().get().lastNotificationReceived)
+        #expect(notification.code == .cease && notification.subcode == 2)
+        #expect(notification.shutdownCommunication == "maintenance window")
+    }
+
+    @Test func theyConnect() async throws {
+        guard Daemon.installed(Self.gobgpd) else {
+            Issue.record("gobgpd is not installed: the README's test command installs it")
+            return
+        }
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let ourPort = try freePort(host: "127.0.0.3"), port = try freePort(), api = try freePort()
+        let peer = BGPPeer(
+            configuration: SessionConfiguration(localAS: 64512, peerAS: 64512, routerID: IPv4Address(192, 0, 2, 3), families: Self.families, holdTime: 9, active: false),
+            remoteAddress: "127.0.0.1", eventLoop: group.next())
+        let listener = try await BGPListener.listen(host: "127.0.0.3", port: ourPort, group: group, peers: ["127.0.0.1": peer]).get()
+        peer.start()
+        let daemon = try Self.startGoBGP(port: port, api: api, neighbor: "127.0.0.3", passive: false, remotePort: ourPort)
+        let up = try await eventually(timeout: 20) { try await peer.state().get() == .established }
+        #expect(up, "gobgpd did not connect: \(daemon.log.suffix(2000))")
+        let negotiated = try await peer.negotiated().get()
+        #expect(negotiated?.families == Self.families)
+        peer.stop()
+        daemon.stop()
+        try await listener.close().get()
+        try await group.shutdownGracefully()
+    }
+}
+
+/// Polls a command until its output satisfies `condition` (10 s), returning the last output.
+func poll(_ command: () throws -> String, until condition: (String) -> Bool) async throws -> String {
+    var output = ""
+    _ = try await eventually {
+        output = try command()
+        return condition(output)
+    }
+    return output
+}
+
+extension Received {
+    var vpnRoutes: [VPNPrefix] {
+        updates.flatMap(\.announced).flatMap(\.elements).compactMap { if case .vpnPrefix(let p) = $0.nlri { return p } else { return nil } }
+    }
+    var vpnPrefixes: [String] { vpnRoutes.map { "\($0.routeDistinguisher) \($0.prefix)" } }
+    var withdrawnVPN: [String] {
+        updates.flatMap(\.withdrawn).flatMap(\.elements).compactMap { if case .vpnPrefix(let p) = $0.nlri { return "\(p.routeDistinguisher) \(p.prefix)" } else { return nil } }
+    }
+    var macs: [String] {
+        updates.flatMap(\.announced).flatMap(\.elements).compactMap {
+            if case .evpn(.macIPAdvertisement(let r)) = $0.nlri { return r.mac.description } else { return nil }
+        }
+    }
+    var nextHops: [String] { updates.compactMap { $0.attributes.mpReach?.nextHop.address?.description } }
+}

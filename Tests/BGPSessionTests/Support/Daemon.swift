@@ -1,0 +1,72 @@
+import Foundation
+import NIOCore
+import NIOPosix
+
+/// A peer daemon started by a test (gobgpd, bgpd, exabgp, bird) in a folder of its own; `stop()` ends it
+/// and removes the folder. Tests call `stop()` on every path, also when an expectation fails.
+final class Daemon: @unchecked Sendable {
+    let directory: URL
+    let process = Process()
+    let name: String
+
+    init(name: String, executable: String, arguments: [String], files: [String: String]) throws {
+        self.name = name
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("bagpipe-\(name)-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        for (file, text) in files { try text.write(to: directory.appendingPathComponent(file), atomically: true, encoding: .utf8) }
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments.map { $0.replacingOccurrences(of: "$DIR", with: directory.path) }
+        process.currentDirectoryURL = directory
+        let log = FileManager.default.createFile(atPath: directory.appendingPathComponent("daemon.log").path, contents: nil)
+        _ = log
+        let handle = try FileHandle(forWritingTo: directory.appendingPathComponent("daemon.log"))
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+    }
+
+    var log: String { (try? String(contentsOf: directory.appendingPathComponent("daemon.log"), encoding: .utf8)) ?? "" }
+
+    func stop() {
+        if process.isRunning {
+            process.terminate()
+            process.waitUntilExit()
+        }
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    /// Stops the process but keeps its folder, for a restart with the same files.
+    func kill() {
+        if process.isRunning {
+            process.terminate()
+            process.waitUntilExit()
+        }
+    }
+
+    static func installed(_ path: String) -> Bool { FileManager.default.isExecutableFile(atPath: path) }
+}
+
+/// Runs a command and returns its standard output.
+@discardableResult
+func shell(_ executable: String, _ arguments: [String]) throws -> String {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    process.standardError = pipe
+    try process.run()
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return String(decoding: data, as: UTF8.self)
+}
+
+/// A TCP port nobody listens on right now.
+func freePort(host: String = "127.0.0.1") throws -> Int {
+    let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    defer { try? group.syncShutdownGracefully() }
+    let channel = try ServerBootstrap(group: group).bind(host: host, port: 0).wait()
+    let port = channel.localAddress?.port ?? 0
+    try channel.close().wait()
+    return port
+}
