@@ -44,6 +44,12 @@ final class BGPConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
         peer.eventLoop.execute { peer.received(frame, connection: connection) }
     }
 
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        let (peer, connection, writable) = (self.peer, self.connection, context.channel.isWritable)
+        if writable { peer.eventLoop.execute { peer.writable(connection) } }
+        context.fireChannelWritabilityChanged()
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
         let (peer, connection) = (self.peer, self.connection)
         peer.eventLoop.execute { peer.connectionLost(connection, reason: "connection closed by the peer") }
@@ -86,6 +92,10 @@ public final class BGPPeer: @unchecked Sendable {
     /// Called on the event loop. Set them before `start()`.
     public var onEstablished: (NegotiatedSession) -> Void = { _ in }
     public var onUpdate: (UpdateMessage) -> Void = { _ in }
+    /// What changed in the Adj-RIB-In (announces, replacements, withdraws; stale routes swept).
+    public var onRoutes: (AddressFamily, [RouteChange]) -> Void = { _, _ in }
+    /// The peer finished its initial advertisement of a family (RFC 4724 End-of-RIB).
+    public var onEndOfRIB: (AddressFamily) -> Void = { _ in }
     public var onWithdrawals: ([NLRIBlock], String) -> Void = { _, _ in }
     public var onRouteRefresh: (RouteRefreshMessage) -> Void = { _ in }
     public var onDown: (String) -> Void = { _ in }
@@ -98,6 +108,14 @@ public final class BGPPeer: @unchecked Sendable {
     private let connectionIDs = NIOLockedValueBox(0)
     private var timers: [SessionStateMachine.Timer: Scheduled<Void>] = [:]
     private var statistics = PeerStatistics()
+    private var ribIn = AdjRIBIn()
+    private var ribOut = AdjRIBOut()
+    /// Families whose initial advertisement ends with End-of-RIB, and refreshes that end with EoRR.
+    private var endOfRIBDue: Set<AddressFamily> = []
+    private var endOfRefreshDue: Set<AddressFamily> = []
+    private var warnedPrefixes: Set<AddressFamily> = []
+    /// Graceful restart of the peer (RFC 4724): routes kept stale until this timer or its End-of-RIB.
+    private var staleTimer: Scheduled<Void>?
 
     public init(
         configuration: SessionConfiguration, remoteAddress: String, remotePort: Int = 179, localAddress: String? = nil,
@@ -121,7 +139,9 @@ public final class BGPPeer: @unchecked Sendable {
     public func stop() { eventLoop.execute { self.handle(.manualStop) } }
 
     /// Stops with a Cease (RFC 4486), e.g. maximum prefixes reached; the session restarts after backoff.
-    public func stop(notification: NotificationMessage) { eventLoop.execute { self.handle(.automaticStop(notification)) } }
+    public func stop(notification: NotificationMessage, restartAfter: Double? = nil) {
+        eventLoop.execute { self.handle(.automaticStop(notification, restartAfter: restartAfter)) }
+    }
 
     public func state() -> EventLoopFuture<SessionStateMachine.State> { eventLoop.submit { self.machine.state } }
 
@@ -145,6 +165,50 @@ public final class BGPPeer: @unchecked Sendable {
             self.statistics.messagesSent["update", default: 0] += updates.count
             for update in updates.dropLast() { channel.write(update, promise: nil) }
             return updates.last.map { channel.writeAndFlush($0) } ?? self.eventLoop.makeSucceededVoidFuture()
+        }
+    }
+
+    /// Advertises routes to the peer (now if Established, else when it is). Routes replace earlier
+    /// ones with the same key.
+    public func announce(_ elements: [NLRIElement], family: AddressFamily, nextHop: NextHop, attributes: [PathAttribute]) {
+        eventLoop.execute {
+            self.ribOut.announce(elements, family: family, nextHop: nextHop, attributes: attributes)
+            self.flush()
+        }
+    }
+
+    public func withdraw(_ elements: [NLRIElement], family: AddressFamily) {
+        eventLoop.execute {
+            self.ribOut.withdraw(elements, family: family)
+            self.flush()
+        }
+    }
+
+    /// Routes held from the peer, per family.
+    public func receivedCounts() -> EventLoopFuture<[AddressFamily: Int]> {
+        eventLoop.submit { self.ribIn.tables.mapValues(\.count) }
+    }
+
+    /// The routes held from the peer in one family.
+    public func receivedRoutes(_ family: AddressFamily) -> EventLoopFuture<[AdjRIBIn.Entry]> {
+        eventLoop.submit { Array(self.ribIn.tables[family]?.values.map { $0 } ?? []) }
+    }
+
+    /// Routes advertised to the peer, per family.
+    public func advertisedCounts() -> EventLoopFuture<[AddressFamily: Int]> {
+        eventLoop.submit { self.ribOut.tables.mapValues(\.count) }
+    }
+
+    /// Asks the peer to send a family again (RFC 2918).
+    public func requestRefresh(_ family: AddressFamily) {
+        eventLoop.execute { self.perform(.send(.routeRefresh(RouteRefreshMessage(family: family)))) }
+    }
+
+    /// Drops the connection without a NOTIFICATION, as a crashed speaker would (tests of the peer's
+    /// graceful-restart helper mode use it).
+    public func abort() {
+        eventLoop.execute {
+            self.channel?.close(mode: .all, promise: nil)
         }
     }
 
@@ -251,6 +315,7 @@ public final class BGPPeer: @unchecked Sendable {
                 statistics.messagesReceived["update", default: 0] += 1
                 logger.warning("UPDATE treated as withdraw (RFC 7606): \(error.reason)")
                 handle(.updateTreatedAsWithdraw(blocks, reason: error.reason))
+                if machine.state == .established { report(ribIn.withdraw(blocks)) }
             } else {
                 handle(.decodingError(error))
             }
@@ -263,10 +328,100 @@ public final class BGPPeer: @unchecked Sendable {
         case .update(let update):
             for discarded in update.discardedAttributes { logger.warning("attribute \(discarded.typeCode) discarded (RFC 7606): \(discarded.reason)") }
             handle(.updateReceived(update))
+            if machine.state == .established { ingest(update) }
         case .notification(let n):
             logger.warning("NOTIFICATION received: \(n)")
             handle(.notificationReceived(n))
         case .routeRefresh(let r): handle(.routeRefreshReceived(r))
+        }
+    }
+
+    // MARK: Routes
+
+    /// Applies an UPDATE to the Adj-RIB-In, handles End-of-RIB and the maximum-prefix limits.
+    private func ingest(_ update: UpdateMessage) {
+        if let family = update.endOfRIBFamily {
+            report([family: ribIn.sweepStale(family)])
+            if ribIn.tables.values.allSatisfy({ !$0.values.contains { $0.stale } }) { staleTimer?.cancel() }
+            onEndOfRIB(family)
+            return
+        }
+        let changes = ribIn.apply(update)
+        report(changes)
+        for family in changes.keys {
+            guard let limit = configuration.maxPrefixes[family] else { continue }
+            let count = ribIn.count(family)
+            if count > limit {
+                logger.error("\(count) \(family) routes from the peer, above the limit of \(limit): stopping the session (Cease 6/1)")
+                // RFC 4486 §4: AFI, SAFI and the limit.
+                var data = Negotiation.bytes(family.afi.rawValue) + [family.safi.rawValue]
+                data += Negotiation.bytes(UInt32(truncatingIfNeeded: limit))
+                handle(.automaticStop(NotificationMessage(code: .cease, subcode: NotificationMessage.CeaseSubcode.maximumPrefixesReached, data: data), restartAfter: configuration.maxPrefixRestartTime))
+                return
+            } else if Double(count) >= configuration.maxPrefixWarning * Double(limit), !warnedPrefixes.contains(family) {
+                warnedPrefixes.insert(family)
+                logger.warning("\(count) \(family) routes from the peer: \(Int(configuration.maxPrefixWarning * 100))% of the limit of \(limit)")
+            }
+        }
+    }
+
+    private func report(_ changes: [AddressFamily: [RouteChange]]) {
+        for (family, list) in changes where !list.isEmpty { onRoutes(family, list) }
+    }
+
+    /// RFC 2918 / RFC 7313: the peer wants a family again; with enhanced route refresh, between BoRR
+    /// and EoRR.
+    private func answerRefresh(_ refresh: RouteRefreshMessage) {
+        guard let session = machine.negotiated, session.families.contains(refresh.family), refresh.subtype == .request else {
+            // A BoRR/EoRR from the peer brackets its own re-advertisement: stale marking is not needed
+            // for correctness here, since replacements overwrite and its EoRR ends the refresh.
+            return
+        }
+        if session.enhancedRouteRefresh {
+            perform(.send(.routeRefresh(RouteRefreshMessage(family: refresh.family, subtype: .beginningOfRouteRefresh))))
+            endOfRefreshDue.insert(refresh.family)
+        }
+        ribOut.markAllPending([refresh.family])
+        flush()
+    }
+
+    func writable(_ id: Int) {
+        guard id == connectionID else { return }
+        flush()
+    }
+
+    /// Sends pending Adj-RIB-Out changes while the connection takes them: packed UPDATEs per attribute
+    /// set, End-of-RIB after the initial advertisement, EoRR after a refresh. When the socket's buffer is
+    /// full it stops, and continues when the channel becomes writable again.
+    private func flush() {
+        guard machine.state == .established, let channel, let session = machine.negotiated else { return }
+        let builder = UpdateBuilder(context: session.sendContext)
+        var sent = 0
+        while channel.isWritable, let batch = ribOut.takePending(limit: 2000) {
+            guard session.families.contains(batch.family) else { continue }
+            var messages: [ByteBuffer] = []
+            for (set, elements) in batch.announce {
+                messages += builder.announce(elements, family: batch.family, nextHop: set.nextHop, attributes: set.attributes)
+            }
+            if !batch.withdraw.isEmpty { messages += builder.withdraw(batch.withdraw, family: batch.family) }
+            for message in messages { channel.write(message, promise: nil) }
+            sent += messages.count
+        }
+        if !ribOut.hasPending {
+            for family in endOfRIBDue.sorted() {
+                channel.write(BGPMessage.update(.endOfRIB(family)).encoded(context: session.sendContext), promise: nil)
+                sent += 1
+            }
+            endOfRIBDue = []
+            for family in endOfRefreshDue.sorted() {
+                channel.write(BGPMessage.routeRefresh(RouteRefreshMessage(family: family, subtype: .endOfRouteRefresh)).encoded(), promise: nil)
+                sent += 1
+            }
+            endOfRefreshDue = []
+        }
+        if sent > 0 {
+            statistics.messagesSent["update", default: 0] += sent
+            channel.flush()
         }
     }
 
@@ -301,16 +456,41 @@ public final class BGPPeer: @unchecked Sendable {
             timers[timer] = nil
         case .established(let session):
             statistics.establishedSince = .now()
+            warnedPrefixes = []
+            // RFC 4724 §4.2: a restarted peer that no longer preserves a family's forwarding state
+            // gets its stale routes in that family dropped now.
+            let kept = Set(session.peerGracefulRestart?.families.filter(\.forwardingStatePreserved).map(\.family) ?? [])
+            for family in ribIn.tables.keys where !kept.contains(family) { report([family: ribIn.sweepStale(family)]) }
+            endOfRIBDue = Set(session.families)
+            ribOut.markAllPending(session.families)
             logger.notice(
                 "session established: AS \(session.peerAS), router id \(session.peerRouterID), hold time \(session.holdTime) s, families \(session.families.map(\.description).joined(separator: " "))")
             onEstablished(session)
-        case .sessionDown(let reason):
+            flush()
+        case .sessionDown(let reason, let withoutNotification):
             statistics.establishedSince = nil
             statistics.lastDownReason = reason
+            endOfRIBDue = []
+            endOfRefreshDue = []
+            if withoutNotification, let gr = machine.lastNegotiatedGracefulRestart, !gr.families.isEmpty {
+                // RFC 4724 §4.2 helper: keep the peer's routes, stale, for its restart time.
+                let families = Set(gr.families.map(\.family))
+                ribIn.markStale(families)
+                logger.notice("peer may be restarting: keeping its routes stale for \(gr.restartTime) s")
+                staleTimer?.cancel()
+                staleTimer = eventLoop.scheduleTask(in: .seconds(Int64(gr.restartTime))) { [weak self] in
+                    guard let self else { return }
+                    for family in families { self.report([family: self.ribIn.sweepStale(family)]) }
+                }
+            } else {
+                report(ribIn.clear())
+            }
             onDown(reason)
         case .deliverUpdate(let update): onUpdate(update)
         case .deliverWithdrawals(let blocks, let reason): onWithdrawals(blocks, reason)
-        case .deliverRouteRefresh(let refresh): onRouteRefresh(refresh)
+        case .deliverRouteRefresh(let refresh):
+            onRouteRefresh(refresh)
+            answerRefresh(refresh)
         case .stateChanged(let from, let to, let reason):
             statistics.state = to
             statistics.lastStateChange = .now()

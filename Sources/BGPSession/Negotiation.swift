@@ -68,7 +68,7 @@ public enum Negotiation {
                 peerGracefulRestart: gracefulRestart, peerOpen: open))
     }
 
-    static func bytes<T: FixedWidthInteger>(_ value: T) -> [UInt8] {
+    public static func bytes<T: FixedWidthInteger>(_ value: T) -> [UInt8] {
         (0..<T.bitWidth / 8).reversed().map { UInt8(truncatingIfNeeded: value >> ($0 * 8)) }
     }
 }

@@ -26,6 +26,11 @@ public struct SessionConfiguration: Hashable, Sendable {
     public var extendedMessages: Bool
     /// Offer RFC 2918 / RFC 7313 route refresh.
     public var routeRefresh: Bool
+    /// Per-family limits on the routes accepted from the peer: warn at `maxPrefixWarning` of the limit,
+    /// stop with Cease 6/1 above it, restart after `maxPrefixRestartTime` seconds.
+    public var maxPrefixes: [AddressFamily: Int] = [:]
+    public var maxPrefixWarning: Double = 0.8
+    public var maxPrefixRestartTime: Double = 60
 
     public init(
         localAS: UInt32, peerAS: UInt32, routerID: IPv4Address, families: [AddressFamily], holdTime: UInt16 = 90,
@@ -61,7 +66,9 @@ public struct SessionConfiguration: Hashable, Sendable {
                 .gracefulRestart(
                     GracefulRestartCapability(
                         flags: gracefulRestartRestarting ? 0x8 : 0, restartTime: time,
-                        families: families.map { .init(family: $0, flags: 0) })))
+                        // After a restart the dataplane has kept forwarding: say so per family (F bit),
+                        // or helpers drop our stale routes at once (RFC 4724 §4.2).
+                        families: families.map { .init(family: $0, flags: gracefulRestartRestarting ? 0x80 : 0) })))
         }
         if !addPathReceive.isEmpty {
             capabilities.append(.addPath(families.filter { addPathReceive.contains($0) }.map { AddPathEntry(family: $0, mode: .receive) }))

@@ -26,7 +26,8 @@ public struct SessionStateMachine: Sendable {
         case passiveStart
         case manualStop  // 2
         case automaticStart  // 3 (5 when passive)
-        case automaticStop(NotificationMessage?)  // 8: e.g. maximum prefixes (Cease 6/1)
+        /// 8: e.g. maximum prefixes (Cease 6/1); restarts after `restartAfter` seconds (else the backoff).
+        case automaticStop(NotificationMessage?, restartAfter: Double? = nil)
         case timerExpired(Timer)  // 9, 10, 11, 12, 13
         case tcpConnectionConfirmed  // 16/17: our connection came up, or we accepted theirs
         case tcpConnectionFails  // 18
@@ -49,9 +50,9 @@ public struct SessionStateMachine: Sendable {
         case cancelTimer(Timer)
         /// The session reached Established with these parameters.
         case established(NegotiatedSession)
-        /// The session left Established (or never got there): forget the peer's routes (or mark them
-        /// stale, under graceful restart).
-        case sessionDown(reason: String)
+        /// The session left Established: forget the peer's routes, or keep them stale when it ended
+        /// without a NOTIFICATION and the peer can restart gracefully (RFC 4724 §4.2).
+        case sessionDown(reason: String, withoutNotification: Bool)
         case deliverUpdate(UpdateMessage)
         case deliverWithdrawals([NLRIBlock], reason: String)
         case deliverRouteRefresh(RouteRefreshMessage)
@@ -62,6 +63,8 @@ public struct SessionStateMachine: Sendable {
     public private(set) var state: State = .idle
     public private(set) var connectRetryCounter = 0
     public private(set) var negotiated: NegotiatedSession?
+    /// The peer's graceful restart capability of the last session, kept after it goes down.
+    public private(set) var lastNegotiatedGracefulRestart: GracefulRestartCapability?
     /// The last NOTIFICATION sent and received, for the looking glass.
     public private(set) var lastNotificationSent: NotificationMessage?
     public private(set) var lastNotificationReceived: NotificationMessage?
@@ -107,6 +110,11 @@ public struct SessionStateMachine: Sendable {
         case (_, .manualStart), (_, .automaticStart), (_, .passiveStart):
             return []
 
+        case (.idle, .manualStop):
+            // Ignored by RFC 4271 in Idle; here it also cancels the pending automatic restart.
+            administrativelyDown = true
+            connectRetryCounter = 0
+            return [.cancelTimer(.idleHold)]
         case (.idle, _):
             // RFC 4271 §8.2.2 Idle: every other event is ignored; the idle-hold timer restarts us.
             if case .timerExpired(.idleHold) = event { return handle(.automaticStart) }
@@ -121,13 +129,14 @@ public struct SessionStateMachine: Sendable {
             actions += tearDown(reason: "stopped by the operator", restart: false)
             reason = "stopped by the operator"
 
-        case (_, .automaticStop(let notification)):
+        case (_, .automaticStop(let notification, let restartAfter)):
             if state == .openSent || state == .openConfirm || state == .established {
                 actions += sendNotification(notification ?? NotificationMessage(code: .cease, subcode: 0))
             }
             connectRetryCounter += 1
             reason = notification.map { "stopped: \($0)" } ?? "stopped"
-            actions += tearDown(reason: reason, restart: true)
+            actions += tearDown(reason: reason, restart: restartAfter == nil, notified: true)
+            if let restartAfter { actions.append(.armTimer(.idleHold, seconds: restartAfter)) }
 
         // Connect and Active: waiting for a TCP connection (or, with DelayOpen, for the peer's OPEN).
         case (.connect, .timerExpired(.connectRetry)):
@@ -224,7 +233,8 @@ public struct SessionStateMachine: Sendable {
         case (_, .timerExpired(.hold)):
             connectRetryCounter += 1
             reason = "hold timer expired"
-            actions += sendNotification(NotificationMessage(code: .holdTimerExpired, subcode: 0)) + tearDown(reason: reason, restart: true)
+            // RFC 4724 helpers treat a dead peer like a lost connection: its routes may be kept.
+            actions += sendNotification(NotificationMessage(code: .holdTimerExpired, subcode: 0)) + tearDown(reason: reason, restart: true, notified: false)
         case (_, .openCollisionDump):
             connectRetryCounter += 1
             reason = "connection collision: the other connection is kept"
@@ -238,7 +248,7 @@ public struct SessionStateMachine: Sendable {
         case (_, .tcpConnectionFails):
             connectRetryCounter += 1
             reason = "TCP connection lost"
-            actions += tearDown(reason: reason, restart: true)
+            actions += tearDown(reason: reason, restart: true, notified: false)
         case (_, .decodingError(let error)):
             actions += resetFor(error, reason: &reason)
         default:
@@ -264,6 +274,7 @@ public struct SessionStateMachine: Sendable {
             return sendNotification(notification) + tearDown(reason: reason, restart: true)
         case .success(let session):
             negotiated = session
+            lastNegotiatedGracefulRestart = session.peerGracefulRestart
             state = .openConfirm
             reason = "OPEN received, hold time \(session.holdTime) s"
             var actions: [Action] = [.cancelTimer(.connectRetry), .send(.keepalive)]
@@ -296,7 +307,8 @@ public struct SessionStateMachine: Sendable {
     }
 
     /// Close the connection, stop every timer, drop the routes, go Idle; restart after the backoff.
-    private mutating func tearDown(reason: String, restart: Bool) -> [Action] {
+    /// `notified`: a NOTIFICATION was exchanged (no graceful restart then).
+    private mutating func tearDown(reason: String, restart: Bool, notified: Bool = true) -> [Action] {
         let wasUp = state == .established
         state = .idle
         negotiated = nil
@@ -304,7 +316,7 @@ public struct SessionStateMachine: Sendable {
         var actions: [Action] = [
             .closeConnection, .cancelTimer(.connectRetry), .cancelTimer(.hold), .cancelTimer(.keepalive), .cancelTimer(.delayOpen),
         ]
-        if wasUp { actions.append(.sessionDown(reason: reason)) }
+        if wasUp { actions.append(.sessionDown(reason: reason, withoutNotification: !notified)) }
         if restart && !administrativelyDown { actions.append(.armTimer(.idleHold, seconds: connectRetryInterval())) }
         return actions
     }

@@ -19,6 +19,9 @@ func eventually(timeout: Double = 10, _ condition: () async throws -> Bool) asyn
 /// Collects what a peer delivers, from its event loop.
 final class Received: @unchecked Sendable {
     private let lock = NIOLock()
+    let lock2 = NIOLock()
+    var _endOfRIBs: [AddressFamily] = []
+    var _refreshes: [RouteRefreshMessage] = []
     private var _updates: [UpdateMessage] = []
     private var _downs: [String] = []
     var updates: [UpdateMessage] { lock.withLock { _updates } }
@@ -77,15 +80,18 @@ final class Received: @unchecked Sendable {
         let got = received.updates.flatMap(\.announced).flatMap(\.elements)
         #expect(got == routes)
 
-        // Keepalives hold the session past several hold times' worth of... a few seconds of quiet.
-        let stats = try await listenerSide.currentStatistics().get()
-        #expect(stats.messagesReceived["update"] == updates.count)
+        // The routes also sit in the listener's Adj-RIB-In, sharing one attribute set.
+        let counts = try await listenerSide.receivedCounts().get()
+        #expect(counts[.ipv4VPN] == 1000)
 
         connecting.stop()
         let down = try await eventually { !received.downs.isEmpty }
         #expect(down)
         let lastReceived = try await listenerSide.currentStatistics().get().lastNotificationReceived
         #expect(lastReceived == NotificationMessage(code: .cease, subcode: 2))
+        // A session that ended with a NOTIFICATION takes the peer's routes with it.
+        let after = try await listenerSide.receivedCounts().get()
+        #expect(after.values.allSatisfy { $0 == 0 })
         try await listener.close().get()
     }
 
@@ -109,4 +115,175 @@ final class Received: @unchecked Sendable {
         stranger.stop()
         try await listener.close().get()
     }
+}
+
+/// A pair of our speakers on loopback, for the RIB behaviours.
+struct Pair {
+    let group: MultiThreadedEventLoopGroup
+    let listener: BGPListener
+    let server: BGPPeer
+    let client: BGPPeer
+    let serverEvents = Received()
+
+    static func make(server serverConfig: SessionConfiguration, client clientConfig: SessionConfiguration) async throws -> Pair {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        let server = BGPPeer(configuration: serverConfig, remoteAddress: "127.0.0.2", eventLoop: group.next())
+        let listener = try await BGPListener.listen(host: "127.0.0.1", port: 0, group: group, peers: ["127.0.0.2": server]).get()
+        let client = BGPPeer(configuration: clientConfig, remoteAddress: "127.0.0.1", remotePort: listener.port ?? 0, localAddress: "127.0.0.2", eventLoop: group.next())
+        let pair = Pair(group: group, listener: listener, server: server, client: client)
+        server.onEndOfRIB = { family in pair.serverEvents.endOfRIB(family) }
+        server.onRouteRefresh = { refresh in pair.serverEvents.refresh(refresh) }
+        server.onDown = { pair.serverEvents.down($0) }
+        return pair
+    }
+
+    func bothUp() async throws -> Bool {
+        try await eventually {
+            let a = try await client.state().get()
+            let b = try await server.state().get()
+            return a == .established && b == .established
+        }
+    }
+
+    func close() async throws {
+        client.stop()
+        server.stop()
+        try await listener.close().get()
+        try await group.shutdownGracefully()
+    }
+}
+
+func vpnRoutes(_ n: Int, label: UInt32 = 100) -> [NLRIElement] {
+    (0..<n).map { i in
+        let prefix = IPPrefix(.v4(IPv4Address(10, 1, UInt8(i >> 8), UInt8(i & 255))), length: 32)
+        return NLRIElement(.vpnPrefix(VPNPrefix(labels: MPLSLabelStack(labels: [label]), routeDistinguisher: .as2(64512, UInt32(i)), prefix: prefix)))
+    }
+}
+
+let baseAttributes = [PathAttribute(.origin(.igp)), PathAttribute(.asPath(ASPath())), PathAttribute(.localPreference(100))]
+
+func speaker(_ id: UInt8, active: Bool, maxPrefixes: [AddressFamily: Int] = [:], gracefulRestart: UInt16? = nil) -> SessionConfiguration {
+    var c = SessionConfiguration(
+        localAS: 64512, peerAS: 64512, routerID: IPv4Address(192, 0, 2, id), families: [.ipv4VPN, .evpn, .routeTargetConstraint], holdTime: 9,
+        active: active, connectRetryTime: 1, connectRetryMaximum: 2, gracefulRestartTime: gracefulRestart)
+    c.maxPrefixes = maxPrefixes
+    c.maxPrefixRestartTime = 1
+    return c
+}
+
+@Suite(.serialized) struct AdjRIBSessionTests {
+    @Test func endOfRIBWithdrawRefreshAndReplacement() async throws {
+        let pair = try await Pair.make(server: speaker(1, active: false), client: speaker(2, active: true))
+        do {
+            // Routes announced before the session exists go out when it comes up, then End-of-RIB.
+            pair.client.announce(vpnRoutes(300), family: .ipv4VPN, nextHop: .forFamily(.ipv4VPN, .v4(IPv4Address(192, 0, 2, 2))), attributes: baseAttributes)
+            pair.server.start()
+            pair.client.start()
+            #expect(try await pair.bothUp())
+            let eor = try await eventually { Set(pair.serverEvents.endOfRIBs) == [.ipv4VPN, .evpn, .routeTargetConstraint] }
+            #expect(eor)
+            #expect(try await pair.server.receivedCounts().get()[.ipv4VPN] == 300)
+
+            // Replacement: same keys, new label and attributes; still 300 routes.
+            pair.client.announce(vpnRoutes(300, label: 200), family: .ipv4VPN, nextHop: .forFamily(.ipv4VPN, .v4(IPv4Address(192, 0, 2, 2))), attributes: baseAttributes + [PathAttribute(.multiExitDiscriminator(5))])
+            let replaced = try await eventually {
+                try await pair.server.receivedRoutes(.ipv4VPN).get().allSatisfy { entry in
+                    if case .vpnPrefix(let p) = entry.element.nlri { return p.labels.labels == [200] } else { return false }
+                }
+            }
+            #expect(replaced)
+            #expect(try await pair.server.receivedCounts().get()[.ipv4VPN] == 300)
+
+            // Withdraw half.
+            pair.client.withdraw(Array(vpnRoutes(300).prefix(150)), family: .ipv4VPN)
+            let halved = try await eventually { try await pair.server.receivedCounts().get()[.ipv4VPN] == 150 }
+            #expect(halved)
+
+            // Route refresh: the client sends its table again, between BoRR and EoRR.
+            pair.server.requestRefresh(.ipv4VPN)
+            let bracketed = try await eventually {
+                pair.serverEvents.refreshes.map(\.subtype) == [.beginningOfRouteRefresh, .endOfRouteRefresh]
+            }
+            #expect(bracketed, "\(pair.serverEvents.refreshes)")
+            #expect(try await pair.server.receivedCounts().get()[.ipv4VPN] == 150)
+        } catch { Issue.record("\(error)") }
+        try await pair.close()
+    }
+
+    @Test func maximumPrefixStopsWithCeaseAndRestarts() async throws {
+        let pair = try await Pair.make(server: speaker(1, active: false, maxPrefixes: [.ipv4VPN: 100]), client: speaker(2, active: true))
+        do {
+            pair.server.start()
+            pair.client.start()
+            #expect(try await pair.bothUp())
+            pair.client.announce(vpnRoutes(101), family: .ipv4VPN, nextHop: .forFamily(.ipv4VPN, .v4(IPv4Address(192, 0, 2, 2))), attributes: baseAttributes)
+            let stopped = try await eventually { try await pair.client.currentStatistics().get().lastNotificationReceived?.subcode == 1 }
+            #expect(stopped)
+            let notification = try #require(try await pair.client.currentStatistics().get().lastNotificationReceived)
+            #expect(notification.code == .cease)
+            #expect(notification.data == [0, 1, 128, 0, 0, 0, 100])  // AFI 1, SAFI 128, limit 100 (RFC 4486)
+            // The server restarts the session by itself after the configured time.
+            let downs = pair.serverEvents.downs.count
+            #expect(downs >= 1)
+            let restarted = try await eventually { try await pair.server.currentStatistics().get().messagesSent["open", default: 0] >= 2 }
+            #expect(restarted)
+        } catch { Issue.record("\(error)") }
+        try await pair.close()
+    }
+
+    @Test func gracefulRestartHelperKeepsStaleRoutesUntilEndOfRIB() async throws {
+        // The client offers graceful restart; the server is its helper.
+        let pair = try await Pair.make(server: speaker(1, active: false), client: speaker(2, active: true, gracefulRestart: 30))
+        do {
+            pair.client.announce(vpnRoutes(10), family: .ipv4VPN, nextHop: .forFamily(.ipv4VPN, .v4(IPv4Address(192, 0, 2, 2))), attributes: baseAttributes)
+            pair.server.start()
+            pair.client.start()
+            #expect(try await pair.bothUp())
+            let all = try await eventually { try await pair.server.receivedCounts().get()[.ipv4VPN] == 10 }
+            #expect(all)
+
+            // The client "crashes": the connection drops without a NOTIFICATION. The server keeps its routes.
+            pair.client.abort()
+            pair.client.stop()
+            let down = try await eventually { try await pair.server.state().get() != .established }
+            #expect(down)
+            #expect(try await pair.server.receivedRoutes(.ipv4VPN).get().filter(\.stale).count == 10)
+
+            // It comes back restarting (R and F bits) and advertises only half, then End-of-RIB.
+            var restarted = speaker(2, active: true, gracefulRestart: 30)
+            restarted.gracefulRestartRestarting = true
+            let again = BGPPeer(configuration: restarted, remoteAddress: "127.0.0.1", remotePort: pair.listener.port ?? 0, localAddress: "127.0.0.2", eventLoop: pair.group.next())
+            again.announce(Array(vpnRoutes(10).prefix(5)), family: .ipv4VPN, nextHop: .forFamily(.ipv4VPN, .v4(IPv4Address(192, 0, 2, 2))), attributes: baseAttributes)
+            again.start()
+            let swept = try await eventually {
+                let routes = try await pair.server.receivedRoutes(.ipv4VPN).get()
+                return routes.count == 5 && routes.allSatisfy { !$0.stale }
+            }
+            #expect(swept, "after End-of-RIB exactly the re-advertised routes remain")
+            again.stop()
+        } catch { Issue.record("\(error)") }
+        try await pair.close()
+    }
+
+    @Test func aCeaseEndsTheSessionAndItsRoutes() async throws {
+        let pair = try await Pair.make(server: speaker(1, active: false), client: speaker(2, active: true, gracefulRestart: 30))
+        do {
+            pair.client.announce(vpnRoutes(10), family: .ipv4VPN, nextHop: .forFamily(.ipv4VPN, .v4(IPv4Address(192, 0, 2, 2))), attributes: baseAttributes)
+            pair.server.start()
+            pair.client.start()
+            #expect(try await pair.bothUp())
+            _ = try await eventually { try await pair.server.receivedCounts().get()[.ipv4VPN] == 10 }
+            pair.client.stop()
+            let gone = try await eventually { (try await pair.server.receivedCounts().get()[.ipv4VPN] ?? 0) == 0 }
+            #expect(gone, "a Cease NOTIFICATION is not a graceful restart: the routes go")
+        } catch { Issue.record("\(error)") }
+        try await pair.close()
+    }
+}
+
+extension Received {
+    func endOfRIB(_ family: AddressFamily) { lock2.withLock { _endOfRIBs.append(family) } }
+    func refresh(_ r: RouteRefreshMessage) { lock2.withLock { _refreshes.append(r) } }
+    var endOfRIBs: [AddressFamily] { lock2.withLock { _endOfRIBs } }
+    var refreshes: [RouteRefreshMessage] { lock2.withLock { _refreshes } }
 }

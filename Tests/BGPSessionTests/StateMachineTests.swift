@@ -93,10 +93,26 @@ struct IdleStateTests {
 
     @Test func otherEventsAreIgnored() {
         var s = Simulation(configuration())
-        for event: SessionStateMachine.Event in [.manualStop, .keepaliveReceived, .tcpConnectionFails, .timerExpired(.hold), .openReceived(peerOpen()), .automaticStart] {
+        for event: SessionStateMachine.Event in [.keepaliveReceived, .tcpConnectionFails, .timerExpired(.hold), .openReceived(peerOpen()), .automaticStart] {
             #expect(s.feed(event).isEmpty)
             #expect(s.state == .idle)
         }
+    }
+}
+
+@Suite("Automatic restart")
+struct AutomaticRestartTests {
+    @Test func manualStopInIdleCancelsTheRestart() {
+        var s = Simulation(configuration())
+        s.feed(.manualStart)
+        s.feed(.tcpConnectionConfirmed)
+        s.feed(.tcpConnectionFails)  // OpenSent -> Active
+        s.feed(.tcpConnectionFails)  // Active -> Idle, restart armed
+        #expect(s.state == .idle && s.timers[.idleHold] != nil)
+        s.feed(.manualStop)
+        #expect(s.timers[.idleHold] == nil)
+        s.advance(1000)
+        #expect(s.state == .idle)
     }
 }
 

@@ -1,0 +1,267 @@
+import BGPWire
+
+/// The identity of a route in its family: what a withdraw names and a replacement keeps. Labels are
+/// not part of it (a withdraw carries the 0x800000 marker), nor, for EVPN, the fields RFC 7432 §7 and
+/// RFC 9136 §3.2 leave out of the route key (ESI of type 2 and 5, labels, type-5 gateway).
+public struct RouteKey: Hashable, Sendable {
+    public var element: NLRIElement
+
+    public init(_ element: NLRIElement) {
+        var e = element
+        switch e.nlri {
+        case .labeledPrefix(var p):
+            p.labels = MPLSLabelStack()
+            e.nlri = .labeledPrefix(p)
+        case .vpnPrefix(var p):
+            p.labels = MPLSLabelStack()
+            e.nlri = .vpnPrefix(p)
+        case .evpn(.ethernetAutoDiscovery(var r)):
+            r.labelField = 0
+            e.nlri = .evpn(.ethernetAutoDiscovery(r))
+        case .evpn(.macIPAdvertisement(var r)):
+            r.esi = .zero
+            r.labelField1 = 0
+            r.labelField2 = nil
+            e.nlri = .evpn(.macIPAdvertisement(r))
+        case .evpn(.ipPrefix(var r)):
+            r.esi = .zero
+            r.labelField = 0
+            r.gateway = r.prefix.isIPv4 ? .v4(IPv4Address(0)) : .v6(IPv6Address(high: 0, low: 0))
+            e.nlri = .evpn(.ipPrefix(r))
+        default: break
+        }
+        self.element = e
+    }
+}
+
+extension RouteKey {
+    /// The NLRI to put in a withdraw: labeled routes carry the 0x800000 marker (RFC 8277 §2.4).
+    public var withdrawal: NLRIElement {
+        var e = element
+        switch e.nlri {
+        case .labeledPrefix(var p) where p.labels.count == 0:
+            p.labels = .withdrawCompatibility
+            e.nlri = .labeledPrefix(p)
+        case .vpnPrefix(var p) where p.labels.count == 0:
+            p.labels = .withdrawCompatibility
+            e.nlri = .vpnPrefix(p)
+        default: break
+        }
+        return e
+    }
+}
+
+/// Path attributes and next hop shared by many routes, stored once (as BIRD and FRR do).
+public final class AttributeSet: Hashable, Sendable {
+    public let attributes: [PathAttribute]
+    public let nextHop: NextHop
+
+    init(attributes: [PathAttribute], nextHop: NextHop) {
+        self.attributes = attributes
+        self.nextHop = nextHop
+    }
+
+    public static func == (lhs: AttributeSet, rhs: AttributeSet) -> Bool {
+        lhs === rhs || (lhs.nextHop == rhs.nextHop && lhs.attributes == rhs.attributes)
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(nextHop)
+        hasher.combine(attributes)
+    }
+}
+
+/// Interns attribute sets: equal sets come back as the same object, counted by use so that a set no
+/// route uses any more is dropped.
+public struct AttributeInterner: Sendable {
+    private var table: [AttributeSet: (set: AttributeSet, uses: Int)] = [:]
+
+    public init() {}
+
+    /// Distinct sets in use.
+    public var count: Int { table.count }
+
+    /// The shared set equal to these attributes, with one more use.
+    public mutating func intern(attributes: [PathAttribute], nextHop: NextHop) -> AttributeSet {
+        let candidate = AttributeSet(attributes: attributes, nextHop: nextHop)
+        if let existing = table[candidate] {
+            table[candidate]!.uses += 1
+            return existing.set
+        }
+        table[candidate] = (candidate, 1)
+        return candidate
+    }
+
+    /// One more use of a set already interned.
+    public mutating func retain(_ set: AttributeSet) {
+        table[set]?.uses += 1
+    }
+
+    /// One use fewer; the set goes when nothing uses it.
+    public mutating func release(_ set: AttributeSet) {
+        guard let entry = table[set] else { return }
+        if entry.uses <= 1 { table[set] = nil } else { table[set]!.uses -= 1 }
+    }
+}
+
+/// A change to what a peer holds.
+public enum RouteChange: Hashable, Sendable {
+    case announce(RouteKey, NLRIElement, AttributeSet)
+    case withdraw(RouteKey)
+
+    public var key: RouteKey {
+        switch self {
+        case .announce(let k, _, _), .withdraw(let k): k
+        }
+    }
+}
+
+/// Routes received from one peer, per family, after RFC 7606 handling.
+public struct AdjRIBIn: Sendable {
+    public struct Entry: Sendable {
+        public var element: NLRIElement
+        public var attributes: AttributeSet
+        /// Kept across the peer's graceful restart until its End-of-RIB (RFC 4724 §4.2).
+        public var stale: Bool
+    }
+
+    public private(set) var tables: [AddressFamily: [RouteKey: Entry]] = [:]
+    public var interner = AttributeInterner()
+
+    public init() {}
+
+    public func count(_ family: AddressFamily) -> Int { tables[family]?.count ?? 0 }
+    public var totalCount: Int { tables.values.reduce(0) { $0 + $1.count } }
+
+    /// Applies an UPDATE; returns what changed (replacements are one announce, never withdraw+announce).
+    public mutating func apply(_ update: UpdateMessage) -> [AddressFamily: [RouteChange]] {
+        var changes: [AddressFamily: [RouteChange]] = [:]
+        for (family, change) in withdraw(update.withdrawn) { changes[family, default: []] += change }
+        let announced = update.announced.filter { !$0.isOpaque }
+        guard !announced.isEmpty else { return changes }
+        let shared = update.attributes.filter { $0.typeCode != AttributeType.mpReachNLRI && $0.typeCode != AttributeType.mpUnreachNLRI }
+        for block in announced {
+            let nextHop: NextHop = block.family == .ipv4Unicast && block == update.nlri
+                ? update.attributes.nextHop.map { .ipv4($0) } ?? .none : update.attributes.mpReach?.nextHop ?? .none
+            var table = tables[block.family] ?? [:]
+            table.reserveCapacity(table.count + block.count)
+            // One intern per block, one use per route.
+            let set = interner.intern(attributes: shared, nextHop: nextHop)
+            var first = true
+            for element in block {
+                if !first { interner.retain(set) }
+                first = false
+                let key = RouteKey(element)
+                if let old = table.updateValue(Entry(element: element, attributes: set, stale: false), forKey: key) { interner.release(old.attributes) }
+                changes[block.family, default: []].append(.announce(key, element, set))
+            }
+            tables[block.family] = table
+        }
+        return changes
+    }
+
+    /// RFC 7606 treat-as-withdraw.
+    public mutating func withdraw(_ blocks: [NLRIBlock]) -> [AddressFamily: [RouteChange]] {
+        var changes: [AddressFamily: [RouteChange]] = [:]
+        for block in blocks where !block.isOpaque {
+            for element in block {
+                let key = RouteKey(element)
+                if let old = tables[block.family]?.removeValue(forKey: key) {
+                    interner.release(old.attributes)
+                    changes[block.family, default: []].append(.withdraw(key))
+                }
+            }
+        }
+        return changes
+    }
+
+    /// The peer restarts gracefully: keep its routes, marked stale.
+    public mutating func markStale(_ families: Set<AddressFamily>) {
+        for family in families {
+            guard var table = tables[family] else { continue }
+            for key in table.keys { table[key]?.stale = true }
+            tables[family] = table
+        }
+    }
+
+    /// End-of-RIB (or the restart timer): drop what is still stale.
+    public mutating func sweepStale(_ family: AddressFamily) -> [RouteChange] {
+        guard let table = tables[family] else { return [] }
+        let stale = table.filter { $0.value.stale }.map(\.key)
+        for key in stale {
+            if let old = tables[family]?.removeValue(forKey: key) { interner.release(old.attributes) }
+        }
+        return stale.map { .withdraw($0) }
+    }
+
+    /// Everything goes (session down without graceful restart).
+    public mutating func clear() -> [AddressFamily: [RouteChange]] {
+        var changes: [AddressFamily: [RouteChange]] = [:]
+        for (family, table) in tables { changes[family] = table.keys.map { .withdraw($0) } }
+        tables = [:]
+        interner = AttributeInterner()
+        return changes
+    }
+}
+
+/// What we advertise to one peer: the wanted state per family, and which routes still have to be
+/// sent. Sending reads the wanted state at that moment, so a slow peer costs memory per route, never
+/// per message (a route changed ten times while the peer was slow is sent once).
+public struct AdjRIBOut: Sendable {
+    public private(set) var tables: [AddressFamily: [RouteKey: (element: NLRIElement, attributes: AttributeSet)]] = [:]
+    public private(set) var pending: [AddressFamily: Set<RouteKey>] = [:]
+    private var interner = AttributeInterner()
+
+    public init() {}
+
+    public func count(_ family: AddressFamily) -> Int { tables[family]?.count ?? 0 }
+    public var hasPending: Bool { pending.values.contains { !$0.isEmpty } }
+
+    public mutating func announce(_ elements: [NLRIElement], family: AddressFamily, nextHop: NextHop, attributes: [PathAttribute]) {
+        for element in elements {
+            let key = RouteKey(element)
+            let set = interner.intern(attributes: attributes, nextHop: nextHop)
+            if let old = tables[family, default: [:]].updateValue((element, set), forKey: key) { interner.release(old.attributes) }
+            pending[family, default: []].insert(key)
+        }
+    }
+
+    public mutating func withdraw(_ elements: [NLRIElement], family: AddressFamily) {
+        for element in elements {
+            let key = RouteKey(element)
+            if let old = tables[family]?.removeValue(forKey: key) {
+                interner.release(old.attributes)
+                pending[family, default: []].insert(key)
+            }
+        }
+    }
+
+    /// Distinct attribute sets in use.
+    public var attributeSetCount: Int { interner.count }
+
+    /// Everything is to be sent again (new session, or the peer asked for a route refresh).
+    public mutating func markAllPending(_ families: [AddressFamily]? = nil) {
+        for family in families ?? Array(tables.keys) {
+            pending[family] = Set(tables[family]?.keys.map { $0 } ?? [])
+        }
+    }
+
+    /// Takes up to `limit` pending changes of one family, grouped by attribute set: what to announce
+    /// (per set) and what to withdraw.
+    public mutating func takePending(limit: Int = 10_000) -> (family: AddressFamily, announce: [(AttributeSet, [NLRIElement])], withdraw: [NLRIElement])? {
+        guard let family = pending.first(where: { !$0.value.isEmpty })?.key, var keys = pending[family] else { return nil }
+        var groups: [ObjectIdentifier: (AttributeSet, [NLRIElement])] = [:]
+        var withdraw: [NLRIElement] = []
+        var taken = 0
+        while taken < limit, let key = keys.popFirst() {
+            taken += 1
+            if let (element, set) = tables[family]?[key] {
+                groups[ObjectIdentifier(set), default: (set, [])].1.append(element)
+            } else {
+                withdraw.append(key.withdrawal)
+            }
+        }
+        pending[family] = keys
+        return (family, Array(groups.values), withdraw)
+    }
+}
