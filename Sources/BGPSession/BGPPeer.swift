@@ -266,7 +266,15 @@ public final class BGPPeer: @unchecked Sendable {
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .connectTimeout(.seconds(Int64(max(configuration.connectRetryTime, 3))))
             .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandlers(self.handlers(connection: id)) }
+                let secured: EventLoopFuture<Void>
+                if self.configuration.security.isEmpty {
+                    secured = channel.eventLoop.makeSucceededVoidFuture()
+                } else if let address = try? SocketAddress(ipAddress: self.remoteAddress, port: self.remotePort) {
+                    secured = self.configuration.security.apply(peer: address, to: channel)
+                } else {
+                    secured = channel.eventLoop.makeFailedFuture(TransportSecurityError("peer address \(self.remoteAddress) is not an IP address"))
+                }
+                return secured.flatMapThrowing { try channel.pipeline.syncOperations.addHandlers(self.handlers(connection: id)) }
             }
         if let localAddress {
             guard let source = try? SocketAddress(ipAddress: localAddress, port: 0) else {
@@ -513,6 +521,15 @@ public final class BGPListener: Sendable {
     ) -> EventLoopFuture<BGPListener> {
         ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelInitializer { channel in
+                // MD5 keys live on the listening socket, one per peer; accepted sockets inherit them.
+                var future = channel.eventLoop.makeSucceededVoidFuture()
+                for (address, peer) in peers {
+                    guard let password = peer.configuration.security.md5Password, let peerAddress = try? SocketAddress(ipAddress: address, port: 0) else { continue }
+                    future = future.flatMap { TransportSecurity.setMD5(password, peer: peerAddress, on: channel) }
+                }
+                return future
+            }
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
                 let address = channel.remoteAddress?.ipAddress ?? "?"
@@ -521,7 +538,15 @@ public final class BGPListener: Sendable {
                     return channel.close()
                 }
                 let id = peer.reserveConnectionID()
-                return channel.eventLoop.makeCompletedFuture {
+                var security = peer.configuration.security
+                security.md5Password = nil  // already on the listening socket
+                let secured: EventLoopFuture<Void>
+                if let remote = channel.remoteAddress, !security.isEmpty {
+                    secured = security.apply(peer: remote, to: channel)
+                } else {
+                    secured = channel.eventLoop.makeSucceededVoidFuture()
+                }
+                return secured.flatMapThrowing {
                     try channel.pipeline.syncOperations.addHandlers(peer.handlers(connection: id))
                     peer.eventLoop.execute { peer.accepted(channel, connection: id) }
                 }

@@ -31,6 +31,8 @@ public struct SessionConfiguration: Hashable, Sendable {
     public var maxPrefixes: [AddressFamily: Int] = [:]
     public var maxPrefixWarning: Double = 0.8
     public var maxPrefixRestartTime: Double = 60
+    /// TCP MD5 signature password and GTSM (RFC 2385, RFC 5082).
+    public var security = TransportSecurity()
 
     public init(
         localAS: UInt32, peerAS: UInt32, routerID: IPv4Address, families: [AddressFamily], holdTime: UInt16 = 90,

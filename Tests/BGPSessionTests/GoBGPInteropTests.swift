@@ -14,8 +14,22 @@ import Testing
     static let families: [AddressFamily] = [.ipv4VPN, .evpn, .routeTargetConstraint]
     static let routeTarget = ExtendedCommunity.routeTarget(as: 64512, 100)
 
-    static func configuration(port: Int, neighbor: String, passive: Bool, remotePort: Int? = nil) -> String {
-        """
+    struct Options {
+        var password: String? = nil
+        var gracefulRestart = false
+        var ttlSecurity = false
+    }
+
+    static func configuration(port: Int, neighbor: String, passive: Bool, remotePort: Int? = nil, options: Options = Options()) -> String {
+        let afiSafis = ["l3vpn-ipv4-unicast", "l2vpn-evpn", "rtc"].map { name in
+            """
+              [[neighbors.afi-safis]]
+                [neighbors.afi-safis.config]
+                  afi-safi-name = "\(name)"
+                \(options.gracefulRestart ? "[neighbors.afi-safis.mp-graceful-restart.config]\n      enabled = true" : "")
+            """
+        }.joined(separator: "\n")
+        return """
         [global.config]
           as = 64512
           router-id = "192.0.2.100"
@@ -25,6 +39,9 @@ import Testing
           [neighbors.config]
             neighbor-address = "\(neighbor)"
             peer-as = 64512
+            \(options.password.map { "auth-password = \"\($0)\"" } ?? "")
+          \(options.gracefulRestart ? "[neighbors.graceful-restart.config]\n    enabled = true\n    restart-time = 60" : "")
+          \(options.ttlSecurity ? "[neighbors.ttl-security.config]\n    enabled = true\n    ttl-min = 255" : "")
           [neighbors.transport.config]
             passive-mode = \(passive)
             local-address = "127.0.0.1"
@@ -33,23 +50,98 @@ import Testing
             hold-time = 9
             keepalive-interval = 3
             connect-retry = 1
-          [[neighbors.afi-safis]]
-            [neighbors.afi-safis.config]
-              afi-safi-name = "l3vpn-ipv4-unicast"
-          [[neighbors.afi-safis]]
-            [neighbors.afi-safis.config]
-              afi-safi-name = "l2vpn-evpn"
-          [[neighbors.afi-safis]]
-            [neighbors.afi-safis.config]
-              afi-safi-name = "rtc"
+        \(afiSafis)
         """
     }
 
-    static func startGoBGP(port: Int, api: Int, neighbor: String, passive: Bool, remotePort: Int? = nil) throws -> Daemon {
+    static func startGoBGP(port: Int, api: Int, neighbor: String, passive: Bool, remotePort: Int? = nil, options: Options = Options()) throws -> Daemon {
         try Daemon(
             name: "gobgpd", executable: gobgpd,
             arguments: ["-f", "$DIR/gobgpd.toml", "--api-hosts=127.0.0.1:\(api)", "--pprof-disable", "-l", "info"],
-            files: ["gobgpd.toml": configuration(port: port, neighbor: neighbor, passive: passive, remotePort: remotePort)])
+            files: ["gobgpd.toml": configuration(port: port, neighbor: neighbor, passive: passive, remotePort: remotePort, options: options)])
+    }
+
+    static func ourSpeaker(port: Int, group: any EventLoopGroup, password: String? = nil, ttlSecurity: Bool = false, gracefulRestart: UInt16? = nil, restarting: Bool = false) -> BGPPeer {
+        var configuration = SessionConfiguration(
+            localAS: 64512, peerAS: 64512, routerID: IPv4Address(192, 0, 2, 2), families: families, holdTime: 9, connectRetryTime: 1,
+            connectRetryMaximum: 2, gracefulRestartTime: gracefulRestart, gracefulRestartRestarting: restarting)
+        configuration.security = TransportSecurity(md5Password: password, ttlSecurityHops: ttlSecurity ? 1 : nil)
+        return BGPPeer(configuration: configuration, remoteAddress: "127.0.0.1", remotePort: port, localAddress: "127.0.0.2", eventLoop: group.next())
+    }
+
+    @Test(arguments: [("secret", true), ("wrong", false)])
+    func md5Signatures(password: String, comesUp: Bool) async throws {
+        guard Daemon.installed(Self.gobgpd) else { Issue.record("gobgpd is not installed"); return }
+        let port = try freePort(), api = try freePort()
+        let daemon = try Self.startGoBGP(port: port, api: api, neighbor: "127.0.0.2", passive: true, options: Options(password: "secret"))
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let peer = Self.ourSpeaker(port: port, group: group, password: password)
+        peer.start()
+        // With a wrong key the kernel drops every segment: give it a few connect attempts.
+        let up = try await eventually(timeout: comesUp ? 10 : 6) { try await peer.state().get() == .established }
+        #expect(up == comesUp, "password \(password): established \(up)\n\(daemon.log.suffix(1500))")
+        peer.stop()
+        daemon.stop()
+        try await group.shutdownGracefully()
+    }
+
+    @Test func ttlSecurity() async throws {
+        guard Daemon.installed(Self.gobgpd) else { Issue.record("gobgpd is not installed"); return }
+        let port = try freePort(), api = try freePort()
+        let daemon = try Self.startGoBGP(port: port, api: api, neighbor: "127.0.0.2", passive: true, options: Options(ttlSecurity: true))
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let peer = Self.ourSpeaker(port: port, group: group, ttlSecurity: true)
+        peer.start()
+        let up = try await eventually { try await peer.state().get() == .established }
+        #expect(up, "GTSM session did not come up\n\(daemon.log.suffix(1500))")
+        peer.stop()
+        daemon.stop()
+        try await group.shutdownGracefully()
+    }
+
+    /// RFC 4724 with gobgpd as the helper: our speaker crashes and comes back; gobgpd keeps our routes
+    /// until our End-of-RIB, then exactly what we advertised again.
+    @Test func gracefulRestartWithGoBGPAsHelper() async throws {
+        guard Daemon.installed(Self.gobgpd) else { Issue.record("gobgpd is not installed"); return }
+        let port = try freePort(), api = try freePort()
+        let daemon = try Self.startGoBGP(port: port, api: api, neighbor: "127.0.0.2", passive: true, options: Options(gracefulRestart: true))
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let nextHop = NextHop.forFamily(.ipv4VPN, .v4(IPv4Address(192, 0, 2, 2)))
+        let attributes = [PathAttribute(.origin(.igp)), PathAttribute(.asPath(ASPath())), PathAttribute(.localPreference(100)), PathAttribute(.extendedCommunities([Self.routeTarget]))]
+        func route(_ i: UInt8) -> NLRIElement {
+            NLRIElement(.vpnPrefix(VPNPrefix(labels: MPLSLabelStack(labels: [100]), routeDistinguisher: .as2(64512, 10), prefix: IPPrefix(.v4(IPv4Address(10, 10, 0, i)), length: 32))))
+        }
+        func adjIn() throws -> String { try Self.cli(api, ["neighbor", "127.0.0.2", "adj-in", "-a", "vpnv4", "-j"]) }
+        let first = Self.ourSpeaker(port: port, group: group, gracefulRestart: 60)
+        var second: BGPPeer? = nil
+        do {
+            first.announce([route(1), route(2)], family: .ipv4VPN, nextHop: nextHop, attributes: attributes)
+            first.start()
+            _ = try await poll(adjIn, until: { $0.contains("10.10.0.1/32") && $0.contains("10.10.0.2/32") })
+            // Crash: the connection drops without a NOTIFICATION.
+            first.abort()
+            first.stop()
+            let down = try await eventually { try await first.state().get() != .established }
+            #expect(down)
+            // gobgpd (helper) keeps both routes while we are away.
+            let neighbor = try await poll { try Self.cli(api, ["neighbor", "127.0.0.2", "-j"]) } until: { !$0.contains("\"session_state\":6") }
+            _ = neighbor
+            let kept = try Self.cli(api, ["global", "rib", "-a", "vpnv4", "-j"])
+            #expect(kept.contains("10.10.0.1/32") && kept.contains("10.10.0.2/32"), "gobgpd dropped our routes: \(kept)")
+            // We come back restarting, advertise only route 1, then End-of-RIB.
+            let again = Self.ourSpeaker(port: port, group: group, gracefulRestart: 60, restarting: true)
+            second = again
+            again.announce([route(1)], family: .ipv4VPN, nextHop: nextHop, attributes: attributes)
+            again.start()
+            let up = try await eventually(timeout: 20) { try await again.state().get() == .established }
+            #expect(up)
+            let after = try await poll { try Self.cli(api, ["global", "rib", "-a", "vpnv4", "-j"]) } until: { $0.contains("10.10.0.1/32") && !$0.contains("10.10.0.2/32") }
+            #expect(after.contains("10.10.0.1/32") && !after.contains("10.10.0.2/32"), "after our End-of-RIB gobgpd holds: \(after)")
+        } catch { Issue.record("\(error)\n\(daemon.log.suffix(2000))") }
+        first.stop()
+        second?.stop()
+        daemon.stop()
+        try await group.shutdownGracefully()
     }
 
     static func cli(_ api: Int, _ arguments: [String]) throws -> String {
