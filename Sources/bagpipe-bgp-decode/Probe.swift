@@ -40,16 +40,7 @@ struct Probe {
                 ("type", "established"), ("peer_as", JSONValue(negotiated.peerAS)), ("peer_router_id", .string(negotiated.peerRouterID.description)),
                 ("hold_time", JSONValue(negotiated.holdTime)), ("families", .array(negotiated.families.map { .string($0.description) })),
             ]).serialized())
-            // Ask for everything a peer doing RT-Constraint would otherwise keep back (RFC 4684 default route).
-            var updates: [ByteBuffer] = []
-            let builder = UpdateBuilder(context: negotiated.sendContext)
-            if rtcDefault, negotiated.families.contains(.routeTargetConstraint) {
-                updates += builder.announce(
-                    [NLRIElement(.routeTargetMembership(.default))], family: .routeTargetConstraint,
-                    nextHop: .ipv4(routerID), attributes: [PathAttribute(.origin(.igp)), PathAttribute(.asPath(ASPath())), PathAttribute(.localPreference(100))])
-            }
-            for family in negotiated.families { updates.append(BGPMessage.update(.endOfRIB(family)).encoded(context: negotiated.sendContext)) }
-            _ = session.send(updates: updates)
+
         }
         session.onUpdate = { update in
             guard case .object(let fields) = BGPMessage.update(update).json(context: .standard) else { return }
@@ -64,6 +55,13 @@ struct Probe {
         session.onDown = { reason in
             print(JSONValue.object([("type", "down"), ("reason", .string(reason))]).serialized())
             done.succeed()
+        }
+        // Ask for everything a peer doing RT-Constraint would otherwise keep back (RFC 4684 default
+        // route); it is sent if the family is negotiated, End-of-RIB follows.
+        if rtcDefault {
+            session.announce(
+                [NLRIElement(.routeTargetMembership(.default))], family: .routeTargetConstraint, nextHop: .ipv4(routerID),
+                attributes: [PathAttribute(.origin(.igp)), PathAttribute(.asPath(ASPath())), PathAttribute(.localPreference(100))])
         }
         session.start()
         group.next().scheduleTask(in: .nanoseconds(Int64(duration * 1e9))) { done.succeed() }

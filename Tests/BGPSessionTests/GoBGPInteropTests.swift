@@ -170,7 +170,7 @@ import Testing
         return out
     }
 
-    static let vpnRoute = NLRIElement(.vpnPrefix(VPNPrefix(labels: MPLSLabelStack(labels: [100]), routeDistinguisher: .as2(64512, 10), prefix: IPPrefix("10.10.0.1/32")!)))
+    nonisolated(unsafe) static let vpnRoute = NLRIElement(.vpnPrefix(VPNPrefix(labels: MPLSLabelStack(labels: [100]), routeDistinguisher: .as2(64512, 10), prefix: IPPrefix("10.10.0.1/32")!)))
 
     @Test func weConnectExchangeWithdrawSurviveARestartAndReadTheirNotification() async throws {
         guard Daemon.installed(Self.gobgpd) else {

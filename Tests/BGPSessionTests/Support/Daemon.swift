@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import NIOCore
 import NIOPosix
 
@@ -28,19 +29,19 @@ final class Daemon: @unchecked Sendable {
     var log: String { (try? String(contentsOf: directory.appendingPathComponent("daemon.log"), encoding: .utf8)) ?? "" }
 
     func stop() {
-        if process.isRunning {
-            process.terminate()
-            process.waitUntilExit()
-        }
+        kill()
         try? FileManager.default.removeItem(at: directory)
     }
 
-    /// Stops the process but keeps its folder, for a restart with the same files.
+    /// Stops the process but keeps its folder, for a restart with the same files. SIGTERM first; a
+    /// daemon still there after 3 seconds (bgpd without zebra) gets SIGKILL.
     func kill() {
-        if process.isRunning {
-            process.terminate()
-            process.waitUntilExit()
-        }
+        guard process.isRunning else { return }
+        process.terminate()
+        let deadline = Date().addingTimeInterval(3)
+        while process.isRunning && Date() < deadline { usleep(20_000) }
+        if process.isRunning { Glibc.kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
     }
 
     static func installed(_ path: String) -> Bool { FileManager.default.isExecutableFile(atPath: path) }
