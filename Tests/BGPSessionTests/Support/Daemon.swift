@@ -10,10 +10,12 @@ final class Daemon: @unchecked Sendable {
     let process = Process()
     let name: String
 
-    init(name: String, executable: String, arguments: [String], files: [String: String]) throws {
+    init(name: String, executable: String, arguments: [String], files: [String: String], directory: URL? = nil, environment: [String: String] = [:]) throws {
         self.name = name
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("bagpipe-\(name)-\(UUID().uuidString.prefix(8))")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        self.directory = directory ?? FileManager.default.temporaryDirectory.appendingPathComponent("bagpipe-\(name)-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: self.directory, withIntermediateDirectories: true)
+        if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
+        let directory = self.directory
         for (file, text) in files { try text.write(to: directory.appendingPathComponent(file), atomically: true, encoding: .utf8) }
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments.map { $0.replacingOccurrences(of: "$DIR", with: directory.path) }

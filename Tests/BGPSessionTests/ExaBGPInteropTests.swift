@@ -1,0 +1,166 @@
+import BGPSession
+import BGPWire
+import Foundation
+import NIOCore
+import NIOPosix
+import Testing
+
+/// Sessions with ExaBGP 4.2 from Debian: VPNv4 and EVPN both ways (ExaBGP's API prints what it
+/// receives as JSON; its configuration has no RT-Constraint family), withdraws both ways, a restart, a
+/// NOTIFICATION from ExaBGP, and ExaBGP connecting to us.
+@Suite(.serialized) struct ExaBGPInteropTests {
+    static let exabgp = "/usr/sbin/exabgp"
+
+    /// ExaBGP's API process: what ExaBGP receives goes to received.jsonl; lines written to the FIFO
+    /// `commands` go to ExaBGP.
+    static let api = """
+        import os, sys, threading
+        here = os.path.dirname(os.path.abspath(__file__))
+        def commands():
+            while True:
+                with open(os.path.join(here, 'commands')) as fifo:
+                    for line in fifo:
+                        sys.stdout.write(line)
+                        sys.stdout.flush()
+        threading.Thread(target=commands, daemon=True).start()
+        with open(os.path.join(here, 'received.jsonl'), 'a') as out:
+            for line in sys.stdin:
+                out.write(line)
+                out.flush()
+        """
+
+    static func configuration(neighbor: String, listen: Int?, connect: Int?) -> String {
+        """
+        process api {
+            run /usr/bin/python3 -u $DIR/api.py;
+            encoder json;
+        }
+        neighbor \(neighbor) {
+            router-id 192.0.2.150;
+            local-address 127.0.0.1;
+            local-as 64512;
+            peer-as 64512;
+            hold-time 9;
+            \(listen.map { "passive true;\n    listen \($0);" } ?? "")
+            \(connect.map { "connect \($0);" } ?? "")
+            family {
+                ipv4 mpls-vpn;
+                l2vpn evpn;
+            }
+            api {
+                processes [ api ];
+                receive { parsed; update; notification; }
+                send { parsed; }
+            }
+            static {
+                route 10.50.0.0/24 rd 64512:50 label 500 next-hop 192.0.2.150 extended-community [ target:64512:100 ];
+            }
+        }
+        """
+    }
+
+    static func start(neighbor: String, listen: Int? = nil, connect: Int? = nil) throws -> Daemon {
+        let daemon = try Daemon(
+            name: "exabgp", executable: exabgp, arguments: ["$DIR/exabgp.conf"],
+            files: ["exabgp.conf": "", "api.py": api])
+        // The configuration names its own folder; the FIFO must exist before ExaBGP starts the API.
+        daemon.kill()
+        try configuration(neighbor: neighbor, listen: listen, connect: connect).replacingOccurrences(of: "$DIR", with: daemon.directory.path)
+            .write(to: daemon.directory.appendingPathComponent("exabgp.conf"), atomically: true, encoding: .utf8)
+        mkfifo(daemon.directory.appendingPathComponent("commands").path, 0o600)
+        return try Daemon(
+            name: "exabgp", executable: exabgp, arguments: [daemon.directory.appendingPathComponent("exabgp.conf").path],
+            files: [:], directory: daemon.directory,
+            // ExaBGP drops privileges by default; its API process writes into the test's folder.
+            environment: [
+                "exabgp_tcp_bind": "127.0.0.1", "exabgp_tcp_port": "\(listen ?? 0)", "exabgp_daemon_daemonize": "false",
+                "exabgp_daemon_user": "root", "exabgp_log_destination": "stdout",
+            ])
+    }
+
+    static func received(_ daemon: Daemon) -> String {
+        (try? String(contentsOf: daemon.directory.appendingPathComponent("received.jsonl"), encoding: .utf8)) ?? ""
+    }
+
+    static func command(_ daemon: Daemon, _ line: String) throws {
+        let fifo = try FileHandle(forWritingTo: daemon.directory.appendingPathComponent("commands"))
+        fifo.write(Data((line + "\n").utf8))
+        try fifo.close()
+    }
+
+    @Test func weConnectExchangeWithdrawRestartAndNotification() async throws {
+        guard Daemon.installed(Self.exabgp) else { Issue.record("ExaBGP is not installed: the README's test command installs it"); return }
+        let port = try freePort()
+        var daemon = try Self.start(neighbor: "127.0.0.2", listen: port)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let peer = FRRInteropTests.ourSpeaker(port: port, group: group)
+        let received = Received()
+        peer.onUpdate = { received.add($0) }
+        FRRInteropTests.announceOurRoutes(peer)
+        do {
+            peer.start()
+            let up = try await eventually(timeout: 20) { try await peer.state().get() == .established }
+            #expect(up, "no session with ExaBGP: \(daemon.log.suffix(1500))")
+            let negotiated = try await peer.negotiated().get()
+            #expect(negotiated?.families == [.ipv4VPN, .evpn])
+
+            // ExaBGP's own JSON for what we sent.
+            let seen = try await eventually {
+                let text = Self.received(daemon)
+                return text.contains("10.10.0.1/32") && text.contains("02:00:00:00:00:01")
+            }
+            let text = Self.received(daemon)
+            #expect(seen, "ExaBGP received: \(text.suffix(3000))")
+            #expect(text.contains("\"rd\": \"64512:10\"") && text.contains("\"label\": [ [100] ]") && text.contains("target:64512:100"), "\(text.suffix(3000))")
+            #expect(text.contains("\"mac\": \"02:00:00:00:00:01\""), "\(text.suffix(3000))")
+
+            // ExaBGP's static route reaches us.
+            let got = try await eventually { received.vpnPrefixes.contains("64512:50 10.50.0.0/24") }
+            #expect(got)
+            #expect(received.vpnRoutes.first { $0.routeDistinguisher == .as2(64512, 50) }?.labels.labels == [500])
+
+            // Withdraws both ways.
+            peer.withdraw([GoBGPInteropTests.vpnRoute], family: .ipv4VPN)
+            let ours = try await eventually { Self.received(daemon).contains("\"withdraw\"") }
+            #expect(ours)
+            try Self.command(daemon, "withdraw route 10.50.0.0/24 rd 64512:50 label 500 next-hop 192.0.2.150")
+            let theirs = try await eventually { received.withdrawnVPN.contains("64512:50 10.50.0.0/24") }
+            #expect(theirs)
+
+            // ExaBGP restarts: the session comes back.
+            daemon.stop()
+            let down = try await eventually { try await peer.state().get() != .established }
+            #expect(down)
+            daemon = try Self.start(neighbor: "127.0.0.2", listen: port)
+            let back = try await eventually(timeout: 30) { try await peer.state().get() == .established }
+            #expect(back)
+
+            // ExaBGP tears the session down with Cease / Administrative Shutdown: we decode it.
+            try Self.command(daemon, "neighbor 127.0.0.2 teardown 2")
+            let notified = try await eventually { try await peer.currentStatistics().get().lastNotificationReceived?.subcode == 2 }
+            #expect(notified)
+            #expect(try await peer.currentStatistics().get().lastNotificationReceived?.code == .cease)
+        } catch { Issue.record("\(error)\n\(daemon.log.suffix(2000))") }
+        peer.stop()
+        daemon.stop()
+        try await group.shutdownGracefully()
+    }
+
+    @Test func theyConnect() async throws {
+        guard Daemon.installed(Self.exabgp) else { Issue.record("ExaBGP is not installed"); return }
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let ourPort = try freePort(host: "127.0.0.3")
+        let peer = BGPPeer(
+            configuration: SessionConfiguration(localAS: 64512, peerAS: 64512, routerID: IPv4Address(192, 0, 2, 3), families: [.ipv4VPN, .evpn, .routeTargetConstraint], holdTime: 9, active: false),
+            remoteAddress: "127.0.0.1", eventLoop: group.next())
+        let listener = try await BGPListener.listen(host: "127.0.0.3", port: ourPort, group: group, peers: ["127.0.0.1": peer]).get()
+        peer.start()
+        let daemon = try Self.start(neighbor: "127.0.0.3", connect: ourPort)
+        let up = try await eventually(timeout: 30) { try await peer.state().get() == .established }
+        #expect(up, "ExaBGP did not connect: \(daemon.log.suffix(2000))")
+        peer.stop()
+        daemon.stop()
+        try await listener.close().get()
+        try await group.shutdownGracefully()
+    }
+}
