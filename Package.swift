@@ -53,7 +53,8 @@ let package = Package(
         .executableTarget(
             name: "bagpipe-bench",
             dependencies: [
-                "BGPWire", "AllocationCounter",
+                "BGPWire", "BGPSession", "AllocationCounter",
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],

@@ -12,10 +12,14 @@ if [ ! -d "$shared/vectors" ]; then
 fi
 export BAGPIPE_SHARED="$shared"
 
-# Debian packages the tests use: tshark (Wireshark cross-check), gobgpd (interop peer).
+# Debian packages the tests use: tshark (Wireshark cross-check) and the interop peers gobgpd, FRR,
+# ExaBGP and BIRD 2.
 missing=()
 command -v tshark >/dev/null 2>&1 || missing+=(tshark)
 command -v gobgpd >/dev/null 2>&1 || missing+=(gobgpd)
+[ -x /usr/lib/frr/bgpd ] || missing+=(frr)
+command -v exabgp >/dev/null 2>&1 || missing+=(exabgp)
+command -v bird >/dev/null 2>&1 || missing+=(bird2)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "test.sh: installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive

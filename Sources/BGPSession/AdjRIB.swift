@@ -143,8 +143,8 @@ public struct AdjRIBIn: Sendable {
         for block in announced {
             let nextHop: NextHop = block.family == .ipv4Unicast && block == update.nlri
                 ? update.attributes.nextHop.map { .ipv4($0) } ?? .none : update.attributes.mpReach?.nextHop ?? .none
-            var table = tables[block.family] ?? [:]
-            table.reserveCapacity(table.count + block.count)
+            // Moved out (not copied) while it changes: a copy here would copy the whole table per UPDATE.
+            var table = tables.removeValue(forKey: block.family) ?? [:]
             // One intern per block, one use per route.
             let set = interner.intern(attributes: shared, nextHop: nextHop)
             var first = true
@@ -178,19 +178,20 @@ public struct AdjRIBIn: Sendable {
     /// The peer restarts gracefully: keep its routes, marked stale.
     public mutating func markStale(_ families: Set<AddressFamily>) {
         for family in families {
-            guard var table = tables[family] else { continue }
-            for key in table.keys { table[key]?.stale = true }
+            guard var table = tables.removeValue(forKey: family) else { continue }
+            for index in table.indices { table.values[index].stale = true }
             tables[family] = table
         }
     }
 
     /// End-of-RIB (or the restart timer): drop what is still stale.
     public mutating func sweepStale(_ family: AddressFamily) -> [RouteChange] {
-        guard let table = tables[family] else { return [] }
+        guard var table = tables.removeValue(forKey: family) else { return [] }
         let stale = table.filter { $0.value.stale }.map(\.key)
         for key in stale {
-            if let old = tables[family]?.removeValue(forKey: key) { interner.release(old.attributes) }
+            if let old = table.removeValue(forKey: key) { interner.release(old.attributes) }
         }
+        tables[family] = table
         return stale.map { .withdraw($0) }
     }
 
@@ -249,7 +250,7 @@ public struct AdjRIBOut: Sendable {
     /// Takes up to `limit` pending changes of one family, grouped by attribute set: what to announce
     /// (per set) and what to withdraw.
     public mutating func takePending(limit: Int = 10_000) -> (family: AddressFamily, announce: [(AttributeSet, [NLRIElement])], withdraw: [NLRIElement])? {
-        guard let family = pending.first(where: { !$0.value.isEmpty })?.key, var keys = pending[family] else { return nil }
+        guard let family = pending.first(where: { !$0.value.isEmpty })?.key, var keys = pending.removeValue(forKey: family) else { return nil }
         var groups: [ObjectIdentifier: (AttributeSet, [NLRIElement])] = [:]
         var withdraw: [NLRIElement] = []
         var taken = 0
