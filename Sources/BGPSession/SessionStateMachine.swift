@@ -199,6 +199,11 @@ public struct SessionStateMachine: Sendable {
             reason = "unexpected \(Self.name(event)) in \(state.rawValue)"
             actions += tearDown(reason: reason, restart: true)
 
+        // RFC 4271 §8.2.2 events 14-17 after Connect/Active: a second connection, which collision
+        // detection (§6.8, done by the peer driver) sorts out; this connection is not affected.
+        case (.openSent, .tcpConnectionConfirmed), (.openConfirm, .tcpConnectionConfirmed), (.established, .tcpConnectionConfirmed):
+            return []
+
         // OpenSent: our OPEN is out, waiting for theirs.
         case (.openSent, .openReceived(let open)):
             actions += acceptOpen(open, reason: &reason)

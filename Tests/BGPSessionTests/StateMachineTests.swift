@@ -490,3 +490,71 @@ struct EstablishedStateTests {
         #expect(rejection.notification.subcode == ErrorSubcode.unsupportedOptionalParameter)
     }
 }
+
+/// Every state against every kind of event, with the next state RFC 4271 §8.2.2 prescribes (RFC 6608
+/// FSM errors where it says "any other event").
+@Suite struct TransitionTableTests {
+    enum Start: String, CaseIterable { case idle, connect, active, openSent, openConfirm, established }
+
+    static let events: [(String, SessionStateMachine.Event)] = [
+        ("ManualStart", .manualStart), ("ManualStop", .manualStop), ("AutomaticStop", .automaticStop(nil)),
+        ("ConnectRetryTimer", .timerExpired(.connectRetry)), ("HoldTimer", .timerExpired(.hold)), ("KeepaliveTimer", .timerExpired(.keepalive)),
+        ("TcpConnectionConfirmed", .tcpConnectionConfirmed), ("TcpConnectionFails", .tcpConnectionFails), ("BGPOpen", .openReceived(peerOpen())),
+        ("BGPHeaderErr", .decodingError(BGPDecodingError(.sessionReset(NotificationMessage(code: .messageHeaderError, subcode: 1)), "marker"))),
+        ("OpenCollisionDump", .openCollisionDump), ("NotifMsg", .notificationReceived(NotificationMessage(code: .cease, subcode: 5))),
+        ("KeepAliveMsg", .keepaliveReceived), ("UpdateMsg", .updateReceived(UpdateMessage())), ("RouteRefresh", .routeRefreshReceived(RouteRefreshMessage(family: .ipv4VPN))),
+    ]
+
+    /// Expected next state, by start state, in the order of `events`.
+    static let expected: [Start: [SessionStateMachine.State]] = [
+        .idle: [.connect, .idle, .idle, .idle, .idle, .idle, .idle, .idle, .idle, .idle, .idle, .idle, .idle, .idle, .idle],
+        .connect: [.connect, .idle, .idle, .connect, .idle, .idle, .openSent, .active, .idle, .idle, .idle, .idle, .idle, .idle, .idle],
+        .active: [.active, .idle, .idle, .active, .idle, .idle, .openSent, .idle, .idle, .idle, .idle, .idle, .idle, .idle, .idle],
+        .openSent: [.openSent, .idle, .idle, .idle, .idle, .idle, .openSent, .active, .openConfirm, .idle, .idle, .idle, .idle, .idle, .idle],
+        .openConfirm: [.openConfirm, .idle, .idle, .idle, .idle, .openConfirm, .openConfirm, .idle, .idle, .idle, .idle, .idle, .established, .idle, .idle],
+        .established: [
+            .established, .idle, .idle, .idle, .idle, .established, .established, .idle, .idle, .idle, .idle, .idle, .established, .established, .established,
+        ],
+    ]
+
+    static func machine(in start: Start) -> Simulation {
+        switch start {
+        case .idle: return Simulation(configuration())
+        case .connect:
+            var s = Simulation(configuration())
+            s.feed(.manualStart)
+            return s
+        case .active:
+            var s = Simulation(configuration(active: false))
+            s.feed(.manualStart)
+            return s
+        case .openSent:
+            var s = Simulation(configuration())
+            s.feed(.manualStart)
+            s.feed(.tcpConnectionConfirmed)
+            return s
+        case .openConfirm:
+            var s = machine(in: .openSent)
+            s.feed(.openReceived(peerOpen()))
+            return s
+        case .established: return established()
+        }
+    }
+
+    @Test(arguments: Start.allCases)
+    func everyEventInEveryState(start: Start) throws {
+        let expectations = try #require(Self.expected[start])
+        for ((name, event), next) in zip(Self.events, expectations) {
+            var s = Self.machine(in: start)
+            #expect(s.state.rawValue.lowercased() == start.rawValue.lowercased())
+            s.feed(event)
+            #expect(s.state == next, "\(start) + \(name): \(s.state), expected \(next)")
+            // Leaving a synchronized state because of an error always tells the peer why.
+            if (start == .openSent || start == .openConfirm || start == .established) && next == .idle
+                && !["TcpConnectionFails", "NotifMsg", "BGPHeaderErr"].contains(name)
+            {
+                #expect(s.lastNotification != nil, "\(start) + \(name) sent no NOTIFICATION")
+            }
+        }
+    }
+}
