@@ -96,19 +96,9 @@ import Testing
 
     @Test func theyConnect() async throws {
         guard Daemon.installed(Self.bird) else { Issue.record("BIRD is not installed"); return }
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let ourPort = try freePort(host: "127.0.0.3"), port = try freePort()
-        let peer = BGPPeer(
-            configuration: SessionConfiguration(localAS: 64512, peerAS: 64512, routerID: IPv4Address(192, 0, 2, 3), families: [.ipv4VPN], holdTime: 9, active: false),
-            remoteAddress: "127.0.0.1", eventLoop: group.next())
-        let listener = try await BGPListener.listen(host: "127.0.0.3", port: ourPort, group: group, peers: ["127.0.0.1": peer]).get()
-        peer.start()
-        let daemon = try Self.start(neighbor: "127.0.0.3", localPort: port, passive: false, neighborPort: ourPort)
-        let up = try await eventually(timeout: 20) { try await peer.state().get() == .established }
-        #expect(up, "BIRD did not connect: \(daemon.log.suffix(2000))")
-        peer.stop()
-        daemon.stop()
-        try await listener.close().get()
-        try await group.shutdownGracefully()
+        let port = try freePort()
+        try await peerConnectsToUs(families: [.ipv4VPN]) { ourPort in
+            try Self.start(neighbor: "127.0.0.3", localPort: port, passive: false, neighborPort: ourPort)
+        }
     }
 }

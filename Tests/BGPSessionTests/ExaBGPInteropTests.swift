@@ -148,19 +148,8 @@ import Testing
 
     @Test func theyConnect() async throws {
         guard Daemon.installed(Self.exabgp) else { Issue.record("ExaBGP is not installed"); return }
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let ourPort = try freePort(host: "127.0.0.3")
-        let peer = BGPPeer(
-            configuration: SessionConfiguration(localAS: 64512, peerAS: 64512, routerID: IPv4Address(192, 0, 2, 3), families: [.ipv4VPN, .evpn, .routeTargetConstraint], holdTime: 9, active: false),
-            remoteAddress: "127.0.0.1", eventLoop: group.next())
-        let listener = try await BGPListener.listen(host: "127.0.0.3", port: ourPort, group: group, peers: ["127.0.0.1": peer]).get()
-        peer.start()
-        let daemon = try Self.start(neighbor: "127.0.0.3", connect: ourPort)
-        let up = try await eventually(timeout: 30) { try await peer.state().get() == .established }
-        #expect(up, "ExaBGP did not connect: \(daemon.log.suffix(2000))")
-        peer.stop()
-        daemon.stop()
-        try await listener.close().get()
-        try await group.shutdownGracefully()
+        try await peerConnectsToUs(families: [.ipv4VPN, .evpn], timeout: 30) { ourPort in
+            try Self.start(neighbor: "127.0.0.3", connect: ourPort)
+        }
     }
 }

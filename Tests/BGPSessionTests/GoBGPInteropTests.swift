@@ -258,26 +258,11 @@ import Testing
     }
 
     @Test func theyConnect() async throws {
-        guard Daemon.installed(Self.gobgpd) else {
-            Issue.record("gobgpd is not installed: the README's test command installs it")
-            return
+        guard Daemon.installed(Self.gobgpd) else { Issue.record("gobgpd is not installed"); return }
+        let port = try freePort(), api = try freePort()
+        try await peerConnectsToUs(families: Self.families) { ourPort in
+            try Self.startGoBGP(port: port, api: api, neighbor: "127.0.0.3", passive: false, remotePort: ourPort)
         }
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let ourPort = try freePort(host: "127.0.0.3"), port = try freePort(), api = try freePort()
-        let peer = BGPPeer(
-            configuration: SessionConfiguration(localAS: 64512, peerAS: 64512, routerID: IPv4Address(192, 0, 2, 3), families: Self.families, holdTime: 9, active: false),
-            remoteAddress: "127.0.0.1", eventLoop: group.next())
-        let listener = try await BGPListener.listen(host: "127.0.0.3", port: ourPort, group: group, peers: ["127.0.0.1": peer]).get()
-        peer.start()
-        let daemon = try Self.startGoBGP(port: port, api: api, neighbor: "127.0.0.3", passive: false, remotePort: ourPort)
-        let up = try await eventually(timeout: 20) { try await peer.state().get() == .established }
-        #expect(up, "gobgpd did not connect: \(daemon.log.suffix(2000))")
-        let negotiated = try await peer.negotiated().get()
-        #expect(negotiated?.families == Self.families)
-        peer.stop()
-        daemon.stop()
-        try await listener.close().get()
-        try await group.shutdownGracefully()
     }
 }
 

@@ -73,3 +73,29 @@ func freePort(host: String = "127.0.0.1") throws -> Int {
     try channel.close().wait()
     return port
 }
+
+import BGPSession
+import BGPWire
+import Testing
+
+/// The "they connect" check of every interop suite: our speaker listens on 127.0.0.3 (passive), the
+/// daemon that `start` launches (given our port) connects from 127.0.0.1, and the session must come up
+/// with `families`.
+func peerConnectsToUs(families: [AddressFamily], timeout: Double = 20, start: (Int) throws -> Daemon) async throws {
+    let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    let ourPort = try freePort(host: "127.0.0.3")
+    let peer = BGPPeer(
+        configuration: SessionConfiguration(localAS: 64512, peerAS: 64512, routerID: IPv4Address(192, 0, 2, 3), families: families, holdTime: 9, active: false),
+        remoteAddress: "127.0.0.1", eventLoop: group.next())
+    let listener = try await BGPListener.listen(host: "127.0.0.3", port: ourPort, group: group, peers: ["127.0.0.1": peer]).get()
+    peer.start()
+    let daemon = try start(ourPort)
+    let up = try await eventually(timeout: timeout) { try await peer.state().get() == .established }
+    #expect(up, "\(daemon.name) did not connect: \(daemon.log.suffix(2000))")
+    let negotiated = try await peer.negotiated().get()
+    #expect(negotiated?.families == families)
+    peer.stop()
+    daemon.stop()
+    try await listener.close().get()
+    try await group.shutdownGracefully()
+}
