@@ -96,6 +96,7 @@ public struct UpdateMessage: Hashable, Sendable {
         }
 
         var attributes: [PathAttribute] = []
+        attributes.reserveCapacity(8)  // typical UPDATEs carry 4-8 attributes: one allocation, no regrowth
         var discarded: [DiscardedAttribute] = []
         var withdrawReason: String? = nil
         var seen = AttributeTypeSet()
