@@ -117,6 +117,18 @@ public final class BGPPeer: @unchecked Sendable {
     /// Graceful restart of the peer (RFC 4724): routes kept stale until this timer or its End-of-RIB.
     private var staleTimer: Scheduled<Void>?
 
+    /// RFC 4271 §6.8: the peer's connection, accepted while ours waits in OpenSent. It runs a state
+    /// machine of its own until an OPEN on either connection tells the peer's identifier; then one
+    /// connection is kept (the one opened by the higher identifier) and the other gets Cease 6/7.
+    private struct PendingConnection {
+        var machine: SessionStateMachine
+        var channel: any Channel
+        var id: Int
+        /// Timers its machine armed, replayed on the peer's loop if it is kept.
+        var timers: [SessionStateMachine.Timer: Double] = [:]
+    }
+    private var pending: PendingConnection?
+
     public init(
         configuration: SessionConfiguration, remoteAddress: String, remotePort: Int = 179, localAddress: String? = nil,
         eventLoop: any EventLoop, logger: Logger? = nil
@@ -247,9 +259,90 @@ public final class BGPPeer: @unchecked Sendable {
                 logger.info("connection collision: keeping our connection, closing the peer's")
                 channel.close(promise: nil)
             }
+        case .openSent where pending == nil:
+            // The peer's identifier is not known yet: run both connections until an OPEN tells it.
+            logger.info("connection collision: the peer connected while our OPEN is out; resolving when an OPEN arrives")
+            pending = PendingConnection(machine: SessionStateMachine(configuration: configuration, randomSeed: UInt64.random(in: 0...UInt64.max)), channel: channel, id: id)
+            runPending(.passiveStart)
+            runPending(.tcpConnectionConfirmed)
         default:
             logger.info("connection from the peer while \(machine.state.rawValue): closed")
             channel.close(promise: nil)
+        }
+    }
+
+    /// Drives the pending connection's state machine: sends and closes on its channel, timers noted.
+    private func runPending(_ event: SessionStateMachine.Event) {
+        guard var p = pending else { return }
+        let actions = p.machine.handle(event)
+        for action in actions {
+            switch action {
+            case .send(let message):
+                p.channel.writeAndFlush(message.encoded(context: p.machine.negotiated?.sendContext ?? .standard), promise: nil)
+            case .closeConnection: p.channel.close(promise: nil)
+            case .armTimer(let timer, let seconds): p.timers[timer] = seconds
+            case .cancelTimer(let timer): p.timers[timer] = nil
+            case .stateChanged(let from, let to, let reason): logger.debug("peer's connection: \(from.rawValue) -> \(to.rawValue): \(reason)")
+            default: break
+            }
+        }
+        pending = p
+        switch p.machine.state {
+        case .openSent: break
+        case .openConfirm: resolveCollision()
+        default: pending = nil  // it failed or was dumped
+        }
+    }
+
+    /// RFC 4271 §6.8, once the peer's identifier is known on either connection.
+    private func resolveCollision() {
+        guard let p = pending else { return }
+        guard machine.state == .openSent || machine.state == .openConfirm else {
+            // Ours is gone: the peer's connection is simply the session.
+            promote(p)
+            return
+        }
+        guard let remoteID = p.machine.negotiated?.peerRouterID ?? machine.negotiated?.peerRouterID else { return }
+        if SessionStateMachine.keepsOutgoingConnection(localID: configuration.routerID, remoteID: remoteID) {
+            logger.info("connection collision: our identifier is higher, keeping our connection")
+            runPending(.openCollisionDump)
+            pending = nil
+        } else {
+            logger.info("connection collision: the peer's identifier is higher, keeping its connection")
+            pending = nil  // before dumping ours, so that the dump does not resolve this collision again
+            handle(.openCollisionDump)
+            promote(p)
+        }
+    }
+
+    /// Makes the pending connection the session: its machine, channel and timers replace ours.
+    private func promote(_ p: PendingConnection) {
+        pending = nil
+        for timer in timers.keys { perform(.cancelTimer(timer)) }
+        channel?.close(promise: nil)
+        machine = p.machine
+        channel = p.channel
+        connectionID = p.id
+        statistics.state = machine.state
+        for (timer, seconds) in p.timers { perform(.armTimer(timer, seconds: seconds)) }
+        if machine.state == .openConfirm, let session = machine.negotiated { logger.info("peer's connection kept: OpenConfirm, hold time \(session.holdTime) s") }
+    }
+
+    /// Frames and failures of the pending connection.
+    private func pendingEvent(_ frame: ByteBuffer?, lost: Bool = false) {
+        guard let p = pending else { return }
+        if lost { return runPending(.tcpConnectionFails) }
+        guard let frame else { return }
+        do {
+            switch try BGPMessage.decode(frame, context: p.machine.negotiated?.receiveContext ?? .standard) {
+            case .open(let open): runPending(.openReceived(open))
+            case .keepalive: runPending(.keepaliveReceived)
+            case .notification(let n): runPending(.notificationReceived(n))
+            case .update(let u): runPending(.updateReceived(u))
+            case .routeRefresh(let r): runPending(.routeRefreshReceived(r))
+            }
+        } catch {
+            runPending(.decodingError(error))
         }
     }
 
@@ -301,6 +394,7 @@ public final class BGPPeer: @unchecked Sendable {
     }
 
     func connectionLost(_ id: Int, reason: String) {
+        if id == pending?.id { return pendingEvent(nil, lost: true) }
         guard id == connectionID, machine.state != .idle || channel != nil else { return }
         channel = nil
         logger.debug("connection lost: \(reason)")
@@ -308,11 +402,13 @@ public final class BGPPeer: @unchecked Sendable {
     }
 
     func malformed(_ error: BGPDecodingError, connection id: Int) {
+        if id == pending?.id { return runPending(.decodingError(error)) }
         guard id == connectionID else { return }
         handle(.decodingError(error))
     }
 
     func received(_ frame: ByteBuffer, connection id: Int) {
+        if id == pending?.id { return pendingEvent(frame) }
         guard id == connectionID else { return }
         let context = machine.negotiated?.receiveContext ?? WireContext(externalPeer: !configuration.isInternal)
         let message: BGPMessage
@@ -438,6 +534,10 @@ public final class BGPPeer: @unchecked Sendable {
     private func handle(_ event: SessionStateMachine.Event) {
         eventLoop.assertInEventLoop()
         for action in machine.handle(event) { perform(action) }
+        // Our OPEN exchange finished while the peer's connection is pending: §6.8 decides now.
+        if pending != nil && (machine.state == .openConfirm || machine.state == .idle || machine.state == .active) {
+            if machine.state == .openConfirm { resolveCollision() } else if case .openConfirm = pending?.machine.state { resolveCollision() }
+        }
     }
 
     private func perform(_ action: SessionStateMachine.Action) {

@@ -287,3 +287,45 @@ extension Received {
     var endOfRIBs: [AddressFamily] { lock2.withLock { _endOfRIBs } }
     var refreshes: [RouteRefreshMessage] { lock2.withLock { _refreshes } }
 }
+
+@Suite(.serialized) struct CollisionTests {
+    /// Both speakers connect to each other at once (RFC 4271 §6.8): one session survives, on the
+    /// connection opened by the higher identifier, and it stays up.
+    @Test(arguments: 0..<3)
+    func simultaneousConnectionsLeaveOneSession(round: Int) async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        let portA = try freePort(host: "127.0.0.1"), portB = try freePort(host: "127.0.0.2")
+        func config(_ id: UInt8) -> SessionConfiguration {
+            SessionConfiguration(localAS: 64512, peerAS: 64512, routerID: IPv4Address(192, 0, 2, id), families: [.ipv4VPN], holdTime: 3, connectRetryTime: 1, connectRetryMaximum: 2)
+        }
+        let a = BGPPeer(configuration: config(1), remoteAddress: "127.0.0.2", remotePort: portB, localAddress: "127.0.0.1", eventLoop: group.next())
+        let b = BGPPeer(configuration: config(2), remoteAddress: "127.0.0.1", remotePort: portA, localAddress: "127.0.0.2", eventLoop: group.next())
+        let listenerA = try await BGPListener.listen(host: "127.0.0.1", port: portA, group: group, peers: ["127.0.0.2": a]).get()
+        let listenerB = try await BGPListener.listen(host: "127.0.0.2", port: portB, group: group, peers: ["127.0.0.1": b]).get()
+        a.start()
+        b.start()
+        let up = try await eventually {
+            let sa = try await a.state().get()
+            let sb = try await b.state().get()
+            return sa == .established && sb == .established
+        }
+        #expect(up)
+        // It stays up: keepalives keep flowing on the surviving session (hold time 3 s).
+        let before = try await a.currentStatistics().get().messagesReceived["keepalive", default: 0]
+        let flowing = try await eventually(timeout: 5) {
+            let now = try await a.currentStatistics().get().messagesReceived["keepalive", default: 0]
+            let sa = try await a.state().get()
+            let sb = try await b.state().get()
+            return now >= before + 2 && sa == .established && sb == .established
+        }
+        #expect(flowing)
+        let lastA = try await a.currentStatistics().get().lastNotificationReceived
+        #expect(lastA == nil || lastA == NotificationMessage(code: .cease, subcode: 7), "\(String(describing: lastA))")
+        a.stop()
+        b.stop()
+        try await listenerA.close().get()
+        try await listenerB.close().get()
+        try await group.shutdownGracefully()
+    }
+}
+
