@@ -134,7 +134,12 @@ enum NLRICodec {
         case .prefix(let ipv6): nlri = .prefix(try readPrefix(ipv6: ipv6, from: &c))
         case .labeled(let ipv6): nlri = try readLabeled(ipv6: ipv6, withRD: false, from: &c)
         case .vpn(let ipv6): nlri = try readLabeled(ipv6: ipv6, withRD: true, from: &c)
-        case .evpn: nlri = .evpn(try readEVPN(from: &c))
+        case .evpn:
+            if let route = try readEVPNMACIP(from: &c) {
+                nlri = .evpn(.macIPAdvertisement(route))
+            } else {
+                nlri = .evpn(try readEVPN(from: &c))
+            }
         case .routeTargetMembership: nlri = .routeTargetMembership(try readRouteTargetMembership(from: &c))
         case .flowSpec(let ipv6, let vpn): nlri = .flowSpec(try readFlowSpec(ipv6: ipv6, vpn: vpn, from: &c))
         case .opaque: throw MalformedField("family not modeled")
@@ -221,35 +226,43 @@ enum NLRICodec {
         }
     }
 
+    /// EVPN MAC/IP advertisement (the bulk of EVPN): one bounds check, then plain loads. Small so that it
+    /// inlines into `read` and the route is built where the caller wants it. Nil (nothing consumed)
+    /// for other route types.
+    @inline(__always)
+    static func readEVPNMACIP(from c: inout RawCursor) throws(MalformedField) -> EVPNMACIPRoute? {
+        guard c.remaining >= 2, let base = c.base, base.load(fromByteOffset: c.position, as: UInt8.self) == 2 else { return nil }
+        let length = Int(base.load(fromByteOffset: c.position + 1, as: UInt8.self))
+        c.position += 2
+        let b = try c.need(length)
+        guard length >= 33 else { throw MalformedField("EVPN type 2 length \(length) too short") }
+        guard c.at8(b, 22) == 48 else { throw MalformedField("EVPN MAC length \(c.at8(b, 22)), expected 48") }
+        let ipLength = c.at8(b, 29)
+        let ipBytes = ipLength == 0 ? 0 : (ipLength == 32 ? 4 : (ipLength == 128 ? 16 : -1))
+        guard ipBytes >= 0 else { throw MalformedField("IP address length \(ipLength) is neither 32 nor 128") }
+        let labels = length - 30 - ipBytes
+        guard labels == 3 || labels == 6 else { throw MalformedField("EVPN type 2 length \(length) does not fit its fields") }
+        let ip: IPAddress? =
+            switch ipBytes {
+            case 4: .v4(IPv4Address(c.at32(b, 30)))
+            case 16: .v6(IPv6Address(high: c.at64(b, 30), low: c.at64(b, 38)))
+            default: nil
+            }
+        let labelAt = 30 + ipBytes
+        let route = EVPNMACIPRoute(
+            routeDistinguisher: RouteDistinguisher(rawValue: c.at64(b, 0)),
+            esi: EthernetSegmentIdentifier(high: c.at16(b, 8), low: c.at64(b, 10)), ethernetTag: c.at32(b, 18),
+            mac: MACAddress(UInt64(c.at16(b, 23)) << 32 | UInt64(c.at32(b, 25))), ip: ip, labelField1: c.at24(b, labelAt),
+            labelField2: labels == 6 ? c.at24(b, labelAt + 3) : nil)
+        c.position += length
+        return route
+    }
+
     @inline(__always)
     static func readEVPN(from c: inout RawCursor) throws(MalformedField) -> EVPNRoute {
+        if let route = try readEVPNMACIP(from: &c) { return .macIPAdvertisement(route) }
         let type = try c.u8()
         let length = Int(try c.u8())
-        if type == 2 {
-            // MAC/IP advertisement, the bulk of EVPN: one bounds check, then plain loads.
-            let b = try c.need(length)
-            guard length >= 33 else { throw MalformedField("EVPN type 2 length \(length) too short") }
-            guard c.at8(b, 22) == 48 else { throw MalformedField("EVPN MAC length \(c.at8(b, 22)), expected 48") }
-            let ipLength = c.at8(b, 29)
-            let ipBytes = ipLength == 0 ? 0 : (ipLength == 32 ? 4 : (ipLength == 128 ? 16 : -1))
-            guard ipBytes >= 0 else { throw MalformedField("IP address length \(ipLength) is neither 32 nor 128") }
-            let labels = length - 30 - ipBytes
-            guard labels == 3 || labels == 6 else { throw MalformedField("EVPN type 2 length \(length) does not fit its fields") }
-            let ip: IPAddress? =
-                switch ipBytes {
-                case 4: .v4(IPv4Address(c.at32(b, 30)))
-                case 16: .v6(IPv6Address(high: c.at64(b, 30), low: c.at64(b, 38)))
-                default: nil
-                }
-            let labelAt = 30 + ipBytes
-            let route = EVPNMACIPRoute(
-                routeDistinguisher: RouteDistinguisher(rawValue: c.at64(b, 0)),
-                esi: EthernetSegmentIdentifier(high: c.at16(b, 8), low: c.at64(b, 10)), ethernetTag: c.at32(b, 18),
-                mac: MACAddress(UInt64(c.at16(b, 23)) << 32 | UInt64(c.at32(b, 25))), ip: ip, labelField1: c.at24(b, labelAt),
-                labelField2: labels == 6 ? c.at24(b, labelAt + 3) : nil)
-            c.position += length
-            return .macIPAdvertisement(route)
-        }
         var v = try c.sub(length)
         let route: EVPNRoute
         switch type {

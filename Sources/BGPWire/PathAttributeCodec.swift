@@ -17,7 +17,23 @@ enum PathAttributeCodec {
     static func decode(
         flags: AttributeFlags, type: UInt8, value: ByteBuffer, context: WireContext
     ) throws(AttributeFault) -> PathAttributeValue {
-        let length = value.readableBytes
+        // Read through a raw cursor: a ByteBuffer read per field costs more than the field.
+        let result: Result<PathAttributeValue, AttributeFault> = value.withUnsafeReadableBytes { raw in
+            var cursor = RawCursor(raw)
+            do throws(AttributeFault) {
+                return .success(try decode(flags: flags, type: type, cursor: &cursor, value: value, context: context))
+            } catch {
+                return .failure(error)
+            }
+        }
+        return try result.get()
+    }
+
+    /// `value` is the attribute's bytes as a buffer, for the zero-copy NLRI slices of MP attributes.
+    static func decode(
+        flags: AttributeFlags, type: UInt8, cursor b: inout RawCursor, value: ByteBuffer, context: WireContext
+    ) throws(AttributeFault) -> PathAttributeValue {
+        let length = b.remaining
         let name = AttributeType.name(type)
         // RFC 7606 §3 (c): optional/transitive bits that conflict with the attribute's definition make
         // it malformed, handled as its length errors are.
@@ -30,13 +46,12 @@ enum PathAttributeCodec {
         func requireLength(_ ok: Bool, _ handling: AttributeFault.Handling) throws(AttributeFault) {
             guard ok else { throw AttributeFault(handling: handling, reason: "\(name) length \(length) is invalid") }
         }
-        var b = value
         do {
             switch type {
             case AttributeType.origin:
                 try checkFlags(.wellKnown, .treatAsWithdraw)
                 try requireLength(length == 1, .treatAsWithdraw)
-                guard let origin = Origin(rawValue: try b.readU8()) else {
+                guard let origin = Origin(rawValue: try b.u8()) else {
                     throw AttributeFault(handling: .treatAsWithdraw, reason: "undefined ORIGIN value")
                 }
                 return .origin(origin)
@@ -46,18 +61,18 @@ enum PathAttributeCodec {
             case AttributeType.nextHop:
                 try checkFlags(.wellKnown, .treatAsWithdraw)
                 try requireLength(length == 4, .treatAsWithdraw)
-                return .nextHop(try b.readIPv4())
+                return .nextHop(IPv4Address(try b.u32()))
             case AttributeType.multiExitDiscriminator:
                 try checkFlags(.optionalNonTransitive, .treatAsWithdraw)
                 try requireLength(length == 4, .treatAsWithdraw)
-                return .multiExitDiscriminator(try b.readU32())
+                return .multiExitDiscriminator(try b.u32())
             case AttributeType.localPreference:
                 try checkFlags(.wellKnown, .treatAsWithdraw)
                 try requireLength(length == 4, .treatAsWithdraw)
                 if context.externalPeer {
                     throw AttributeFault(handling: .discard, reason: "LOCAL_PREF from an external peer is ignored")
                 }
-                return .localPreference(try b.readU32())
+                return .localPreference(try b.u32())
             case AttributeType.atomicAggregate:
                 try checkFlags(.wellKnown, .discard)
                 try requireLength(length == 0, .discard)
@@ -66,38 +81,38 @@ enum PathAttributeCodec {
                 try checkFlags(.optionalTransitive, .discard)
                 let wide = type == AttributeType.as4Aggregator || context.fourOctetAS
                 try requireLength(length == (wide ? 8 : 6), .discard)
-                let asn = wide ? try b.readU32() : UInt32(try b.readU16())
-                let aggregator = Aggregator(asn: asn, address: try b.readIPv4())
+                let asn = wide ? try b.u32() : UInt32(try b.u16())
+                let aggregator = Aggregator(asn: asn, address: IPv4Address(try b.u32()))
                 return type == AttributeType.aggregator ? .aggregator(aggregator) : .as4Aggregator(aggregator)
             case AttributeType.communities:
                 try checkFlags(.optionalTransitive, .treatAsWithdraw)
                 try requireLength(length > 0 && length % 4 == 0, .treatAsWithdraw)
                 var list: [Community] = []
                 list.reserveCapacity(length / 4)
-                while b.readableBytes > 0 { list.append(Community(rawValue: try b.readU32())) }
+                while b.remaining > 0 { list.append(Community(rawValue: try b.u32())) }
                 return .communities(list)
             case AttributeType.originatorID:
                 try checkFlags(.optionalNonTransitive, .treatAsWithdraw)
                 try requireLength(length == 4, .treatAsWithdraw)
-                return .originatorID(try b.readIPv4())
+                return .originatorID(IPv4Address(try b.u32()))
             case AttributeType.clusterList:
                 try checkFlags(.optionalNonTransitive, .treatAsWithdraw)
                 try requireLength(length > 0 && length % 4 == 0, .treatAsWithdraw)
                 var list: [UInt32] = []
-                while b.readableBytes > 0 { list.append(try b.readU32()) }
+                while b.remaining > 0 { list.append(try b.u32()) }
                 return .clusterList(list)
             case AttributeType.mpReachNLRI:
                 try checkFlags(.optionalNonTransitive, .reset(subcode: ErrorSubcode.attributeFlagsError))
-                return .mpReachNLRI(try decodeMPReach(&b, context: context))
+                return .mpReachNLRI(try decodeMPReach(&b, value: value, context: context))
             case AttributeType.mpUnreachNLRI:
                 try checkFlags(.optionalNonTransitive, .reset(subcode: ErrorSubcode.attributeFlagsError))
-                return .mpUnreachNLRI(try decodeMPUnreach(&b, context: context))
+                return .mpUnreachNLRI(try decodeMPUnreach(&b, value: value, context: context))
             case AttributeType.extendedCommunities:
                 try checkFlags(.optionalTransitive, .treatAsWithdraw)
                 try requireLength(length > 0 && length % 8 == 0, .treatAsWithdraw)
                 var list: [ExtendedCommunity] = []
                 list.reserveCapacity(length / 8)
-                while b.readableBytes > 0 { list.append(ExtendedCommunity(rawValue: try b.readU64())) }
+                while b.remaining > 0 { list.append(ExtendedCommunity(rawValue: try b.u64())) }
                 return .extendedCommunities(list)
             case AttributeType.as4Path:
                 // RFC 6793 §6 as revised by RFC 7606 §7.2: a malformed AS4_PATH is discarded.
@@ -106,62 +121,65 @@ enum PathAttributeCodec {
             case AttributeType.pmsiTunnel:
                 try checkFlags(.optionalTransitive, .treatAsWithdraw)
                 try requireLength(length >= 5, .treatAsWithdraw)
-                let pmsiFlags = try b.readU8()
-                let kind = PMSITunnel.TunnelKind(rawValue: try b.readU8())
-                let label = try b.readU24()
+                let pmsiFlags = try b.u8()
+                let kind = PMSITunnel.TunnelKind(rawValue: try b.u8())
+                let label = try b.u24()
                 return .pmsiTunnel(
-                    PMSITunnel(flags: pmsiFlags, tunnelType: kind, labelField: label, tunnelIdentifier: try b.readByteArray(b.readableBytes)))
+                    PMSITunnel(flags: pmsiFlags, tunnelType: kind, labelField: label, tunnelIdentifier: try b.bytes(b.remaining)))
             case AttributeType.largeCommunities:
                 try checkFlags(.optionalTransitive, .treatAsWithdraw)
                 try requireLength(length > 0 && length % 12 == 0, .treatAsWithdraw)
                 var list: [LargeCommunity] = []
-                while b.readableBytes > 0 { list.append(LargeCommunity(try b.readU32(), try b.readU32(), try b.readU32())) }
+                while b.remaining > 0 { list.append(LargeCommunity(try b.u32(), try b.u32(), try b.u32())) }
                 return .largeCommunities(list)
             default:
                 guard flags.contains(.optional) else {
                     throw AttributeFault(handling: .reset(subcode: ErrorSubcode.unrecognizedWellKnownAttribute), reason: "unrecognized well-known attribute \(type)")
                 }
-                return .unknown(type: type, value: try b.readByteArray(length))
+                return .unknown(type: type, value: try b.bytes(length))
             }
         } catch let fault as AttributeFault {
             throw fault
         } catch let malformed as MalformedField {
-            throw AttributeFault(handling: .treatAsWithdraw, reason: "\(name): \(malformed.reason)")
+            throw AttributeFault(handling: .treatAsWithdraw, reason: malformed.reason == "truncated" ? "\(name) is truncated" : "\(name): \(malformed.reason)")
         } catch {
             throw AttributeFault(handling: .treatAsWithdraw, reason: "\(name) is truncated")
         }
     }
 
-    static func decodeASPath(_ b: inout ByteBuffer, fourOctet: Bool, handling: AttributeFault.Handling, name: String) throws -> ASPath {
+    static func decodeASPath(_ b: inout RawCursor, fourOctet: Bool, handling: AttributeFault.Handling, name: String) throws(AttributeFault) -> ASPath {
         var segments: [ASPath.Segment] = []
-        while b.readableBytes > 0 {
-            guard b.readableBytes >= 2 else { throw AttributeFault(handling: handling, reason: "\(name) segment header truncated") }
-            let rawType = try b.readU8()
-            let count = Int(try b.readU8())
+        while b.remaining > 0 {
+            guard b.remaining >= 2, let rawType = try? b.u8(), let rawCount = try? b.u8() else {
+                throw AttributeFault(handling: handling, reason: "\(name) segment header truncated")
+            }
+            let count = Int(rawCount)
             guard let type = ASPath.SegmentType(rawValue: rawType) else {
                 throw AttributeFault(handling: handling, reason: "\(name) segment type \(rawType) is undefined")
             }
             guard count > 0 else { throw AttributeFault(handling: handling, reason: "\(name) has an empty segment") }
-            guard b.readableBytes >= count * (fourOctet ? 4 : 2) else {
+            guard b.remaining >= count * (fourOctet ? 4 : 2) else {
                 throw AttributeFault(handling: handling, reason: "\(name) segment overruns the attribute")
             }
             var asns: [UInt32] = []
             asns.reserveCapacity(count)
-            for _ in 0..<count { asns.append(fourOctet ? try b.readU32() : UInt32(try b.readU16())) }
+            for _ in 0..<count { asns.append(fourOctet ? (try? b.u32()) ?? 0 : UInt32((try? b.u16()) ?? 0)) }
             segments.append(ASPath.Segment(type, asns))
         }
         return ASPath(segments)
     }
 
-    static func decodeMPReach(_ b: inout ByteBuffer, context: WireContext) throws -> MPReachNLRI {
+    static func decodeMPReach(_ b: inout RawCursor, value: ByteBuffer, context: WireContext) throws(AttributeFault) -> MPReachNLRI {
         func reset(_ reason: String) -> AttributeFault {
             AttributeFault(handling: .reset(subcode: ErrorSubcode.optionalAttributeError), reason: "MP_REACH_NLRI: " + reason)
         }
-        guard b.readableBytes >= 5 else { throw reset("shorter than 5 bytes") }
-        let family = AddressFamily(afi: try b.readU16(), safi: try b.readU8())
-        let nextHopLength = Int(try b.readU8())
-        guard b.readableBytes >= nextHopLength + 1 else { throw reset("next hop length \(nextHopLength) overruns the attribute") }
-        let nextHop = NextHop.decode(try b.readSliceOrThrow(nextHopLength))
+        guard b.remaining >= 5, let afi = try? b.u16(), let safi = try? b.u8(), let nextHopLength = (try? b.u8()).map(Int.init) else {
+            throw reset("shorter than 5 bytes")
+        }
+        let family = AddressFamily(afi: afi, safi: safi)
+        guard b.remaining >= nextHopLength + 1 else { throw reset("next hop length \(nextHopLength) overruns the attribute") }
+        let nextHop = NextHop.decode(value.getSlice(at: value.readerIndex + b.position, length: nextHopLength) ?? ByteBuffer())
+        b.position += nextHopLength
         if family.isModeled {
             if case .raw = nextHop { throw reset("next hop length \(nextHopLength) is invalid for \(family)") }
             // Only flowspec routes (RFC 8955 §4) go without a next hop.
@@ -169,29 +187,28 @@ enum PathAttributeCodec {
                 throw reset("\(family) needs a next hop")
             }
         }
-        _ = try b.readU8()  // Reserved (RFC 4760 §3: ignored on receipt).
-        do {
-            let block = try NLRIBlock(validating: b, family: family, addPath: context.addPath(family))
-            return MPReachNLRI(nextHop: nextHop, nlri: block)
-        } catch let m as MalformedField {
-            throw reset("\(family) NLRI: \(m.reason)")
+        b.position += 1  // Reserved (RFC 4760 §3: ignored on receipt).
+        let nlri = value.getSlice(at: value.readerIndex + b.position, length: b.remaining) ?? ByteBuffer()
+        b.position = b.end
+        do throws(MalformedField) {
+            return MPReachNLRI(nextHop: nextHop, nlri: try NLRIBlock(validating: nlri, family: family, addPath: context.addPath(family)))
         } catch {
-            throw reset("\(family) NLRI truncated")
+            throw reset("\(family) NLRI: \(error.reason)")
         }
     }
 
-    static func decodeMPUnreach(_ b: inout ByteBuffer, context: WireContext) throws -> MPUnreachNLRI {
+    static func decodeMPUnreach(_ b: inout RawCursor, value: ByteBuffer, context: WireContext) throws(AttributeFault) -> MPUnreachNLRI {
         func reset(_ reason: String) -> AttributeFault {
             AttributeFault(handling: .reset(subcode: ErrorSubcode.optionalAttributeError), reason: "MP_UNREACH_NLRI: " + reason)
         }
-        guard b.readableBytes >= 3 else { throw reset("shorter than 3 bytes") }
-        let family = AddressFamily(afi: try b.readU16(), safi: try b.readU8())
-        do {
-            return MPUnreachNLRI(nlri: try NLRIBlock(validating: b, family: family, addPath: context.addPath(family)))
-        } catch let m as MalformedField {
-            throw reset("\(family) NLRI: \(m.reason)")
+        guard b.remaining >= 3, let afi = try? b.u16(), let safi = try? b.u8() else { throw reset("shorter than 3 bytes") }
+        let family = AddressFamily(afi: afi, safi: safi)
+        let nlri = value.getSlice(at: value.readerIndex + b.position, length: b.remaining) ?? ByteBuffer()
+        b.position = b.end
+        do throws(MalformedField) {
+            return MPUnreachNLRI(nlri: try NLRIBlock(validating: nlri, family: family, addPath: context.addPath(family)))
         } catch {
-            throw reset("\(family) NLRI truncated")
+            throw reset("\(family) NLRI: \(error.reason)")
         }
     }
 
