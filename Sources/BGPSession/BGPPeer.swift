@@ -243,8 +243,8 @@ public final class BGPPeer: @unchecked Sendable {
     func accepted(_ channel: any Channel, connection id: Int) {
         eventLoop.assertInEventLoop()
         switch machine.state {
-        case .connect, .active:
-            // Our own attempt is dropped in favour of the peer's (RFC 4271 §8.2.2, events 14/17).
+        case .active:
+            // No connection of ours in progress: the peer's is the session (RFC 4271 §8.2.2, event 17).
             self.channel?.close(promise: nil)
             adopt(channel, connection: id)
             handle(.tcpConnectionConfirmed)
@@ -259,9 +259,10 @@ public final class BGPPeer: @unchecked Sendable {
                 logger.info("connection collision: keeping our connection, closing the peer's")
                 channel.close(promise: nil)
             }
-        case .openSent where pending == nil:
-            // The peer's identifier is not known yet: run both connections until an OPEN tells it.
-            logger.info("connection collision: the peer connected while our OPEN is out; resolving when an OPEN arrives")
+        case .connect where pending == nil, .openSent where pending == nil:
+            // Ours is being set up and the peer's identifier is not known yet: run both connections
+            // until an OPEN tells it (dropping ours now could drop the one the peer keeps).
+            logger.info("connection collision: the peer connected while ours is \(machine.state.rawValue); resolving when an OPEN arrives")
             pending = PendingConnection(machine: SessionStateMachine(configuration: configuration, randomSeed: UInt64.random(in: 0...UInt64.max)), channel: channel, id: id)
             runPending(.passiveStart)
             runPending(.tcpConnectionConfirmed)
@@ -288,7 +289,7 @@ public final class BGPPeer: @unchecked Sendable {
         }
         pending = p
         switch p.machine.state {
-        case .openSent: break
+        case .active, .openSent: break  // starting, or waiting for the peer's OPEN
         case .openConfirm: resolveCollision()
         default: pending = nil  // it failed or was dumped
         }

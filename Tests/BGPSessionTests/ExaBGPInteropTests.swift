@@ -107,12 +107,13 @@ import Testing
             // ExaBGP's own JSON for what we sent.
             let seen = try await eventually {
                 let text = Self.received(daemon)
-                return text.contains("10.10.0.1/32") && text.contains("02:00:00:00:00:01")
+                return text.contains("10.10.0.1/32") && text.contains("02:00:00:00:00:01") && text.contains("Inclusive Multicast Ethernet Tag")
             }
             let text = Self.received(daemon)
             #expect(seen, "ExaBGP received: \(text.suffix(3000))")
             #expect(text.contains("\"rd\": \"64512:10\"") && text.contains("\"label\": [ [100] ]") && text.contains("target:64512:100"), "\(text.suffix(3000))")
             #expect(text.contains("\"mac\": \"02:00:00:00:00:01\""), "\(text.suffix(3000))")
+            #expect(text.contains("Inclusive Multicast Ethernet Tag") && text.contains("pmsi"), "type 3 with its PMSI tunnel: \(text.suffix(3000))")
 
             // ExaBGP's static route reaches us.
             let got = try await eventually { received.vpnPrefixes.contains("64512:50 10.50.0.0/24") }
