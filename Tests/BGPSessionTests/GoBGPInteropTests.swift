@@ -239,7 +239,7 @@ import Testing
         #expect(withdrawn)
 
         // gobgpd restarts: the session and our routes come back.
-        daemon.kill()
+        daemon.stop()
         let down = try await eventually { try await peer.state().get() != .established }
         #expect(down)
         daemon = try Self.startGoBGP(port: port, api: api, neighbor: "127.0.0.2", passive: true)
