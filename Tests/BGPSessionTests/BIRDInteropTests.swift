@@ -83,11 +83,7 @@ import Testing
 
             // BIRD shuts the session down with a message.
             _ = try Self.birdc(daemon, ["disable", "ours", "\"maintenance window\""])
-            let notified = try await eventually { try await peer.currentStatistics().get().lastNotificationReceived?.shutdownCommunication != nil }
-            #expect(notified)
-            let notification = try await peer.currentStatistics().get().lastNotificationReceived
-            #expect(notification?.code == .cease && notification?.subcode == 2)
-            #expect(notification?.shutdownCommunication == "maintenance window")
+            try await expectShutdownCommunication(peer, "maintenance window")
         } catch { Issue.record("\(error)\n\(daemon.log.suffix(2000))") }
         peer.stop()
         daemon.stop()

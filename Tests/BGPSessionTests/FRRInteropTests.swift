@@ -130,11 +130,7 @@ import Testing
 
             // FRR shuts the session down with a message: we decode it.
             _ = try Self.configure(daemon, ["router bgp 64512", "neighbor 127.0.0.2 shutdown message maintenance window"])
-            let notified = try await eventually { try await peer.currentStatistics().get().lastNotificationReceived?.shutdownCommunication != nil }
-            #expect(notified)
-            let notification = try await peer.currentStatistics().get().lastNotificationReceived
-            #expect(notification?.code == .cease && notification?.subcode == 2)
-            #expect(notification?.shutdownCommunication == "maintenance window")
+            try await expectShutdownCommunication(peer, "maintenance window")
         } catch { Issue.record("\(error)\n\(daemon.log.suffix(2000))") }
         peer.stop()
         daemon.stop()

@@ -99,3 +99,12 @@ func peerConnectsToUs(families: [AddressFamily], timeout: Double = 20, start: (I
     try await listener.close().get()
     try await group.shutdownGracefully()
 }
+
+/// The peer shut the session down with Cease / Administrative Shutdown and this RFC 9003 message:
+/// we received and decoded it.
+func expectShutdownCommunication(_ peer: BGPPeer, _ message: String) async throws {
+    let notified = try await eventually { try await peer.currentStatistics().get().lastNotificationReceived?.shutdownCommunication == message }
+    let notification = try await peer.currentStatistics().get().lastNotificationReceived
+    #expect(notified, "last NOTIFICATION received: \(String(describing: notification))")
+    #expect(notification?.code == .cease && notification?.subcode == 2)
+}
