@@ -34,7 +34,8 @@ enum PathAttributeCodec {
         flags: AttributeFlags, type: UInt8, cursor b: inout RawCursor, value: ByteBuffer, context: WireContext
     ) throws(AttributeFault) -> PathAttributeValue {
         let length = b.remaining
-        let name = AttributeType.name(type)
+        // Only error messages use the name: computed on demand (a dictionary lookup and a string).
+        var name: String { AttributeType.name(type) }
         // RFC 7606 §3 (c): optional/transitive bits that conflict with the attribute's definition make
         // it malformed, handled as its length errors are.
         func checkFlags(_ expected: AttributeFlags, _ lengthError: AttributeFault.Handling) throws(AttributeFault) {

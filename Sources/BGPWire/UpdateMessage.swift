@@ -21,10 +21,14 @@ public struct UpdateMessage: Hashable, Sendable {
         withdrawnRoutes: NLRIBlock = .empty(.ipv4Unicast), attributes: [PathAttribute] = [],
         nlri: NLRIBlock = .empty(.ipv4Unicast)
     ) {
+        self.init(withdrawnRoutes: withdrawnRoutes, attributes: attributes, nlri: nlri, discardedAttributes: [])
+    }
+
+    init(withdrawnRoutes: NLRIBlock, attributes: [PathAttribute], nlri: NLRIBlock, discardedAttributes: [DiscardedAttribute]) {
         self.withdrawnRoutes = withdrawnRoutes
         self.attributes = attributes
         self.nlri = nlri
-        discardedAttributes = []
+        self.discardedAttributes = discardedAttributes
     }
 
     /// Equality and hashing cover what is on the wire, not the decoding diagnostics.
@@ -100,6 +104,7 @@ public struct UpdateMessage: Hashable, Sendable {
         var discarded: [DiscardedAttribute] = []
         var withdrawReason: String? = nil
         var seen = AttributeTypeSet()
+        var reachAnnounces = false
         attributeLoop: while attributeBytes.readableBytes > 0 {
             guard attributeBytes.readableBytes >= 3, let rawFlags = attributeBytes.readInteger(as: UInt8.self),
                 let type = attributeBytes.readInteger(as: UInt8.self)
@@ -133,6 +138,7 @@ public struct UpdateMessage: Hashable, Sendable {
             seen.insert(type)
             do {
                 let decoded = try PathAttributeCodec.decode(flags: flags, type: type, value: value, context: context)
+                if case .mpReachNLRI(let reach) = decoded, !reach.nlri.isEmpty { reachAnnounces = true }
                 attributes.append(PathAttribute(flags: flags, value: decoded))
             } catch {
                 switch error.handling {
@@ -149,14 +155,11 @@ public struct UpdateMessage: Hashable, Sendable {
             }
         }
 
-        var message = UpdateMessage(withdrawnRoutes: withdrawnRoutes, attributes: attributes, nlri: nlriBlock)
-        message.discardedAttributes = discarded
 
         // RFC 7606 §3 (d): well-known mandatory attributes, checked only when there is something to
         // announce. NEXT_HOP is needed only for the NLRI field (RFC 4760 §3).
         if withdrawReason == nil {
-            let reach = attributes.mpReach
-            if !nlriBlock.isEmpty || (reach.map { !$0.nlri.isEmpty } ?? false) {
+            if !nlriBlock.isEmpty || reachAnnounces {
                 if !seen.contains(AttributeType.origin) {
                     withdrawReason = "missing ORIGIN"
                 } else if !seen.contains(AttributeType.asPath) {
@@ -167,9 +170,10 @@ public struct UpdateMessage: Hashable, Sendable {
             }
         }
         if let reason = withdrawReason {
+            let message = UpdateMessage(withdrawnRoutes: withdrawnRoutes, attributes: attributes, nlri: nlriBlock)
             throw BGPDecodingError(.treatAsWithdraw(withdrawn: message.withdrawn + message.announced), reason)
         }
-        return message
+        return UpdateMessage(withdrawnRoutes: withdrawnRoutes, attributes: attributes, nlri: nlriBlock, discardedAttributes: discarded)
     }
 
     /// The attribute types seen so far: 256 bits, no hashing, no allocation.
