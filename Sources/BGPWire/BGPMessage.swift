@@ -53,8 +53,10 @@ public enum BGPMessage: Hashable, Sendable {
         guard buffer.getInteger(at: start, as: UInt64.self) == .max, buffer.getInteger(at: start + 8, as: UInt64.self) == .max else {
             throw .header(ErrorSubcode.connectionNotSynchronized, "marker is not all ones")
         }
-        let length = Int(buffer.getInteger(at: start + 16, as: UInt16.self)!)
-        let type = buffer.getInteger(at: start + 18, as: UInt8.self)!
+        guard let rawLength = buffer.getInteger(at: start + 16, as: UInt16.self),
+            let type = buffer.getInteger(at: start + 18, as: UInt8.self)
+        else { return nil }
+        let length = Int(rawLength)
         let minimum: Int
         switch type {
         case MessageType.open: minimum = 29
@@ -75,7 +77,7 @@ public enum BGPMessage: Hashable, Sendable {
     /// Reads one whole message from a stream buffer; nil (and nothing consumed) when it is not all there yet.
     public static func read(from buffer: inout ByteBuffer, context: WireContext = .standard) throws(BGPDecodingError) -> BGPMessage? {
         guard let length = try nextMessageLength(in: buffer, context: context), buffer.readableBytes >= length else { return nil }
-        let message = buffer.readSlice(length: length)!
+        guard let message = buffer.readSlice(length: length) else { return nil }
         return try decode(message, context: context)
     }
 
@@ -88,8 +90,11 @@ public enum BGPMessage: Hashable, Sendable {
             throw .header(ErrorSubcode.badMessageLength, data: bigEndianBytes(UInt16(length)),
                 "length field \(length) does not match the \(message.readableBytes) bytes of the message")
         }
-        let type = message.getInteger(at: message.readerIndex + 18, as: UInt8.self)!
-        let body = message.getSlice(at: message.readerIndex + headerLength, length: length - headerLength)!
+        guard let type = message.getInteger(at: message.readerIndex + 18, as: UInt8.self),
+            let body = message.getSlice(at: message.readerIndex + headerLength, length: length - headerLength)
+        else {
+            throw .header(ErrorSubcode.badMessageLength, data: bigEndianBytes(UInt16(length)), "message shorter than its header")
+        }
         switch type {
         case MessageType.open: return .open(try OpenMessage.decode(body: body))
         case MessageType.update: return .update(try UpdateMessage.decode(body: body, context: context))

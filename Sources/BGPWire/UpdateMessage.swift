@@ -77,20 +77,20 @@ public struct UpdateMessage: Hashable, Sendable {
 
     static func decode(body: ByteBuffer, context: WireContext) throws(BGPDecodingError) -> UpdateMessage {
         var b = body
-        guard let withdrawnLength = b.readInteger(as: UInt16.self), Int(withdrawnLength) + 2 <= b.readableBytes else {
+        guard let withdrawnLength = b.readInteger(as: UInt16.self), Int(withdrawnLength) + 2 <= b.readableBytes,
+            let withdrawnBytes = b.readSlice(length: Int(withdrawnLength))
+        else {
             throw .update(ErrorSubcode.malformedAttributeList, "withdrawn routes length exceeds the message")
         }
-        let withdrawnBytes = b.readSlice(length: Int(withdrawnLength))!
         let withdrawnRoutes: NLRIBlock
         do {
             withdrawnRoutes = try NLRIBlock(validating: withdrawnBytes, family: .ipv4Unicast, addPath: context.addPath(.ipv4Unicast))
         } catch {
             throw .update(ErrorSubcode.invalidNetworkField, "withdrawn routes field: \(Self.describe(error))")
         }
-        guard let attributesLength = b.readInteger(as: UInt16.self), Int(attributesLength) <= b.readableBytes else {
+        guard let attributesLength = b.readInteger(as: UInt16.self), var attributeBytes = b.readSlice(length: Int(attributesLength)) else {
             throw .update(ErrorSubcode.malformedAttributeList, "total path attribute length exceeds the message")
         }
-        var attributeBytes = b.readSlice(length: Int(attributesLength))!
         // RFC 7606 §4: the NLRI field is located by the total attribute length, whatever the attributes say.
         let nlriBlock: NLRIBlock
         do {
@@ -114,14 +114,13 @@ public struct UpdateMessage: Hashable, Sendable {
             }
             let flags = AttributeFlags(rawValue: rawFlags)
             let length: Int
-            if flags.contains(.extendedLength) {
-                guard let l = attributeBytes.readInteger(as: UInt16.self) else {
-                    withdrawReason = withdrawReason ?? "path attributes end with a partial attribute header"
-                    break
-                }
+            if flags.contains(.extendedLength), let l = attributeBytes.readInteger(as: UInt16.self) {
+                length = Int(l)
+            } else if !flags.contains(.extendedLength), let l = attributeBytes.readInteger(as: UInt8.self) {
                 length = Int(l)
             } else {
-                length = Int(attributeBytes.readInteger(as: UInt8.self)!)
+                withdrawReason = withdrawReason ?? "path attributes end with a partial attribute header"
+                break
             }
             guard let value = attributeBytes.readSlice(length: length) else {
                 withdrawReason = withdrawReason ?? "\(AttributeType.name(type)) length \(length) overruns the path attributes"

@@ -7,7 +7,7 @@ import Testing
 
 /// Sessions with BIRD 2.0.12 from Debian: VPNv4 both ways (BIRD has neither EVPN nor RT-Constraint),
 /// checked with birdc, withdraws both ways, a restart, a shutdown message, BIRD connecting to us.
-@Suite(.serialized) struct BIRDInteropTests {
+@Suite(.serialized, .timeLimit(.minutes(5))) struct BIRDInteropTests {
     static let bird = "/usr/sbin/bird"
     static let birdc = "/usr/sbin/birdc"
 

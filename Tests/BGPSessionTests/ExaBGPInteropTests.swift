@@ -8,7 +8,7 @@ import Testing
 /// Sessions with ExaBGP 4.2 from Debian: VPNv4 and EVPN both ways (ExaBGP's API prints what it
 /// receives as JSON; its configuration has no RT-Constraint family), withdraws both ways, a restart, a
 /// NOTIFICATION from ExaBGP, and ExaBGP connecting to us.
-@Suite(.serialized) struct ExaBGPInteropTests {
+@Suite(.serialized, .timeLimit(.minutes(5))) struct ExaBGPInteropTests {
     static let exabgp = "/usr/sbin/exabgp"
 
     /// ExaBGP's API process: what ExaBGP receives goes to received.jsonl; lines written to the FIFO
@@ -82,9 +82,22 @@ import Testing
         (try? String(contentsOf: daemon.directory.appendingPathComponent("received.jsonl"), encoding: .utf8)) ?? ""
     }
 
-    static func command(_ daemon: Daemon, _ line: String) throws {
-        let fifo = try FileHandle(forWritingTo: daemon.directory.appendingPathComponent("commands"))
-        fifo.write(Data((line + "\n").utf8))
+    struct NoCommandReader: Error, CustomStringConvertible {
+        var description: String { "ExaBGP's API process never opened its command FIFO" }
+    }
+
+    /// Writes one API command. A blocking open of a FIFO waits forever when ExaBGP failed to start
+    /// its API process, so the open is non-blocking and retried until a reader is there or 20 s pass.
+    static func command(_ daemon: Daemon, _ line: String) async throws {
+        let path = daemon.directory.appendingPathComponent("commands").path
+        var descriptor: Int32 = -1
+        let opened = try await eventually(timeout: 20) {
+            descriptor = open(path, O_WRONLY | O_NONBLOCK)
+            return descriptor >= 0
+        }
+        guard opened else { throw NoCommandReader() }
+        let fifo = FileHandle(fileDescriptor: descriptor, closeOnDealloc: true)
+        try fifo.write(contentsOf: Data((line + "\n").utf8))
         try fifo.close()
     }
 
@@ -124,7 +137,7 @@ import Testing
             peer.withdraw([GoBGPInteropTests.vpnRoute], family: .ipv4VPN)
             let ours = try await eventually { Self.received(daemon).contains("\"withdraw\"") }
             #expect(ours)
-            try Self.command(daemon, "withdraw route 10.50.0.0/24 rd 64512:50 label 500 next-hop 192.0.2.150")
+            try await Self.command(daemon, "withdraw route 10.50.0.0/24 rd 64512:50 label 500 next-hop 192.0.2.150")
             let theirs = try await eventually { received.withdrawnVPN.contains("64512:50 10.50.0.0/24") }
             #expect(theirs)
 
@@ -137,7 +150,7 @@ import Testing
             #expect(back)
 
             // ExaBGP tears the session down with Cease / Administrative Shutdown: we decode it.
-            try Self.command(daemon, "neighbor 127.0.0.2 teardown 2")
+            try await Self.command(daemon, "neighbor 127.0.0.2 teardown 2")
             let notified = try await eventually { try await peer.currentStatistics().get().lastNotificationReceived?.subcode == 2 }
             #expect(notified)
             #expect(try await peer.currentStatistics().get().lastNotificationReceived?.code == .cease)

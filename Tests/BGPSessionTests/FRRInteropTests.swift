@@ -8,7 +8,7 @@ import Testing
 /// Sessions with FRR 8.4's bgpd from Debian, run standalone (no zebra) on loopback: VPNv4 and EVPN
 /// (FRR has no RT-Constraint), routes both ways checked with `vtysh ... json`, withdraws, a restart,
 /// a shutdown NOTIFICATION, FRR connecting to us, and MD5.
-@Suite(.serialized) struct FRRInteropTests {
+@Suite(.serialized, .timeLimit(.minutes(5))) struct FRRInteropTests {
     static let bgpd = "/usr/lib/frr/bgpd"
     static let vtysh = "/usr/bin/vtysh"
 

@@ -8,7 +8,7 @@ import Testing
 /// Sessions with the real gobgpd 3.10 from Debian, on loopback addresses: both directions, the
 /// families bagpipe uses, routes both ways checked with gobgp's own JSON, withdraws, a peer restart,
 /// and a NOTIFICATION from the peer.
-@Suite(.serialized) struct GoBGPInteropTests {
+@Suite(.serialized, .timeLimit(.minutes(5))) struct GoBGPInteropTests {
     static let gobgpd = "/usr/bin/gobgpd"
     static let gobgp = "/usr/bin/gobgp"
     static let families: [AddressFamily] = [.ipv4VPN, .evpn, .routeTargetConstraint]
