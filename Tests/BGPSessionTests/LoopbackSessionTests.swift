@@ -137,12 +137,20 @@ struct Pair {
         return pair
     }
 
-    func bothUp() async throws -> Bool {
-        try await eventually {
+    /// Starts both speakers; true once both sessions are Established.
+    func start() async throws -> Bool {
+        server.start()
+        client.start()
+        return try await eventually {
             let a = try await client.state().get()
             let b = try await server.state().get()
             return a == .established && b == .established
         }
+    }
+
+    /// The client announces VPNv4 routes with its own address as next hop.
+    func clientAnnounces(_ routes: [NLRIElement], extraAttributes: [PathAttribute] = []) {
+        client.announce(routes, family: .ipv4VPN, nextHop: clientNextHop, attributes: baseAttributes + extraAttributes)
     }
 
     func close() async throws {
@@ -161,6 +169,8 @@ func vpnRoutes(_ n: Int, label: UInt32 = 100) -> [NLRIElement] {
 }
 
 let baseAttributes = [PathAttribute(.origin(.igp)), PathAttribute(.asPath(ASPath())), PathAttribute(.localPreference(100))]
+/// The address of `speaker(2, …)`, next hop of the routes it announces.
+let clientNextHop = NextHop.forFamily(.ipv4VPN, .v4(IPv4Address(192, 0, 2, 2)))
 
 func speaker(_ id: UInt8, active: Bool, maxPrefixes: [AddressFamily: Int] = [:], gracefulRestart: UInt16? = nil) -> SessionConfiguration {
     var c = SessionConfiguration(
@@ -176,16 +186,14 @@ func speaker(_ id: UInt8, active: Bool, maxPrefixes: [AddressFamily: Int] = [:],
         let pair = try await Pair.make(server: speaker(1, active: false), client: speaker(2, active: true))
         do {
             // Routes announced before the session exists go out when it comes up, then End-of-RIB.
-            pair.client.announce(vpnRoutes(300), family: .ipv4VPN, nextHop: .forFamily(.ipv4VPN, .v4(IPv4Address(192, 0, 2, 2))), attributes: baseAttributes)
-            pair.server.start()
-            pair.client.start()
-            #expect(try await pair.bothUp())
+            pair.clientAnnounces(vpnRoutes(300))
+            #expect(try await pair.start())
             let eor = try await eventually { Set(pair.serverEvents.endOfRIBs) == [.ipv4VPN, .evpn, .routeTargetConstraint] }
             #expect(eor)
             #expect(try await pair.server.receivedCounts().get()[.ipv4VPN] == 300)
 
             // Replacement: same keys, new label and attributes; still 300 routes.
-            pair.client.announce(vpnRoutes(300, label: 200), family: .ipv4VPN, nextHop: .forFamily(.ipv4VPN, .v4(IPv4Address(192, 0, 2, 2))), attributes: baseAttributes + [PathAttribute(.multiExitDiscriminator(5))])
+            pair.clientAnnounces(vpnRoutes(300, label: 200), extraAttributes: [PathAttribute(.multiExitDiscriminator(5))])
             let replaced = try await eventually {
                 try await pair.server.receivedRoutes(.ipv4VPN).get().allSatisfy { entry in
                     if case .vpnPrefix(let p) = entry.element.nlri { return p.labels.labels == [200] } else { return false }
@@ -213,10 +221,8 @@ func speaker(_ id: UInt8, active: Bool, maxPrefixes: [AddressFamily: Int] = [:],
     @Test func maximumPrefixStopsWithCeaseAndRestarts() async throws {
         let pair = try await Pair.make(server: speaker(1, active: false, maxPrefixes: [.ipv4VPN: 100]), client: speaker(2, active: true))
         do {
-            pair.server.start()
-            pair.client.start()
-            #expect(try await pair.bothUp())
-            pair.client.announce(vpnRoutes(101), family: .ipv4VPN, nextHop: .forFamily(.ipv4VPN, .v4(IPv4Address(192, 0, 2, 2))), attributes: baseAttributes)
+            #expect(try await pair.start())
+            pair.clientAnnounces(vpnRoutes(101))
             let stopped = try await eventually { try await pair.client.currentStatistics().get().lastNotificationReceived?.subcode == 1 }
             #expect(stopped)
             let notification = try #require(try await pair.client.currentStatistics().get().lastNotificationReceived)
@@ -235,10 +241,8 @@ func speaker(_ id: UInt8, active: Bool, maxPrefixes: [AddressFamily: Int] = [:],
         // The client offers graceful restart; the server is its helper.
         let pair = try await Pair.make(server: speaker(1, active: false), client: speaker(2, active: true, gracefulRestart: 30))
         do {
-            pair.client.announce(vpnRoutes(10), family: .ipv4VPN, nextHop: .forFamily(.ipv4VPN, .v4(IPv4Address(192, 0, 2, 2))), attributes: baseAttributes)
-            pair.server.start()
-            pair.client.start()
-            #expect(try await pair.bothUp())
+            pair.clientAnnounces(vpnRoutes(10))
+            #expect(try await pair.start())
             let all = try await eventually { try await pair.server.receivedCounts().get()[.ipv4VPN] == 10 }
             #expect(all)
 
@@ -253,7 +257,7 @@ func speaker(_ id: UInt8, active: Bool, maxPrefixes: [AddressFamily: Int] = [:],
             var restarted = speaker(2, active: true, gracefulRestart: 30)
             restarted.gracefulRestartRestarting = true
             let again = BGPPeer(configuration: restarted, remoteAddress: "127.0.0.1", remotePort: pair.listener.port ?? 0, localAddress: "127.0.0.2", eventLoop: pair.group.next())
-            again.announce(Array(vpnRoutes(10).prefix(5)), family: .ipv4VPN, nextHop: .forFamily(.ipv4VPN, .v4(IPv4Address(192, 0, 2, 2))), attributes: baseAttributes)
+            again.announce(Array(vpnRoutes(10).prefix(5)), family: .ipv4VPN, nextHop: clientNextHop, attributes: baseAttributes)
             again.start()
             let swept = try await eventually {
                 let routes = try await pair.server.receivedRoutes(.ipv4VPN).get()
@@ -268,10 +272,8 @@ func speaker(_ id: UInt8, active: Bool, maxPrefixes: [AddressFamily: Int] = [:],
     @Test func aCeaseEndsTheSessionAndItsRoutes() async throws {
         let pair = try await Pair.make(server: speaker(1, active: false), client: speaker(2, active: true, gracefulRestart: 30))
         do {
-            pair.client.announce(vpnRoutes(10), family: .ipv4VPN, nextHop: .forFamily(.ipv4VPN, .v4(IPv4Address(192, 0, 2, 2))), attributes: baseAttributes)
-            pair.server.start()
-            pair.client.start()
-            #expect(try await pair.bothUp())
+            pair.clientAnnounces(vpnRoutes(10))
+            #expect(try await pair.start())
             _ = try await eventually { try await pair.server.receivedCounts().get()[.ipv4VPN] == 10 }
             pair.client.stop()
             let gone = try await eventually { (try await pair.server.receivedCounts().get()[.ipv4VPN] ?? 0) == 0 }
