@@ -46,20 +46,18 @@ import Testing
     @Test func weConnectExchangeWithdrawRestartAndShutdown() async throws {
         guard Daemon.installed(Self.bird) else { Issue.record("BIRD is not installed: the README's test command installs it"); return }
         let port = try freePort()
-        var daemon = try Self.start(neighbor: "127.0.0.2", localPort: port, passive: true)
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let peer = FRRInteropTests.ourSpeaker(port: port, group: group)
-        let received = Received()
-        peer.onUpdate = { received.add($0) }
-        FRRInteropTests.announceOurRoutes(peer)
-        do {
+        try await withInterop({ try Self.start(neighbor: "127.0.0.2", localPort: port, passive: true) }) { t in
+            let peer = t.own(FRRInteropTests.ourSpeaker(port: port, group: t.group))
+            let received = Received()
+            peer.onUpdate = { received.add($0) }
+            FRRInteropTests.announceOurRoutes(peer)
             peer.start()
             let up = try await eventually { try await peer.state().get() == .established }
-            #expect(up, "no session with BIRD: \(daemon.log.suffix(1500))")
+            #expect(up, "no session with BIRD: \(t.daemon.log.suffix(1500))")
             #expect(try await peer.negotiated().get()?.families == [.ipv4VPN], "BIRD has neither EVPN nor RT-Constraint")
 
             // BIRD holds our route with RD, label, route target and next hop.
-            let table = try await poll { try Self.birdc(daemon, ["show", "route", "table", "vpntab", "all"]) } until: { $0.contains("10.10.0.1/32") }
+            let table = try await poll { try Self.birdc(t.daemon, ["show", "route", "table", "vpntab", "all"]) } until: { $0.contains("10.10.0.1/32") }
             #expect(table.contains("64512:10 10.10.0.1/32"), "\(table)")
             #expect(table.contains("(rt, 64512, 100)") && table.contains("192.0.2.2") && table.contains("BGP.mpls_label_stack: 100"), "\(table)")
 
@@ -69,25 +67,22 @@ import Testing
 
             // Withdraws both ways.
             peer.withdraw([GoBGPInteropTests.vpnRoute], family: .ipv4VPN)
-            _ = try await poll { try Self.birdc(daemon, ["show", "route", "table", "vpntab"]) } until: { !$0.contains("10.10.0.1/32") }
-            _ = try Self.birdc(daemon, ["disable", "vpnstatic"])
+            _ = try await poll { try Self.birdc(t.daemon, ["show", "route", "table", "vpntab"]) } until: { !$0.contains("10.10.0.1/32") }
+            _ = try Self.birdc(t.daemon, ["disable", "vpnstatic"])
             let withdrawn = try await eventually { received.withdrawnVPN.contains("64512:60 10.60.0.0/24") }
             #expect(withdrawn)
 
             // BIRD restarts: the session comes back.
-            daemon.stop()
+            t.daemon.stop()
             _ = try await eventually { try await peer.state().get() != .established }
-            daemon = try Self.start(neighbor: "127.0.0.2", localPort: port, passive: true)
+            t.daemon = try Self.start(neighbor: "127.0.0.2", localPort: port, passive: true)
             let back = try await eventually(timeout: 20) { try await peer.state().get() == .established }
             #expect(back)
 
             // BIRD shuts the session down with a message.
-            _ = try Self.birdc(daemon, ["disable", "ours", "\"maintenance window\""])
+            _ = try Self.birdc(t.daemon, ["disable", "ours", "\"maintenance window\""])
             try await expectShutdownCommunication(peer, "maintenance window")
-        } catch { Issue.record("\(error)\n\(daemon.log.suffix(2000))") }
-        peer.stop()
-        daemon.stop()
-        try await group.shutdownGracefully()
+        }
     }
 
     @Test func theyConnect() async throws {

@@ -104,25 +104,23 @@ import Testing
     @Test func weConnectExchangeWithdrawRestartAndNotification() async throws {
         guard Daemon.installed(Self.exabgp) else { Issue.record("ExaBGP is not installed: the README's test command installs it"); return }
         let port = try freePort()
-        var daemon = try Self.start(neighbor: "127.0.0.2", listen: port)
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let peer = FRRInteropTests.ourSpeaker(port: port, group: group)
-        let received = Received()
-        peer.onUpdate = { received.add($0) }
-        FRRInteropTests.announceOurRoutes(peer)
-        do {
+        try await withInterop({ try Self.start(neighbor: "127.0.0.2", listen: port) }) { t in
+            let peer = t.own(FRRInteropTests.ourSpeaker(port: port, group: t.group))
+            let received = Received()
+            peer.onUpdate = { received.add($0) }
+            FRRInteropTests.announceOurRoutes(peer)
             peer.start()
             let up = try await eventually(timeout: 20) { try await peer.state().get() == .established }
-            #expect(up, "no session with ExaBGP: \(daemon.log.suffix(1500))")
+            #expect(up, "no session with ExaBGP: \(t.daemon.log.suffix(1500))")
             let negotiated = try await peer.negotiated().get()
             #expect(negotiated?.families == [.ipv4VPN, .evpn])
 
             // ExaBGP's own JSON for what we sent.
             let seen = try await eventually {
-                let text = Self.received(daemon)
+                let text = Self.received(t.daemon)
                 return text.contains("10.10.0.1/32") && text.contains("02:00:00:00:00:01") && text.contains("Inclusive Multicast Ethernet Tag")
             }
-            let text = Self.received(daemon)
+            let text = Self.received(t.daemon)
             #expect(seen, "ExaBGP received: \(text.suffix(3000))")
             #expect(text.contains("\"rd\": \"64512:10\"") && text.contains("\"label\": [ [100] ]") && text.contains("target:64512:100"), "\(text.suffix(3000))")
             #expect(text.contains("\"mac\": \"02:00:00:00:00:01\""), "\(text.suffix(3000))")
@@ -135,29 +133,26 @@ import Testing
 
             // Withdraws both ways.
             peer.withdraw([GoBGPInteropTests.vpnRoute], family: .ipv4VPN)
-            let ours = try await eventually { Self.received(daemon).contains("\"withdraw\"") }
+            let ours = try await eventually { Self.received(t.daemon).contains("\"withdraw\"") }
             #expect(ours)
-            try await Self.command(daemon, "withdraw route 10.50.0.0/24 rd 64512:50 label 500 next-hop 192.0.2.150")
+            try await Self.command(t.daemon, "withdraw route 10.50.0.0/24 rd 64512:50 label 500 next-hop 192.0.2.150")
             let theirs = try await eventually { received.withdrawnVPN.contains("64512:50 10.50.0.0/24") }
             #expect(theirs)
 
             // ExaBGP restarts: the session comes back.
-            daemon.stop()
+            t.daemon.stop()
             let down = try await eventually { try await peer.state().get() != .established }
             #expect(down)
-            daemon = try Self.start(neighbor: "127.0.0.2", listen: port)
+            t.daemon = try Self.start(neighbor: "127.0.0.2", listen: port)
             let back = try await eventually(timeout: 30) { try await peer.state().get() == .established }
             #expect(back)
 
             // ExaBGP tears the session down with Cease / Administrative Shutdown: we decode it.
-            try await Self.command(daemon, "neighbor 127.0.0.2 teardown 2")
+            try await Self.command(t.daemon, "neighbor 127.0.0.2 teardown 2")
             let notified = try await eventually { try await peer.currentStatistics().get().lastNotificationReceived?.subcode == 2 }
             #expect(notified)
             #expect(try await peer.currentStatistics().get().lastNotificationReceived?.code == .cease)
-        } catch { Issue.record("\(error)\n\(daemon.log.suffix(2000))") }
-        peer.stop()
-        daemon.stop()
-        try await group.shutdownGracefully()
+        }
     }
 
     @Test func theyConnect() async throws {

@@ -83,26 +83,24 @@ import Testing
     @Test func weConnectExchangeWithdrawRestartAndShutdown() async throws {
         guard Daemon.installed(Self.bgpd) else { Issue.record("FRR is not installed: the README's test command installs it"); return }
         let port = try freePort()
-        var daemon = try Self.start(port: port, neighbor: "127.0.0.2", passive: true)
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let peer = Self.ourSpeaker(port: port, group: group)
-        let received = Received()
-        peer.onUpdate = { received.add($0) }
-        Self.announceOurRoutes(peer)
-        do {
+        try await withInterop({ try Self.start(port: port, neighbor: "127.0.0.2", passive: true) }) { t in
+            let peer = t.own(Self.ourSpeaker(port: port, group: t.group))
+            let received = Received()
+            peer.onUpdate = { received.add($0) }
+            Self.announceOurRoutes(peer)
             peer.start()
             let up = try await eventually { try await peer.state().get() == .established }
-            #expect(up, "no session with FRR: \(daemon.log.suffix(1500))")
+            #expect(up, "no session with FRR: \(t.daemon.log.suffix(1500))")
             let negotiated = try #require(try await peer.negotiated().get())
             #expect(negotiated.families == [.ipv4VPN, .evpn], "FRR has no RT-Constraint")
 
             // FRR holds our VPNv4 route with its RD, label, route target and next hop.
-            let vpn = try await poll { try Self.show(daemon, "show bgp ipv4 vpn 10.10.0.1/32 json") } until: { $0.contains("192.0.2.2") }
+            let vpn = try await poll { try Self.show(t.daemon, "show bgp ipv4 vpn 10.10.0.1/32 json") } until: { $0.contains("192.0.2.2") }
             #expect(vpn.contains("64512:10") && vpn.contains("\"remoteLabel\":100") && vpn.contains("RT:64512:100"), "\(vpn)")
             // And our EVPN MAC/IP and inclusive-multicast routes.
-            let evpn = try await poll { try Self.show(daemon, "show bgp l2vpn evpn json") } until: { $0.contains("02:00:00:00:00:01") && $0.contains("[3]") }
+            let evpn = try await poll { try Self.show(t.daemon, "show bgp l2vpn evpn json") } until: { $0.contains("02:00:00:00:00:01") && $0.contains("[3]") }
             #expect(evpn.contains("192.0.2.2:1") && evpn.contains("10.0.0.1"), "\(evpn.prefix(3000))")
-            let imet = try Self.show(daemon, "show bgp l2vpn evpn route type multicast json")
+            let imet = try Self.show(t.daemon, "show bgp l2vpn evpn route type multicast json")
             #expect(imet.contains("192.0.2.2"), "\(imet.prefix(2000))")
 
             // We hold FRR's route.
@@ -114,27 +112,24 @@ import Testing
 
             // Withdraws both ways.
             peer.withdraw([GoBGPInteropTests.vpnRoute], family: .ipv4VPN)
-            _ = try await poll { try Self.show(daemon, "show bgp ipv4 vpn json") } until: { !$0.contains("10.10.0.1/32") }
-            _ = try Self.configure(daemon, ["router bgp 64512", "address-family ipv4 vpn", "no network 10.40.0.0/24 rd 64512:40 label 400"])
+            _ = try await poll { try Self.show(t.daemon, "show bgp ipv4 vpn json") } until: { !$0.contains("10.10.0.1/32") }
+            _ = try Self.configure(t.daemon, ["router bgp 64512", "address-family ipv4 vpn", "no network 10.40.0.0/24 rd 64512:40 label 400"])
             let withdrawn = try await eventually { received.withdrawnVPN.contains("64512:40 10.40.0.0/24") }
             #expect(withdrawn)
 
             // FRR restarts: the session comes back.
-            daemon.stop()
+            t.daemon.stop()
             let down = try await eventually { try await peer.state().get() != .established }
             #expect(down)
-            daemon = try Self.start(port: port, neighbor: "127.0.0.2", passive: true)
+            t.daemon = try Self.start(port: port, neighbor: "127.0.0.2", passive: true)
             let back = try await eventually(timeout: 20) { try await peer.state().get() == .established }
             #expect(back)
-            _ = try await poll { try Self.show(daemon, "show bgp l2vpn evpn json") } until: { $0.contains("02:00:00:00:00:01") }
+            _ = try await poll { try Self.show(t.daemon, "show bgp l2vpn evpn json") } until: { $0.contains("02:00:00:00:00:01") }
 
             // FRR shuts the session down with a message: we decode it.
-            _ = try Self.configure(daemon, ["router bgp 64512", "neighbor 127.0.0.2 shutdown message maintenance window"])
+            _ = try Self.configure(t.daemon, ["router bgp 64512", "neighbor 127.0.0.2 shutdown message maintenance window"])
             try await expectShutdownCommunication(peer, "maintenance window")
-        } catch { Issue.record("\(error)\n\(daemon.log.suffix(2000))") }
-        peer.stop()
-        daemon.stop()
-        try await group.shutdownGracefully()
+        }
     }
 
     @Test func theyConnect() async throws {
@@ -149,14 +144,11 @@ import Testing
     func md5Signatures(password: String, comesUp: Bool) async throws {
         guard Daemon.installed(Self.bgpd) else { Issue.record("FRR is not installed"); return }
         let port = try freePort()
-        let daemon = try Self.start(port: port, neighbor: "127.0.0.2", passive: true, password: "secret")
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let peer = Self.ourSpeaker(port: port, group: group, password: password)
-        peer.start()
-        let up = try await eventually(timeout: comesUp ? 10 : 6) { try await peer.state().get() == .established }
-        #expect(up == comesUp, "password \(password): established \(up)")
-        peer.stop()
-        daemon.stop()
-        try await group.shutdownGracefully()
+        try await withInterop({ try Self.start(port: port, neighbor: "127.0.0.2", passive: true, password: "secret") }) { t in
+            let peer = t.own(Self.ourSpeaker(port: port, group: t.group, password: password))
+            peer.start()
+            let up = try await eventually(timeout: comesUp ? 10 : 6) { try await peer.state().get() == .established }
+            #expect(up == comesUp, "password \(password): established \(up)")
+        }
     }
 }

@@ -73,30 +73,24 @@ import Testing
     func md5Signatures(password: String, comesUp: Bool) async throws {
         guard Daemon.installed(Self.gobgpd) else { Issue.record("gobgpd is not installed"); return }
         let port = try freePort(), api = try freePort()
-        let daemon = try Self.startGoBGP(port: port, api: api, neighbor: "127.0.0.2", passive: true, options: Options(password: "secret"))
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let peer = Self.ourSpeaker(port: port, group: group, password: password)
-        peer.start()
-        // With a wrong key the kernel drops every segment: give it a few connect attempts.
-        let up = try await eventually(timeout: comesUp ? 10 : 6) { try await peer.state().get() == .established }
-        #expect(up == comesUp, "password \(password): established \(up)\n\(daemon.log.suffix(1500))")
-        peer.stop()
-        daemon.stop()
-        try await group.shutdownGracefully()
+        try await withInterop({ try Self.startGoBGP(port: port, api: api, neighbor: "127.0.0.2", passive: true, options: Options(password: "secret")) }) { t in
+            let peer = t.own(Self.ourSpeaker(port: port, group: t.group, password: password))
+            peer.start()
+            // With a wrong key the kernel drops every segment: give it a few connect attempts.
+            let up = try await eventually(timeout: comesUp ? 10 : 6) { try await peer.state().get() == .established }
+            #expect(up == comesUp, "password \(password): established \(up)\n\(t.daemon.log.suffix(1500))")
+        }
     }
 
     @Test func ttlSecurity() async throws {
         guard Daemon.installed(Self.gobgpd) else { Issue.record("gobgpd is not installed"); return }
         let port = try freePort(), api = try freePort()
-        let daemon = try Self.startGoBGP(port: port, api: api, neighbor: "127.0.0.2", passive: true, options: Options(ttlSecurity: true))
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let peer = Self.ourSpeaker(port: port, group: group, ttlSecurity: true)
-        peer.start()
-        let up = try await eventually { try await peer.state().get() == .established }
-        #expect(up, "GTSM session did not come up\n\(daemon.log.suffix(1500))")
-        peer.stop()
-        daemon.stop()
-        try await group.shutdownGracefully()
+        try await withInterop({ try Self.startGoBGP(port: port, api: api, neighbor: "127.0.0.2", passive: true, options: Options(ttlSecurity: true)) }) { t in
+            let peer = t.own(Self.ourSpeaker(port: port, group: t.group, ttlSecurity: true))
+            peer.start()
+            let up = try await eventually { try await peer.state().get() == .established }
+            #expect(up, "GTSM session did not come up\n\(t.daemon.log.suffix(1500))")
+        }
     }
 
     /// RFC 4724 with gobgpd as the helper: our speaker crashes and comes back; gobgpd keeps our routes
@@ -104,17 +98,14 @@ import Testing
     @Test func gracefulRestartWithGoBGPAsHelper() async throws {
         guard Daemon.installed(Self.gobgpd) else { Issue.record("gobgpd is not installed"); return }
         let port = try freePort(), api = try freePort()
-        let daemon = try Self.startGoBGP(port: port, api: api, neighbor: "127.0.0.2", passive: true, options: Options(gracefulRestart: true))
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let nextHop = NextHop.forFamily(.ipv4VPN, .v4(IPv4Address(192, 0, 2, 2)))
-        let attributes = [PathAttribute(.origin(.igp)), PathAttribute(.asPath(ASPath())), PathAttribute(.localPreference(100)), PathAttribute(.extendedCommunities([Self.routeTarget]))]
-        func route(_ i: UInt8) -> NLRIElement {
-            NLRIElement(.vpnPrefix(VPNPrefix(labels: MPLSLabelStack(labels: [100]), routeDistinguisher: .as2(64512, 10), prefix: IPPrefix(.v4(IPv4Address(10, 10, 0, i)), length: 32))))
-        }
-        func adjIn() throws -> String { try Self.cli(api, ["neighbor", "127.0.0.2", "adj-in", "-a", "vpnv4", "-j"]) }
-        let first = Self.ourSpeaker(port: port, group: group, gracefulRestart: 60)
-        var second: BGPPeer? = nil
-        do {
+        try await withInterop({ try Self.startGoBGP(port: port, api: api, neighbor: "127.0.0.2", passive: true, options: Options(gracefulRestart: true)) }) { t in
+            let nextHop = NextHop.forFamily(.ipv4VPN, .v4(IPv4Address(192, 0, 2, 2)))
+            let attributes = [PathAttribute(.origin(.igp)), PathAttribute(.asPath(ASPath())), PathAttribute(.localPreference(100)), PathAttribute(.extendedCommunities([Self.routeTarget]))]
+            func route(_ i: UInt8) -> NLRIElement {
+                NLRIElement(.vpnPrefix(VPNPrefix(labels: MPLSLabelStack(labels: [100]), routeDistinguisher: .as2(64512, 10), prefix: IPPrefix(.v4(IPv4Address(10, 10, 0, i)), length: 32))))
+            }
+            func adjIn() throws -> String { try Self.cli(api, ["neighbor", "127.0.0.2", "adj-in", "-a", "vpnv4", "-j"]) }
+            let first = t.own(Self.ourSpeaker(port: port, group: t.group, gracefulRestart: 60))
             first.announce([route(1), route(2)], family: .ipv4VPN, nextHop: nextHop, attributes: attributes)
             first.start()
             _ = try await poll(adjIn, until: { $0.contains("10.10.0.1/32") && $0.contains("10.10.0.2/32") })
@@ -129,19 +120,14 @@ import Testing
             let kept = try Self.cli(api, ["global", "rib", "-a", "vpnv4", "-j"])
             #expect(kept.contains("10.10.0.1/32") && kept.contains("10.10.0.2/32"), "gobgpd dropped our routes: \(kept)")
             // We come back restarting, advertise only route 1, then End-of-RIB.
-            let again = Self.ourSpeaker(port: port, group: group, gracefulRestart: 60, restarting: true)
-            second = again
+            let again = t.own(Self.ourSpeaker(port: port, group: t.group, gracefulRestart: 60, restarting: true))
             again.announce([route(1)], family: .ipv4VPN, nextHop: nextHop, attributes: attributes)
             again.start()
             let up = try await eventually(timeout: 20) { try await again.state().get() == .established }
             #expect(up)
             let after = try await poll { try Self.cli(api, ["global", "rib", "-a", "vpnv4", "-j"]) } until: { $0.contains("10.10.0.1/32") && !$0.contains("10.10.0.2/32") }
             #expect(after.contains("10.10.0.1/32") && !after.contains("10.10.0.2/32"), "after our End-of-RIB gobgpd holds: \(after)")
-        } catch { Issue.record("\(error)\n\(daemon.log.suffix(2000))") }
-        first.stop()
-        second?.stop()
-        daemon.stop()
-        try await group.shutdownGracefully()
+        }
     }
 
     static func cli(_ api: Int, _ arguments: [String]) throws -> String {
@@ -178,26 +164,19 @@ import Testing
             return
         }
         let port = try freePort(), api = try freePort()
-        var daemon = try Self.startGoBGP(port: port, api: api, neighbor: "127.0.0.2", passive: true)
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let received = Received()
-        let peer = BGPPeer(
-            configuration: SessionConfiguration(
-                localAS: 64512, peerAS: 64512, routerID: IPv4Address(192, 0, 2, 2), families: Self.families, holdTime: 9, connectRetryTime: 1,
-                connectRetryMaximum: 2),
-            remoteAddress: "127.0.0.1", remotePort: port, localAddress: "127.0.0.2", eventLoop: group.next())
-        peer.onUpdate = { received.add($0) }
-        peer.onDown = { received.down($0) }
-        // Announce our routes each time the session comes up, as the engine will.
-        peer.onEstablished = { session in _ = peer.send(updates: Self.ourUpdates(session.sendContext)) }
-        do {
-            try await scenario(peer: peer, api: api, port: port, daemon: &daemon, received: received)
-        } catch {
-            Issue.record("\(error)\ngobgpd log:\n\(daemon.log.suffix(3000))")
+        try await withInterop({ try Self.startGoBGP(port: port, api: api, neighbor: "127.0.0.2", passive: true) }) { t in
+            let received = Received()
+            let peer = t.own(BGPPeer(
+                configuration: SessionConfiguration(
+                    localAS: 64512, peerAS: 64512, routerID: IPv4Address(192, 0, 2, 2), families: Self.families, holdTime: 9, connectRetryTime: 1,
+                    connectRetryMaximum: 2),
+                remoteAddress: "127.0.0.1", remotePort: port, localAddress: "127.0.0.2", eventLoop: t.group.next()))
+            peer.onUpdate = { received.add($0) }
+            peer.onDown = { received.down($0) }
+            // Announce our routes each time the session comes up, as the engine will.
+            peer.onEstablished = { session in _ = peer.send(updates: Self.ourUpdates(session.sendContext)) }
+            try await scenario(peer: peer, api: api, port: port, daemon: &t.daemon, received: received)
         }
-        peer.stop()
-        daemon.stop()
-        try await group.shutdownGracefully()
     }
 
     func scenario(peer: BGPPeer, api: Int, port: Int, daemon: inout Daemon, received: Received) async throws {

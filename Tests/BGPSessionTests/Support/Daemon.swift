@@ -108,3 +108,34 @@ func expectShutdownCommunication(_ peer: BGPPeer, _ message: String) async throw
     #expect(notified, "last NOTIFICATION received: \(String(describing: notification))")
     #expect(notification?.code == .cease && notification?.subcode == 2)
 }
+
+/// What an interop test owns: an event loop group, the daemon (which the test may restart) and our
+/// speakers. `withInterop` stops all of them on every path.
+final class Interop {
+    let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    var daemon: Daemon
+    private(set) var speakers: [BGPPeer] = []
+
+    init(daemon: Daemon) { self.daemon = daemon }
+
+    /// Registers one of our speakers to be stopped when the test ends; returns it.
+    func own(_ speaker: BGPPeer) -> BGPPeer {
+        speakers.append(speaker)
+        return speaker
+    }
+}
+
+/// Starts a daemon and runs an interop scenario against it. Whether `body` returns or throws, our
+/// speakers and the daemon are stopped and the group shut down; a thrown error is recorded with the
+/// end of the daemon's log.
+func withInterop(_ start: () throws -> Daemon, _ body: (Interop) async throws -> Void) async throws {
+    let interop = Interop(daemon: try start())
+    do {
+        try await body(interop)
+    } catch {
+        Issue.record("\(error)\n\(interop.daemon.name) log:\n\(interop.daemon.log.suffix(3000))")
+    }
+    for speaker in interop.speakers { speaker.stop() }
+    interop.daemon.stop()
+    try await interop.group.shutdownGracefully()
+}
