@@ -200,6 +200,11 @@ import Testing
         #expect(evpn.contains("\"type\":22"), "PMSI tunnel attribute missing: \(evpn)")
         let rtc = try await poll { try Self.cli(api, ["neighbor", "127.0.0.2", "adj-in", "-a", "rtc", "-j"]) } until: { $0.contains("64512:100") }
         #expect(rtc.contains("64512"), "\(rtc)")
+        // And gobgpd's own: a VRF importing 64512:300 makes it send us that route target membership.
+        try Self.cli(api, ["vrf", "add", "red", "rd", "64512:30", "rt", "both", "64512:300"])
+        let wanted = RouteTargetMembership(originAS: 64512, routeTarget: .routeTarget(as: 64512, 300))
+        let asked = try await eventually { received.routeTargetMemberships.contains(wanted) }
+        #expect(asked, "RT-Constraint routes from gobgpd: \(received.routeTargetMemberships)")
 
         // We hold gobgpd's routes our RT-Constraint asked for, and not the other one.
         let got = try await eventually { received.vpnPrefixes.contains("64512:20 10.20.0.0/24") && received.macs.contains("02:00:00:00:00:99") }
@@ -263,6 +268,9 @@ extension Received {
         updates.flatMap(\.announced).flatMap(\.elements).compactMap {
             if case .evpn(.macIPAdvertisement(let r)) = $0.nlri { return r.mac.description } else { return nil }
         }
+    }
+    var routeTargetMemberships: [RouteTargetMembership] {
+        updates.flatMap(\.announced).flatMap(\.elements).compactMap { if case .routeTargetMembership(let m) = $0.nlri { return m } else { return nil } }
     }
     var nextHops: [String] { updates.compactMap { $0.attributes.mpReach?.nextHop.address?.description } }
 }
