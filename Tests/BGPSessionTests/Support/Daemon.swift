@@ -89,13 +89,19 @@ func peerConnectsToUs(families: [AddressFamily], timeout: Double = 20, start: (I
         remoteAddress: "127.0.0.1", eventLoop: group.next())
     let listener = try await BGPListener.listen(host: "127.0.0.3", port: ourPort, group: group, peers: ["127.0.0.1": peer]).get()
     peer.start()
-    let daemon = try start(ourPort)
-    let up = try await eventually(timeout: timeout) { try await peer.state().get() == .established }
-    #expect(up, "\(daemon.name) did not connect: \(daemon.log.suffix(2000))")
-    let negotiated = try await peer.negotiated().get()
-    #expect(negotiated?.families == families)
+    var daemon: Daemon? = nil
+    do {
+        let started = try start(ourPort)
+        daemon = started
+        let up = try await eventually(timeout: timeout) { try await peer.state().get() == .established }
+        #expect(up, "\(started.name) did not connect: \(started.log.suffix(2000))")
+        let negotiated = try await peer.negotiated().get()
+        #expect(negotiated?.families == families)
+    } catch {
+        Issue.record("\(error)\n\(daemon?.log.suffix(2000) ?? "")")
+    }
     peer.stop()
-    daemon.stop()
+    daemon?.stop()
     try await listener.close().get()
     try await group.shutdownGracefully()
 }
