@@ -85,7 +85,7 @@ public struct AttributeInterner: Sendable {
     public mutating func intern(attributes: [PathAttribute], nextHop: NextHop) -> AttributeSet {
         let candidate = AttributeSet(attributes: attributes, nextHop: nextHop)
         if let existing = table[candidate] {
-            table[candidate]!.uses += 1
+            table[candidate]?.uses += 1
             return existing.set
         }
         table[candidate] = (candidate, 1)
@@ -100,7 +100,7 @@ public struct AttributeInterner: Sendable {
     /// One use fewer; the set goes when nothing uses it.
     public mutating func release(_ set: AttributeSet) {
         guard let entry = table[set] else { return }
-        if entry.uses <= 1 { table[set] = nil } else { table[set]!.uses -= 1 }
+        if entry.uses <= 1 { table[set] = nil } else { table[set]?.uses -= 1 }
     }
 }
 
@@ -219,9 +219,12 @@ public struct AdjRIBOut: Sendable {
     public var hasPending: Bool { pending.values.contains { !$0.isEmpty } }
 
     public mutating func announce(_ elements: [NLRIElement], family: AddressFamily, nextHop: NextHop, attributes: [PathAttribute]) {
-        for element in elements {
+        guard !elements.isEmpty else { return }
+        // One intern per call (hashing the attributes once), one use per route, as in AdjRIBIn.apply.
+        let set = interner.intern(attributes: attributes, nextHop: nextHop)
+        for (index, element) in elements.enumerated() {
+            if index > 0 { interner.retain(set) }
             let key = RouteKey(element)
-            let set = interner.intern(attributes: attributes, nextHop: nextHop)
             if let old = tables[family, default: [:]].updateValue((element, set), forKey: key) { interner.release(old.attributes) }
             pending[family, default: []].insert(key)
         }
