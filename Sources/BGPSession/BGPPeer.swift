@@ -501,7 +501,8 @@ public final class BGPPeer: @unchecked Sendable {
     private func flush() {
         guard machine.state == .established, let channel, let session = machine.negotiated else { return }
         let builder = UpdateBuilder(context: session.sendContext)
-        var sent = 0
+        var sent = 0  // UPDATEs, End-of-RIB included
+        var endedRefreshes = 0
         while channel.isWritable, let batch = ribOut.takePending(limit: 2000) {
             guard session.families.contains(batch.family) else { continue }
             var messages: [ByteBuffer] = []
@@ -519,15 +520,15 @@ public final class BGPPeer: @unchecked Sendable {
             }
             endOfRIBDue = []
             for family in endOfRefreshDue.sorted() {
-                channel.write(BGPMessage.routeRefresh(RouteRefreshMessage(family: family, subtype: .endOfRouteRefresh)).encoded(), promise: nil)
-                sent += 1
+                let endOfRefresh = BGPMessage.routeRefresh(RouteRefreshMessage(family: family, subtype: .endOfRouteRefresh))
+                channel.write(endOfRefresh.encoded(), promise: nil)
+                statistics.messagesSent[endOfRefresh.typeName, default: 0] += 1
+                endedRefreshes += 1
             }
             endOfRefreshDue = []
         }
-        if sent > 0 {
-            statistics.messagesSent["update", default: 0] += sent
-            channel.flush()
-        }
+        if sent > 0 { statistics.messagesSent["update", default: 0] += sent }
+        if sent + endedRefreshes > 0 { channel.flush() }
     }
 
     // MARK: Carrying out actions

@@ -213,6 +213,8 @@ func speaker(_ id: UInt8, active: Bool, maxPrefixes: [AddressFamily: Int] = [:],
                 pair.serverEvents.refreshes.map(\.subtype) == [.beginningOfRouteRefresh, .endOfRouteRefresh]
             }
             #expect(bracketed, "\(pair.serverEvents.refreshes)")
+            // BoRR and EoRR are counted as ROUTE-REFRESH messages, not as UPDATEs.
+            #expect(try await pair.client.currentStatistics().get().messagesSent["route-refresh"] == 2)
             #expect(try await pair.server.receivedCounts().get()[.ipv4VPN] == 150)
         } catch { Issue.record("\(error)") }
         try await pair.close()
