@@ -459,8 +459,8 @@ public final class BGPPeer: @unchecked Sendable {
             if count > limit {
                 logger.error("\(count) \(family) routes from the peer, above the limit of \(limit): stopping the session (Cease 6/1)")
                 // RFC 4486 §4: AFI, SAFI and the limit.
-                var data = Negotiation.bytes(family.afi.rawValue) + [family.safi.rawValue]
-                data += Negotiation.bytes(UInt32(truncatingIfNeeded: limit))
+                var data = bigEndianBytes(family.afi.rawValue) + [family.safi.rawValue]
+                data += bigEndianBytes(UInt32(truncatingIfNeeded: limit))
                 handle(.automaticStop(NotificationMessage(code: .cease, subcode: NotificationMessage.CeaseSubcode.maximumPrefixesReached, data: data), restartAfter: configuration.maxPrefixRestartTime))
                 return
             } else if Double(count) >= configuration.maxPrefixWarning * Double(limit), !warnedPrefixes.contains(family) {

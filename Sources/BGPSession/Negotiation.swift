@@ -31,11 +31,11 @@ public enum Negotiation {
     public static func negotiate(local configuration: SessionConfiguration, peer open: OpenMessage) -> Result<NegotiatedSession, OpenRejection> {
         // RFC 6793 §4.1: the AS is the 4-octet capability's when present.
         if open.asn != configuration.peerAS {
-            return .failure(OpenRejection(notification: NotificationMessage(code: .openMessageError, subcode: ErrorSubcode.badPeerAS, data: bytes(UInt16(truncatingIfNeeded: open.myAS)))))
+            return .failure(OpenRejection(notification: NotificationMessage(code: .openMessageError, subcode: ErrorSubcode.badPeerAS, data: bigEndianBytes(UInt16(truncatingIfNeeded: open.myAS)))))
         }
         // RFC 6286 §2.2: a zero identifier, or ours on an internal session, is bad.
         if open.bgpIdentifier.value == 0 || (configuration.isInternal && open.bgpIdentifier == configuration.routerID) {
-            return .failure(OpenRejection(notification: NotificationMessage(code: .openMessageError, subcode: ErrorSubcode.badBGPIdentifier, data: bytes(open.bgpIdentifier.value))))
+            return .failure(OpenRejection(notification: NotificationMessage(code: .openMessageError, subcode: ErrorSubcode.badBGPIdentifier, data: bigEndianBytes(open.bgpIdentifier.value))))
         }
         // RFC 4271 §6.2: hold time 1 or 2 is unacceptable.
         if open.holdTime == 1 || open.holdTime == 2 {
@@ -66,9 +66,5 @@ public enum Negotiation {
                 routeRefresh: ours.contains(.routeRefresh) && theirs.contains { $0 == .routeRefresh || $0.code == 128 },
                 enhancedRouteRefresh: ours.contains(.enhancedRouteRefresh) && theirs.contains(.enhancedRouteRefresh),
                 peerGracefulRestart: gracefulRestart, peerOpen: open))
-    }
-
-    public static func bytes<T: FixedWidthInteger>(_ value: T) -> [UInt8] {
-        (0..<T.bitWidth / 8).reversed().map { UInt8(truncatingIfNeeded: value >> ($0 * 8)) }
     }
 }

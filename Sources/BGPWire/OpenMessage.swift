@@ -165,7 +165,8 @@ public struct OpenMessage: Hashable, Sendable {
     }
 }
 
-func bigEndianBytes<T: FixedWidthInteger>(_ value: T) -> [UInt8] {
+/// The value in network byte order, as NOTIFICATION data carries it.
+public func bigEndianBytes<T: FixedWidthInteger>(_ value: T) -> [UInt8] {
     var out: [UInt8] = []
     out.appendBigEndian(value)
     return out
