@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "BGPWire", targets: ["BGPWire"]),
         .library(name: "BGPCapture", targets: ["BGPCapture"]),
         .library(name: "BGPSession", targets: ["BGPSession"]),
+        .library(name: "BGPEngine", targets: ["BGPEngine"]),
         .executable(name: "bagpipe-bgp-decode", targets: ["bagpipe-bgp-decode"]),
         .executable(name: "bagpipe-bench", targets: ["bagpipe-bench"]),
         .executable(name: "bgp-wire-fuzz", targets: ["bgp-wire-fuzz"]),
@@ -31,6 +32,16 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The route engine: Loc-RIB, publish/subscribe by route target, RT-Constraint, reflection.
+        .target(
+            name: "BGPEngine",
+            dependencies: [
+                "BGPWire", "BGPSession",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -78,10 +89,28 @@ let package = Package(
             // Data the tests read from the source tree.
             exclude: ["Conformance/exceptions.jsonl", "Regressions"]
         ),
+        // Helpers shared by the test targets: peer daemons, polling with a deadline.
+        .target(
+            name: "BGPTestSupport",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "Tests/BGPTestSupport"
+        ),
+        .testTarget(
+            name: "BGPEngineTests",
+            dependencies: [
+                "BGPEngine", "BGPSession", "BGPWire", "BGPTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]
+        ),
         .testTarget(
             name: "BGPSessionTests",
             dependencies: [
-                "BGPSession", "BGPWire",
+                "BGPSession", "BGPWire", "BGPTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

@@ -55,10 +55,14 @@ extension RouteKey {
 public final class AttributeSet: Hashable, Sendable {
     public let attributes: [PathAttribute]
     public let nextHop: NextHop
+    /// The route targets among the extended communities, computed once per set: the engine reads
+    /// them for every route it indexes or filters.
+    public let routeTargetKeys: [RouteTargetKey]
 
-    init(attributes: [PathAttribute], nextHop: NextHop) {
+    public init(attributes: [PathAttribute], nextHop: NextHop) {
         self.attributes = attributes
         self.nextHop = nextHop
+        routeTargetKeys = RouteTargetKey.keys(in: attributes)
     }
 
     public static func == (lhs: AttributeSet, rhs: AttributeSet) -> Bool {
@@ -132,6 +136,31 @@ public struct AdjRIBIn: Sendable {
 
     public func count(_ family: AddressFamily) -> Int { tables[family]?.count ?? 0 }
     public var totalCount: Int { tables.values.reduce(0) { $0 + $1.count } }
+
+    /// What an UPDATE says, as changes, for an owner that keeps no Adj-RIB-In (it stores the routes
+    /// itself, as the route engine does): every announce and withdraw, one attribute set per block.
+    public static func changes(in update: UpdateMessage) -> [AddressFamily: [RouteChange]] {
+        var changes = withdrawals(update.withdrawn)
+        let shared = update.attributes.filter { $0.typeCode != AttributeType.mpReachNLRI && $0.typeCode != AttributeType.mpUnreachNLRI }
+        for block in update.announced where !block.isOpaque {
+            let nextHop: NextHop = block.family == .ipv4Unicast && block == update.nlri
+                ? update.attributes.nextHop.map { .ipv4($0) } ?? .none : update.attributes.mpReach?.nextHop ?? .none
+            let set = AttributeSet(attributes: shared, nextHop: nextHop)
+            var list = changes.removeValue(forKey: block.family) ?? []
+            for element in block { list.append(.announce(RouteKey(element), element, set)) }
+            changes[block.family] = list
+        }
+        return changes
+    }
+
+    /// Withdraws (or RFC 7606 treat-as-withdraw) as changes, without an Adj-RIB-In.
+    public static func withdrawals(_ blocks: [NLRIBlock]) -> [AddressFamily: [RouteChange]] {
+        var changes: [AddressFamily: [RouteChange]] = [:]
+        for block in blocks where !block.isOpaque {
+            changes[block.family, default: []].append(contentsOf: block.map { .withdraw(RouteKey($0)) })
+        }
+        return changes
+    }
 
     /// Applies an UPDATE; returns what changed (replacements are one announce, never withdraw+announce).
     public mutating func apply(_ update: UpdateMessage) -> [AddressFamily: [RouteChange]] {

@@ -80,6 +80,17 @@ public struct PeerStatistics: Hashable, Sendable {
     public var lastDownReason: String?
 }
 
+/// What to send a peer, when something other than the peer's own Adj-RIB-Out decides (the route
+/// engine, which keeps one Loc-RIB for all peers instead of a copy per peer). Called on the peer's
+/// event loop, when its socket can take more.
+public protocol OutboundRoutes: AnyObject {
+    /// The next UPDATE content, or nil when nothing is pending.
+    func takePending(limit: Int) -> (family: AddressFamily, announce: [(AttributeSet, [NLRIElement])], withdraw: [NLRIElement])?
+    var hasPending: Bool { get }
+    /// Everything of these families is to be sent again (the peer asked for a route refresh).
+    func resend(_ families: [AddressFamily])
+}
+
 /// One configured peer: the RFC 4271 state machine plus the I/O that carries out its actions.
 /// Everything runs on the peer's event loop.
 public final class BGPPeer: @unchecked Sendable {
@@ -110,6 +121,12 @@ public final class BGPPeer: @unchecked Sendable {
     private var statistics = PeerStatistics()
     private var ribIn = AdjRIBIn()
     private var ribOut = AdjRIBOut()
+    /// False: keep no Adj-RIB-In (as BIRD without an import table). `onRoutes` reports every announce
+    /// and withdraw as received, and the owner, which stores the routes, drops them itself on `onDown`.
+    /// Graceful-restart helper mode and the maximum-prefix limits need the Adj-RIB-In and are off.
+    public var keepsAdjRIBIn = true
+    /// Set before `start()` to take outbound routes from elsewhere than `announce`/`withdraw`.
+    public var outbound: (any OutboundRoutes)?
     /// Families whose initial advertisement ends with End-of-RIB, and refreshes that end with EoRR.
     private var endOfRIBDue: Set<AddressFamily> = []
     private var endOfRefreshDue: Set<AddressFamily> = []
@@ -194,6 +211,11 @@ public final class BGPPeer: @unchecked Sendable {
             self.ribOut.withdraw(elements, family: family)
             self.flush()
         }
+    }
+
+    /// Sends what `outbound` has pending (call on any thread; cheap when nothing is).
+    public func outboundChanged() {
+        if eventLoop.inEventLoop { flush() } else { eventLoop.execute { self.flush() } }
     }
 
     /// Routes held from the peer, per family.
@@ -420,7 +442,7 @@ public final class BGPPeer: @unchecked Sendable {
                 statistics.messagesReceived["update", default: 0] += 1
                 logger.warning("UPDATE treated as withdraw (RFC 7606): \(error.reason)")
                 handle(.updateTreatedAsWithdraw(blocks, reason: error.reason))
-                if machine.state == .established { report(ribIn.withdraw(blocks)) }
+                if machine.state == .established { report(keepsAdjRIBIn ? ribIn.withdraw(blocks) : AdjRIBIn.withdrawals(blocks)) }
             } else {
                 handle(.decodingError(error))
             }
@@ -451,6 +473,7 @@ public final class BGPPeer: @unchecked Sendable {
             onEndOfRIB(family)
             return
         }
+        guard keepsAdjRIBIn else { return report(AdjRIBIn.changes(in: update)) }
         let changes = ribIn.apply(update)
         report(changes)
         for family in changes.keys {
@@ -486,7 +509,7 @@ public final class BGPPeer: @unchecked Sendable {
             perform(.send(.routeRefresh(RouteRefreshMessage(family: refresh.family, subtype: .beginningOfRouteRefresh))))
             endOfRefreshDue.insert(refresh.family)
         }
-        ribOut.markAllPending([refresh.family])
+        if let outbound { outbound.resend([refresh.family]) } else { ribOut.markAllPending([refresh.family]) }
         flush()
     }
 
@@ -503,7 +526,7 @@ public final class BGPPeer: @unchecked Sendable {
         let builder = UpdateBuilder(context: session.sendContext)
         var sent = 0  // UPDATEs, End-of-RIB included
         var endedRefreshes = 0
-        while channel.isWritable, let batch = ribOut.takePending(limit: 2000) {
+        while channel.isWritable, let batch = outbound?.takePending(limit: 2000) ?? ribOut.takePending(limit: 2000) {
             guard session.families.contains(batch.family) else { continue }
             var messages: [ByteBuffer] = []
             for (set, elements) in batch.announce {
@@ -513,7 +536,7 @@ public final class BGPPeer: @unchecked Sendable {
             for message in messages { channel.write(message, promise: nil) }
             sent += messages.count
         }
-        if !ribOut.hasPending {
+        if !ribOut.hasPending && outbound?.hasPending != true {
             for family in endOfRIBDue.sorted() {
                 channel.write(BGPMessage.update(.endOfRIB(family)).encoded(context: session.sendContext), promise: nil)
                 sent += 1
@@ -572,7 +595,7 @@ public final class BGPPeer: @unchecked Sendable {
             let kept = Set(session.peerGracefulRestart?.families.filter(\.forwardingStatePreserved).map(\.family) ?? [])
             for family in ribIn.tables.keys where !kept.contains(family) { report([family: ribIn.sweepStale(family)]) }
             endOfRIBDue = Set(session.families)
-            ribOut.markAllPending(session.families)
+            if outbound == nil { ribOut.markAllPending(session.families) }
             logger.notice(
                 "session established: AS \(session.peerAS), router id \(session.peerRouterID), hold time \(session.holdTime) s, families \(session.families.map(\.description).joined(separator: " "))")
             onEstablished(session)
@@ -582,7 +605,9 @@ public final class BGPPeer: @unchecked Sendable {
             statistics.lastDownReason = reason
             endOfRIBDue = []
             endOfRefreshDue = []
-            if withoutNotification, let gr = machine.lastNegotiatedGracefulRestart, !gr.families.isEmpty {
+            if !keepsAdjRIBIn {
+                // The owner holds the routes and drops them on onDown.
+            } else if withoutNotification, let gr = machine.lastNegotiatedGracefulRestart, !gr.families.isEmpty {
                 // RFC 4724 §4.2 helper: keep the peer's routes, stale, for its restart time.
                 let families = Set(gr.families.map(\.family))
                 ribIn.markStale(families)

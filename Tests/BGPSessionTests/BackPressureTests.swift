@@ -1,4 +1,5 @@
 import BGPSession
+import BGPTestSupport
 import BGPWire
 import NIOConcurrencyHelpers
 import NIOCore

@@ -1,4 +1,5 @@
 import BGPSession
+import BGPTestSupport
 import BGPWire
 import Foundation
 import NIOCore
@@ -244,16 +245,6 @@ import Testing
             try Self.startGoBGP(port: port, api: api, neighbor: "127.0.0.3", passive: false, remotePort: ourPort)
         }
     }
-}
-
-/// Polls a command until its output satisfies `condition` (10 s), returning the last output.
-func poll(_ command: () throws -> String, until condition: (String) -> Bool) async throws -> String {
-    var output = ""
-    _ = try await eventually {
-        output = try command()
-        return condition(output)
-    }
-    return output
 }
 
 extension Received {

@@ -1,20 +1,10 @@
 import BGPSession
+import BGPTestSupport
 import BGPWire
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import Testing
-
-/// Polls `condition` on the clock until it holds or the deadline passes: synchronization by
-/// observation, never by sleeping a fixed time.
-func eventually(timeout: Double = 10, _ condition: () async throws -> Bool) async throws -> Bool {
-    let deadline = NIODeadline.now() + .nanoseconds(Int64(timeout * 1e9))
-    while NIODeadline.now() < deadline {
-        if try await condition() { return true }
-        try await Task.sleep(nanoseconds: 20_000_000)
-    }
-    return try await condition()
-}
 
 /// Collects what a peer delivers, from its event loop.
 final class Received: @unchecked Sendable {

@@ -1,0 +1,161 @@
+import BGPSession
+import BGPWire
+import Logging
+import NIOCore
+import NIOPosix
+
+/// A BGP speaker: the route engine and its peers on one event loop (as BIRD runs on one thread), so
+/// a peer pulls its UPDATEs straight from the Loc-RIB with no locking and no per-peer copy.
+/// Local workers (VPN instances) and tests reach the engine through `run`.
+public final class BGPSpeaker: @unchecked Sendable {
+    public struct PeerConfiguration: Sendable {
+        public var address: String
+        public var port: Int
+        public var session: SessionConfiguration
+        /// A route-reflector client (RFC 4456); meaningful when the engine reflects.
+        public var client: Bool
+        public var localAddress: String?
+        /// Keep the peer's routes only in the Loc-RIB (no Adj-RIB-In copy): what a reflector wants at
+        /// scale; graceful-restart helper mode and maximum-prefix limits are then off for the peer.
+        public var keepsAdjRIBIn: Bool
+
+        public init(address: String, port: Int = 179, session: SessionConfiguration, client: Bool = true, localAddress: String? = nil, keepsAdjRIBIn: Bool = true) {
+            self.keepsAdjRIBIn = keepsAdjRIBIn
+            self.address = address
+            self.port = port
+            self.session = session
+            self.client = client
+            self.localAddress = localAddress
+        }
+    }
+
+    public let eventLoop: any EventLoop
+    public let logger: Logger
+    private let engine: RouteEngine
+    private var peers: [WorkerID: BGPPeer] = [:]
+    private var peersByAddress: [String: BGPPeer] = [:]
+    private var handlers: [WorkerID: @Sendable (RouteEngine.LocalEvent) -> Void] = [:]
+    private var listener: BGPListener?
+
+    public init(configuration: RouteEngine.Configuration, eventLoop: any EventLoop, logger: Logger = Logger(label: "bagpipe.bgp.engine")) {
+        engine = RouteEngine(configuration: configuration)
+        self.eventLoop = eventLoop
+        self.logger = logger
+    }
+
+    /// Runs `body` on the engine's loop, then delivers what it caused (local events, UPDATEs).
+    public func run<T: Sendable>(_ body: @escaping @Sendable (RouteEngine) -> T) -> EventLoopFuture<T> {
+        eventLoop.submit {
+            let result = body(self.engine)
+            self.deliver()
+            return result
+        }
+    }
+
+    /// Adds a peer and starts it (it connects, or waits for the peer when `session.active` is false).
+    @discardableResult
+    public func addPeer(_ configuration: PeerConfiguration) -> EventLoopFuture<WorkerID> {
+        eventLoop.submit {
+            let external = configuration.session.localAS != configuration.session.peerAS
+            let address = (try? SocketAddress(ipAddress: configuration.address, port: 0)).map(Self.sixteenBytes) ?? IPv6Address(high: 0, low: 0)
+            let source = PathSource(kind: .peer(external: external, client: configuration.client), routerID: IPv4Address(0), address: address)
+            let id = self.engine.addPeer(name: configuration.address, source: source)
+            let peer = BGPPeer(
+                configuration: configuration.session, remoteAddress: configuration.address, remotePort: configuration.port,
+                localAddress: configuration.localAddress, eventLoop: self.eventLoop, logger: self.logger)
+            peer.outbound = EngineOutbound(speaker: self, peer: id)
+            peer.keepsAdjRIBIn = configuration.keepsAdjRIBIn
+            let dropRoutes = !configuration.keepsAdjRIBIn
+            peer.onEstablished = { [unowned self] session in
+                self.engine.setRouterID(of: id, session.peerRouterID)
+                self.engine.peerEstablished(id, families: Set(session.families))
+                self.deliver()
+            }
+            peer.onRoutes = { [unowned self] family, changes in
+                self.engine.receive(from: id, family: family, changes)
+                self.deliver()
+            }
+            peer.onDown = { [unowned self] _ in
+                self.engine.peerDown(id, dropRoutes: dropRoutes)
+                self.deliver()
+            }
+            self.peers[id] = peer
+            self.peersByAddress[configuration.address] = peer
+            peer.start()
+            return id
+        }
+    }
+
+    /// Listens for the configured peers (passive peers wait for this).
+    public func listen(host: String, port: Int) -> EventLoopFuture<Int> {
+        eventLoop.flatSubmit {
+            BGPListener.listen(host: host, port: port, group: self.eventLoop, peers: self.peersByAddress, logger: self.logger).map { listener in
+                self.listener = listener
+                return listener.port ?? port
+            }
+        }
+    }
+
+    /// A local worker whose events go to `handler` (on the engine's loop).
+    public func addLocalWorker(name: String, handler: @escaping @Sendable (RouteEngine.LocalEvent) -> Void) -> EventLoopFuture<WorkerID> {
+        eventLoop.submit {
+            let id = self.engine.addLocalWorker(name: name)
+            self.handlers[id] = handler
+            return id
+        }
+    }
+
+    public func peer(_ id: WorkerID) -> EventLoopFuture<BGPPeer?> { eventLoop.submit { self.peers[id] } }
+
+    /// Stops every peer (with a Cease) and the listener.
+    public func stop() -> EventLoopFuture<Void> {
+        eventLoop.flatSubmit {
+            for peer in self.peers.values { peer.stop() }
+            return self.listener?.close() ?? self.eventLoop.makeSucceededVoidFuture()
+        }
+    }
+
+    private func deliver() {
+        for (worker, event) in engine.takeLocalEvents() { handlers[worker]?(event) }
+        for id in engine.takeReadyPeers() { peers[id]?.outboundChanged() }
+    }
+
+    fileprivate func takePending(peer: WorkerID, limit: Int) -> RouteEngine.OutboundBatch? {
+        engine.takePending(peer: peer, limit: limit)
+    }
+
+    fileprivate func hasPending(peer: WorkerID) -> Bool { engine.hasPending(peer) }
+    fileprivate func resend(peer: WorkerID, families: [AddressFamily]) { engine.resend(peer: peer, families: families) }
+
+    static func sixteenBytes(_ address: SocketAddress) -> IPv6Address {
+        switch address {
+        case .v4(let a):
+            return IPv6Address(high: 0, low: 0xFFFF_0000_0000 | UInt64(UInt32(bigEndian: a.address.sin_addr.s_addr)))
+        case .v6(let a):
+            let bytes = withUnsafeBytes(of: a.address.sin6_addr) { Array($0) }
+            let high = bytes[0..<8].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+            let low = bytes[8..<16].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+            return IPv6Address(high: high, low: low)
+        default:
+            return IPv6Address(high: 0, low: 0)
+        }
+    }
+}
+
+/// A peer's outbound side, read from the engine (the peer and the engine share the loop).
+final class EngineOutbound: OutboundRoutes {
+    unowned let speaker: BGPSpeaker
+    let peer: WorkerID
+
+    init(speaker: BGPSpeaker, peer: WorkerID) {
+        self.speaker = speaker
+        self.peer = peer
+    }
+
+    func takePending(limit: Int) -> (family: AddressFamily, announce: [(AttributeSet, [NLRIElement])], withdraw: [NLRIElement])? {
+        speaker.takePending(peer: peer, limit: limit).map { ($0.family, $0.announce, $0.withdraw) }
+    }
+
+    var hasPending: Bool { speaker.hasPending(peer: peer) }
+    func resend(_ families: [AddressFamily]) { speaker.resend(peer: peer, families: families) }
+}

@@ -1,0 +1,145 @@
+import BGPSession
+import BGPWire
+
+public typealias WorkerID = Int
+
+/// One path to a destination: who sent it, its NLRI as sent (labels, ESI…) and its attributes.
+struct Path {
+    var source: WorkerID
+    /// RFC 7911 path identifier from the source (0 without add-path): a source can send several paths.
+    var pathID: UInt32
+    /// The NLRI with its path identifier removed (we send without add-path).
+    var element: NLRIElement
+    var attributes: AttributeSet
+}
+
+/// Which peers were sent a destination: one bit per peer slot, the first 64 inline.
+struct PeerBits {
+    private var low: UInt64 = 0
+    private var high: [UInt64]? = nil
+
+    var isEmpty: Bool { low == 0 && (high?.allSatisfy { $0 == 0 } ?? true) }
+
+    func contains(_ slot: Int) -> Bool {
+        if slot < 64 { return low & (1 << UInt64(slot)) != 0 }
+        let word = slot / 64 - 1
+        guard let high, word < high.count else { return false }
+        return high[word] & (1 << UInt64(slot % 64)) != 0
+    }
+
+    mutating func insert(_ slot: Int) {
+        if slot < 64 { low |= 1 << UInt64(slot); return }
+        let word = slot / 64 - 1
+        var h = high ?? []
+        while h.count <= word { h.append(0) }
+        h[word] |= 1 << UInt64(slot % 64)
+        high = h
+    }
+
+    mutating func remove(_ slot: Int) {
+        if slot < 64 { low &= ~(1 << UInt64(slot)); return }
+        let word = slot / 64 - 1
+        guard var h = high, word < h.count else { return }
+        h[word] &= ~(1 << UInt64(slot % 64))
+        high = h.allSatisfy { $0 == 0 } ? nil : h
+    }
+}
+
+/// Every path to one NLRI, the best one, and which peers hold our advertisement of it.
+struct Destination {
+    var key: RouteKey
+    var paths: [Path] = []
+    /// Index in `paths` of the best path for peers (-1: none eligible).
+    var best: Int = -1
+    var advertised = PeerBits()
+
+    init(key: RouteKey) { self.key = key }
+
+    var bestPath: Path? { best >= 0 ? paths[best] : nil }
+}
+
+/// The Loc-RIB of one family: destinations in a slot array (stable indices, so peers queue small
+/// integers and walk the table with a cursor), a hash index by key, and an index by route target.
+final class FamilyTable {
+    let family: AddressFamily
+    private(set) var slots: [Destination?] = []
+    private var free: [Int32] = []
+    private(set) var index: [RouteKey: Int32] = [:]
+    /// Destinations having at least one path with the route target.
+    private(set) var byRouteTarget: [RouteTargetKey: Set<Int32>] = [:]
+    private(set) var pathCount = 0
+
+    init(family: AddressFamily) { self.family = family }
+
+    var destinationCount: Int { index.count }
+    var slotCount: Int { slots.count }
+
+    func slot(for key: RouteKey) -> Int32? { index[key] }
+
+    /// The slot of `key`, created when missing.
+    func slot(creating key: RouteKey) -> Int32 {
+        if let s = index[key] { return s }
+        let s: Int32
+        if let reused = free.popLast() {
+            s = reused
+            slots[Int(s)] = Destination(key: key)
+        } else {
+            s = Int32(slots.count)
+            slots.append(Destination(key: key))
+        }
+        index[key] = s
+        return s
+    }
+
+    subscript(slot: Int32) -> Destination? {
+        get { slots[Int(slot)] }
+    }
+
+    /// Mutates a destination in place, keeping the route-target index and path count right.
+    func modify<R>(_ slot: Int32, _ body: (inout Destination) -> R) -> R {
+        guard var d = slots[Int(slot)] else { fatalError("modify of a free slot") }
+        slots[Int(slot)] = nil  // unique reference while it changes: no copy of its paths
+        let before = FamilyTable.routeTargets(of: d.paths)
+        let pathsBefore = d.paths.count
+        let result = body(&d)
+        let after = FamilyTable.routeTargets(of: d.paths)
+        pathCount += d.paths.count - pathsBefore
+        if before != after {
+            for rt in before where !after.contains(rt) {
+                byRouteTarget[rt]?.remove(slot)
+                if byRouteTarget[rt]?.isEmpty == true { byRouteTarget[rt] = nil }
+            }
+            for rt in after where !before.contains(rt) { byRouteTarget[rt, default: []].insert(slot) }
+        }
+        slots[Int(slot)] = d
+        return result
+    }
+
+    /// Records whether a peer holds our advertisement of a destination (no index upkeep needed).
+    func setAdvertised(_ slot: Int32, bit: Int, _ value: Bool) {
+        guard slots[Int(slot)] != nil else { return }
+        if value { slots[Int(slot)]!.advertised.insert(bit) } else { slots[Int(slot)]!.advertised.remove(bit) }
+    }
+
+    /// Frees a destination no path and no peer needs any more.
+    func releaseIfUnused(_ slot: Int32) {
+        guard let d = slots[Int(slot)], d.paths.isEmpty, d.advertised.isEmpty else { return }
+        index[d.key] = nil
+        slots[Int(slot)] = nil
+        free.append(slot)
+    }
+
+    static func routeTargets(of paths: [Path]) -> [RouteTargetKey] {
+        if paths.count == 1 { return paths[0].attributes.routeTargetKeys }
+        var all: [RouteTargetKey] = []
+        for p in paths { for rt in p.attributes.routeTargetKeys where !all.contains(rt) { all.append(rt) } }
+        return all
+    }
+
+    /// Slots of destinations with a path carrying any of these route targets.
+    func slots(withAnyOf routeTargets: [RouteTargetKey]) -> Set<Int32> {
+        var out = Set<Int32>()
+        for rt in routeTargets { out.formUnion(byRouteTarget[rt] ?? []) }
+        return out
+    }
+}

@@ -1,0 +1,590 @@
+import BGPSession
+import BGPWire
+
+/// The route engine: the Loc-RIB of every family, publish/subscribe by route target for local
+/// workers (VPN instances), RT-Constraint origination and per-peer filtering, and the outbound
+/// state of every peer (best path per destination, RFC 4456 reflection when configured).
+///
+/// It is a state machine: it does no I/O and is not thread-safe. Its owner runs it on one event
+/// loop, delivers `takeLocalEvents()` to local workers and lets ready peers (`takeReadyPeers()`)
+/// pull their UPDATEs with `takePending(peer:limit:)` when their socket can take them. A slow peer
+/// therefore costs a set of small integers, never a queue of messages.
+public final class RouteEngine {
+    public struct Configuration: Sendable {
+        public var localAS: UInt32
+        public var routerID: IPv4Address
+        /// Next hop of the RT-Constraint routes we originate.
+        public var localAddress: IPv4Address
+        /// Set: act as an RFC 4456 route reflector with this cluster id. Nil: a host, which sends peers
+        /// only its own routes (never a peer's route to another peer).
+        public var clusterID: IPv4Address?
+        /// Originate RT-Constraint routes for the route targets local workers import.
+        public var routeTargetConstraint: Bool
+
+        public init(localAS: UInt32, routerID: IPv4Address, localAddress: IPv4Address? = nil, clusterID: IPv4Address? = nil, routeTargetConstraint: Bool = true) {
+            self.localAS = localAS
+            self.routerID = routerID
+            self.localAddress = localAddress ?? routerID
+            self.clusterID = clusterID
+            self.routeTargetConstraint = routeTargetConstraint
+        }
+
+        public var isRouteReflector: Bool { clusterID != nil }
+    }
+
+    /// A route as local workers see it.
+    public struct Route: Hashable, Sendable, CustomStringConvertible {
+        public var family: AddressFamily
+        public var element: NLRIElement
+        public var attributes: AttributeSet
+        public var source: WorkerID
+
+        public var routeTargets: [RouteTargetKey] { attributes.routeTargetKeys }
+        public var description: String { "\(family) \(element.nlri) from \(source)" }
+    }
+
+    /// What a local worker is told. A replacement (same NLRI and source, new attributes) is one
+    /// advertise naming the route it replaces.
+    public enum LocalEvent: Hashable, Sendable {
+        case advertise(Route, replaced: Route?)
+        case withdraw(Route)
+    }
+
+    /// UPDATE content for one peer and one family.
+    public struct OutboundBatch {
+        public var family: AddressFamily
+        public var announce: [(AttributeSet, [NLRIElement])]
+        public var withdraw: [NLRIElement]
+    }
+
+    struct PeerState {
+        var bit: Int
+        var families: Set<AddressFamily> = []
+        var established = false
+        var filter = RouteTargetFilter()
+        var pending: [AddressFamily: Set<Int32>] = [:]
+        /// Initial advertisement (or full re-evaluation) in progress: slots from here on are still to visit.
+        var cursor: [AddressFamily: Int32] = [:]
+        var rtcActive: Bool { families.contains(.routeTargetConstraint) }
+        var hasPending: Bool { !cursor.isEmpty || pending.values.contains { !$0.isEmpty } }
+    }
+
+    public let configuration: Configuration
+    private var sources: [WorkerID: PathSource] = [:]
+    private var names: [WorkerID: String] = [:]
+    private var nextWorker: WorkerID = 1
+    private var peers: [WorkerID: PeerState] = [:]
+    private var freeBits: [Int] = []
+    private var nextBit = 0
+    private var subscriptions: [WorkerID: Set<Match>] = [:]
+    private var subscribers: [Match: Set<WorkerID>] = [:]
+    private var tables: [AddressFamily: FamilyTable] = [:]
+    private var attributeSets = AttributeSetTable()
+    /// Local importers per route target (across families: one RTC route per RT, withdrawn when the last goes).
+    private var importers: [RouteTargetKey: Int] = [:]
+    /// The worker that owns our RT-Constraint routes.
+    public let routeTargetConstraintWorker: WorkerID = 0
+    private var localEvents: [(WorkerID, LocalEvent)] = []
+    private var readyPeers: Set<WorkerID> = []
+    private var originatesDefaultMembership = false
+
+    public init(configuration: Configuration) {
+        self.configuration = configuration
+        let me = PathSource(kind: .local, routerID: configuration.routerID, address: IPv6Address(high: 0, low: 0))
+        sources[routeTargetConstraintWorker] = me
+        names[routeTargetConstraintWorker] = "rtc"
+    }
+
+    // MARK: Workers
+
+    public func addLocalWorker(name: String) -> WorkerID {
+        let id = nextWorker
+        nextWorker += 1
+        sources[id] = PathSource(kind: .local, routerID: configuration.routerID, address: IPv6Address(high: 0, low: 0))
+        names[id] = name
+        return id
+    }
+
+    public func addPeer(name: String, source: PathSource) -> WorkerID {
+        let id = nextWorker
+        nextWorker += 1
+        sources[id] = source
+        names[id] = name
+        let bit = freeBits.popLast() ?? { defer { nextBit += 1 }; return nextBit }()
+        peers[id] = PeerState(bit: bit)
+        return id
+    }
+
+    /// The peer's BGP identifier, learned from its OPEN (the decision process uses it).
+    public func setRouterID(of peer: WorkerID, _ id: IPv4Address) { sources[peer]?.routerID = id }
+
+    public func name(of worker: WorkerID) -> String { names[worker] ?? "worker \(worker)" }
+
+    /// The session is up with these families: everything it may receive is (re)advertised.
+    public func peerEstablished(_ peer: WorkerID, families: Set<AddressFamily>) {
+        guard var p = peers[peer] else { return }
+        clearOutbound(&p)
+        p.families = families
+        p.established = true
+        for family in families { p.cursor[family] = 0 }
+        peers[peer] = p
+        readyPeers.insert(peer)
+        updateDefaultMembership()
+    }
+
+    /// The session went down: nothing is advertised to it any more. Its routes are withdrawn here
+    /// when `dropRoutes` (the peer keeps no Adj-RIB-In), else by `receive` as its Adj-RIB-In reports them.
+    public func peerDown(_ peer: WorkerID, dropRoutes: Bool = false) {
+        if dropRoutes { removePaths(of: peer) }
+        guard var p = peers[peer] else { return }
+        clearOutbound(&p)
+        p.established = false
+        p.families = []
+        p.filter = RouteTargetFilter()
+        peers[peer] = p
+        updateDefaultMembership()
+    }
+
+    /// RFC 4684 §3: a reflector with a peer that has VPN families but no RT-Constraint must get every
+    /// VPN route for it, so it asks its RT-Constraint peers for everything with the default membership
+    /// route (length 0), while such a peer is up.
+    private func updateDefaultMembership() {
+        guard configuration.isRouteReflector else { return }
+        let needed = peers.values.contains { $0.established && !$0.rtcActive && !$0.families.isDisjoint(with: Self.constrainedFamilies) }
+        guard needed != originatesDefaultMembership else { return }
+        originatesDefaultMembership = needed
+        let element = NLRIElement(.routeTargetMembership(.default))
+        let set = AttributeSet(attributes: [PathAttribute(.origin(.igp)), PathAttribute(.asPath(ASPath())), PathAttribute(.localPreference(100))], nextHop: .ipv4(configuration.localAddress))
+        setPath(.routeTargetConstraint, RouteKey(element), source: routeTargetConstraintWorker, pathID: 0, to: needed ? (element, set) : nil)
+    }
+
+    private func clearOutbound(_ p: inout PeerState) {
+        p.pending = [:]
+        p.cursor = [:]
+        for table in tables.values {
+            for slot in 0..<Int32(table.slotCount) where table[slot]?.advertised.contains(p.bit) == true {
+                table.setAdvertised(slot, bit: p.bit, false)
+                table.releaseIfUnused(slot)
+            }
+        }
+    }
+
+    /// A worker stops: its routes are withdrawn and its subscriptions dropped.
+    public func cleanup(_ worker: WorkerID) {
+        for match in subscriptions[worker] ?? [] { unsubscribe(worker, from: match) }
+        removePaths(of: worker)
+        if var p = peers[worker] {
+            clearOutbound(&p)
+            freeBits.append(p.bit)
+            peers[worker] = nil
+        }
+        readyPeers.remove(worker)
+        sources[worker] = nil
+        names[worker] = nil
+    }
+
+    private func removePaths(of worker: WorkerID) {
+        for (family, table) in tables {
+            for slot in 0..<Int32(table.slotCount) {
+                guard let d = table[slot] else { continue }
+                for path in d.paths where path.source == worker { setPath(family, d.key, source: worker, pathID: path.pathID, to: nil) }
+            }
+        }
+    }
+
+    // MARK: Subscriptions (local workers)
+
+    /// Subscribes a local worker; it gets every stored route of the match it does not already get.
+    public func subscribe(_ worker: WorkerID, to match: Match) {
+        guard subscriptions[worker, default: []].insert(match).inserted else { return }
+        subscribers[match, default: []].insert(worker)
+        if let rt = match.routeTarget, Self.constrainedFamilies.contains(match.family) { importerAdded(rt) }
+        guard let table = tables[match.family] else { return }
+        for slot in slots(of: table, matching: match) {
+            guard let d = table[slot] else { continue }
+            for path in d.paths where path.source != worker && !receivesElsewhere(worker, path, family: match.family, except: match) && matches(match, path) {
+                localEvents.append((worker, .advertise(route(match.family, path), replaced: nil)))
+            }
+        }
+    }
+
+    /// Unsubscribes; routes no other subscription of the worker covers are withdrawn from it.
+    public func unsubscribe(_ worker: WorkerID, from match: Match) {
+        guard subscriptions[worker]?.remove(match) != nil else { return }
+        if subscriptions[worker]?.isEmpty == true { subscriptions[worker] = nil }
+        subscribers[match]?.remove(worker)
+        if subscribers[match]?.isEmpty == true { subscribers[match] = nil }
+        if let rt = match.routeTarget, Self.constrainedFamilies.contains(match.family) { importerRemoved(rt) }
+        guard let table = tables[match.family] else { return }
+        for slot in slots(of: table, matching: match) {
+            guard let d = table[slot] else { continue }
+            for path in d.paths where path.source != worker && matches(match, path) && !receivesElsewhere(worker, path, family: match.family, except: nil) {
+                localEvents.append((worker, .withdraw(route(match.family, path))))
+            }
+        }
+    }
+
+    /// Families whose imports are announced with RT-Constraint routes (not flowspec: RFC 4684 is
+    /// about VPN routes, and the original did the same).
+    static let constrainedFamilies: Set<AddressFamily> = [.ipv4VPN, .ipv6VPN, .evpn]
+
+    private func slots(of table: FamilyTable, matching match: Match) -> [Int32] {
+        if let rt = match.routeTarget { return Array(table.byRouteTarget[rt] ?? []) }
+        return Array(table.index.values)
+    }
+
+    private func matches(_ match: Match, _ path: Path) -> Bool {
+        guard let rt = match.routeTarget else { return true }
+        return path.attributes.routeTargetKeys.contains(rt)
+    }
+
+    /// Whether another subscription of the worker (than `except`) already covers the path.
+    private func receivesElsewhere(_ worker: WorkerID, _ path: Path, family: AddressFamily, except: Match?) -> Bool {
+        guard let subs = subscriptions[worker] else { return false }
+        for m in subs where m != except && m.family == family && matches(m, path) { return true }
+        return false
+    }
+
+    private func interested(in path: Path, family: AddressFamily) -> Set<WorkerID> {
+        var out = subscribers[Match(family: family, routeTarget: nil)] ?? []
+        for rt in path.attributes.routeTargetKeys { out.formUnion(subscribers[Match(family: family, routeTarget: rt)] ?? []) }
+        out.remove(path.source)
+        return out
+    }
+
+    // MARK: RT-Constraint origination
+
+    private func importerAdded(_ rt: RouteTargetKey) {
+        importers[rt, default: 0] += 1
+        guard importers[rt] == 1, configuration.routeTargetConstraint else { return }
+        let set = AttributeSet(attributes: [PathAttribute(.origin(.igp)), PathAttribute(.asPath(ASPath())), PathAttribute(.localPreference(100))], nextHop: .ipv4(configuration.localAddress))
+        // The imported route target, as subscribed: never an export one (RustyBGP #537).
+        let nlri = NLRI.routeTargetMembership(RouteTargetMembership(originAS: configuration.localAS, routeTarget: rt.community))
+        setPath(.routeTargetConstraint, RouteKey(NLRIElement(nlri)), source: routeTargetConstraintWorker, pathID: 0, to: (NLRIElement(nlri), set))
+    }
+
+    private func importerRemoved(_ rt: RouteTargetKey) {
+        guard let n = importers[rt] else { return }
+        importers[rt] = n > 1 ? n - 1 : nil
+        guard n == 1, configuration.routeTargetConstraint else { return }
+        let nlri = NLRI.routeTargetMembership(RouteTargetMembership(originAS: configuration.localAS, routeTarget: rt.community))
+        setPath(.routeTargetConstraint, RouteKey(NLRIElement(nlri)), source: routeTargetConstraintWorker, pathID: 0, to: nil)
+    }
+
+    // MARK: Routes in
+
+    /// Routes a local worker originates (replacing its earlier route with the same NLRI).
+    public func advertise(from worker: WorkerID, family: AddressFamily, _ element: NLRIElement, nextHop: NextHop, attributes: [PathAttribute]) {
+        var e = element
+        e.pathID = nil
+        setPath(family, RouteKey(e), source: worker, pathID: 0, to: (e, AttributeSet(attributes: attributes, nextHop: nextHop)))
+    }
+
+    public func withdraw(from worker: WorkerID, family: AddressFamily, _ element: NLRIElement) {
+        var e = element
+        e.pathID = nil
+        setPath(family, RouteKey(e), source: worker, pathID: 0, to: nil)
+    }
+
+    /// What a peer's Adj-RIB-In reports. As a reflector, paths that looped back (our ORIGINATOR_ID or
+    /// cluster id in CLUSTER_LIST, RFC 4456 §8) are dropped, and the others stored as they will be
+    /// reflected: ORIGINATOR_ID set, our cluster id prepended to CLUSTER_LIST, nothing else touched.
+    public func receive(from peer: WorkerID, family: AddressFamily, _ changes: [RouteChange]) {
+        guard let source = sources[peer] else { return }
+        var memo: (input: AttributeSet, output: AttributeSet?)?
+        for change in changes {
+            var element: NLRIElement
+            switch change {
+            case .withdraw(let key):
+                element = key.element
+                let pathID = element.pathID ?? 0
+                element.pathID = nil
+                setPath(family, RouteKey(element), source: peer, pathID: pathID, to: nil)
+            case .announce(_, let announced, let set):
+                element = announced
+                let pathID = element.pathID ?? 0
+                element.pathID = nil
+                let key = RouteKey(element)
+                let output: AttributeSet?
+                if let m = memo, m.input === set {
+                    output = m.output
+                } else {
+                    output = reflected(set, from: source)
+                    memo = (set, output)
+                }
+                setPath(family, key, source: peer, pathID: pathID, to: output.map { (element, $0) })
+            }
+        }
+    }
+
+    /// The attributes to store for a peer's path, or nil when it loops.
+    private func reflected(_ set: AttributeSet, from source: PathSource) -> AttributeSet? {
+        guard let clusterID = configuration.clusterID else { return set }
+        let attributes = set.attributes
+        if attributes.originatorID == configuration.routerID { return nil }
+        let clusters = attributes.clusterList
+        if clusters.contains(clusterID.value) { return nil }
+        var out = attributes.filter { $0.typeCode != AttributeType.originatorID && $0.typeCode != AttributeType.clusterList }
+        out.append(PathAttribute(.originatorID(attributes.originatorID ?? source.routerID)))
+        out.append(PathAttribute(.clusterList([clusterID.value] + clusters)))
+        return AttributeSet(attributes: out, nextHop: set.nextHop)
+    }
+
+    // MARK: The one place paths change
+
+    /// Sets (or removes, with nil) the path of `source` with `pathID` to `key`, and tells whoever
+    /// must know: local subscribers, the route-target filter of a peer that sent an RTC route, and
+    /// every peer whose advertisement may change.
+    private func setPath(_ family: AddressFamily, _ key: RouteKey, source: WorkerID, pathID: UInt32, to new: (element: NLRIElement, attributes: AttributeSet)?) {
+        let table = tables[family] ?? { let t = FamilyTable(family: family); tables[family] = t; return t }()
+        let slot: Int32
+        if new == nil {
+            guard let s = table.slot(for: key) else { return }  // unknown withdraw: nothing to do
+            slot = s
+        } else {
+            slot = table.slot(creating: key)
+        }
+        var newPath: Path?
+        if let new {
+            let shared = attributeSets.intern(new.attributes)
+            newPath = Path(source: source, pathID: pathID, element: new.element, attributes: shared)
+        }
+        let reflector = configuration.isRouteReflector
+        let (old, bestBefore, bestAfter) = table.modify(slot) { d -> (Path?, Path?, Path?) in
+            let before = d.bestPath
+            let i = d.paths.firstIndex { $0.source == source && $0.pathID == pathID }
+            let old = i.map { d.paths[$0] }
+            if let old, let newPath, old.element == newPath.element, old.attributes === newPath.attributes { return (old, before, before) }
+            switch (i, newPath) {
+            case (let i?, let p?): d.paths[i] = p
+            case (let i?, nil): d.paths.remove(at: i)
+            case (nil, let p?): d.paths.append(p)
+            case (nil, nil): break
+            }
+            // A host advertises only its own routes; a reflector, the best of all.
+            d.best = DecisionProcess.best(of: d.paths, sources: { self.sources[$0] ?? PathSource(kind: .local, routerID: IPv4Address(0), address: IPv6Address(high: 0, low: 0)) }, eligible: { reflector || self.sources[$0.source]?.isLocal == true })
+            return (old, before, d.bestPath)
+        }
+        if let old, let newPath, old.element == newPath.element, old.attributes === newPath.attributes {
+            attributeSets.release(newPath.attributes)  // identical re-advertisement: nothing changes
+            return
+        }
+        if old == nil && newPath == nil { return }
+
+        // Local workers.
+        let before = old.map { interested(in: $0, family: family) } ?? []
+        let after = newPath.map { interested(in: $0, family: family) } ?? []
+        if let newPath {
+            let r = route(family, newPath)
+            let replaced = old.map { route(family, $0) }
+            for w in after.sorted() { localEvents.append((w, .advertise(r, replaced: replaced))) }
+        }
+        if let old {
+            let r = route(family, old)
+            for w in before.subtracting(after).sorted() { localEvents.append((w, .withdraw(r))) }
+        }
+
+        // A peer's RT membership routes are its outbound filter.
+        if family == .routeTargetConstraint, sources[source]?.isLocal == false {
+            membershipChanged(peer: source, old: old, new: newPath)
+        }
+
+        // Peers.
+        let bestChanged = !samePath(bestBefore, bestAfter)
+        for (id, p) in peers where p.established && p.families.contains(family) {
+            // RTC routes are chosen per peer (RFC 4684 §3.2), so any change may matter to anyone.
+            if bestChanged || family == .routeTargetConstraint {
+                if table[slot]?.advertised.contains(p.bit) == true || (bestAfter.map { exportable($0, family: family, to: id, p) } ?? false) || family == .routeTargetConstraint {
+                    markPending(id, family: family, slot: slot)
+                }
+            }
+        }
+        if let old { attributeSets.release(old.attributes) }
+        table.releaseIfUnused(slot)
+    }
+
+    private func samePath(_ a: Path?, _ b: Path?) -> Bool {
+        switch (a, b) {
+        case (nil, nil): true
+        case (let a?, let b?): a.source == b.source && a.pathID == b.pathID && a.element == b.element && a.attributes === b.attributes
+        default: false
+        }
+    }
+
+    private func route(_ family: AddressFamily, _ path: Path) -> Route {
+        Route(family: family, element: path.element, attributes: path.attributes, source: path.source)
+    }
+
+    private func membershipChanged(peer: WorkerID, old: Path?, new: Path?) {
+        guard var p = peers[peer] else { return }
+        func effect(_ path: Path?) -> RouteTargetFilter.Effect {
+            guard let path, case .routeTargetMembership(let m) = path.element.nlri else { return .nothing }
+            return RouteTargetFilter.effect(of: m)
+        }
+        let (was, now) = (effect(old), effect(new))
+        guard was != now else { return }
+        let allowedBefore = p.filter
+        p.filter.remove(was)
+        p.filter.add(now)
+        peers[peer] = p
+        guard p.established else { return }
+        // Newly allowed routes are sent and newly filtered ones withdrawn now.
+        for family in p.families where family != .routeTargetConstraint {
+            guard let table = tables[family] else { continue }
+            var affected: Set<Int32> = []
+            var everything = false
+            for e in [was, now] {
+                switch e {
+                case .exact(let rt):
+                    if (allowedBefore.exact[rt] != nil) != (p.filter.exact[rt] != nil) { affected.formUnion(table.byRouteTarget[rt] ?? []) }
+                case .everything, .partial: everything = true
+                case .nothing: break
+                }
+            }
+            if everything {
+                peers[peer]?.cursor[family] = 0
+                readyPeers.insert(peer)
+            } else {
+                for slot in affected { markPending(peer, family: family, slot: slot) }
+            }
+        }
+    }
+
+    private func markPending(_ peer: WorkerID, family: AddressFamily, slot: Int32) {
+        if let c = peers[peer]?.cursor[family], slot >= c { return }  // the walk will get there
+        peers[peer]?.pending[family, default: []].insert(slot)
+        readyPeers.insert(peer)
+    }
+
+    // MARK: Routes out
+
+    /// RFC 4456 §6: a client's route goes to everyone, a non-client's only to clients; a host sends only
+    /// its own routes.
+    private func reflectionAllows(_ path: Path, to peerID: WorkerID) -> Bool {
+        guard path.source != peerID, let s = sources[path.source] else { return false }
+        switch s.kind {
+        case .local: return true
+        case .peer(_, let fromClient):
+            guard configuration.isRouteReflector else { return false }
+            if fromClient { return true }
+            if case .peer(_, let toClient)? = sources[peerID]?.kind { return toClient }
+            return false
+        }
+    }
+
+    private func exportable(_ path: Path, family: AddressFamily, to peerID: WorkerID, _ p: PeerState) -> Bool {
+        guard reflectionAllows(path, to: peerID) else { return false }
+        if family == .routeTargetConstraint || !p.rtcActive { return true }
+        return p.filter.allows(path.attributes.routeTargetKeys)
+    }
+
+    /// The path a peer should hold for a destination, if any.
+    private func export(_ d: Destination, family: AddressFamily, to peerID: WorkerID, _ p: PeerState) -> Path? {
+        if family == .routeTargetConstraint {
+            // RFC 4684 §3.2: the best membership route among those the peer did not send, so that a
+            // client learns that others import the same route target.
+            let i = DecisionProcess.best(of: d.paths, sources: { self.sources[$0] ?? PathSource(kind: .local, routerID: IPv4Address(0), address: IPv6Address(high: 0, low: 0)) }, eligible: { self.reflectionAllows($0, to: peerID) })
+            return i >= 0 ? d.paths[i] : nil
+        }
+        guard let best = d.bestPath, exportable(best, family: family, to: peerID, p) else { return nil }
+        return best
+    }
+
+    public func hasPending(_ peer: WorkerID) -> Bool { peers[peer]?.hasPending ?? false }
+
+    /// Up to `limit` destinations' worth of UPDATE content for the peer, one family at a time; RT
+    /// memberships first, so the peer knows what we import before it sends.
+    public func takePending(peer id: WorkerID, limit: Int) -> OutboundBatch? {
+        guard var p = peers[id], p.established else { return nil }
+        let order = p.families.sorted { a, b in
+            (a == .routeTargetConstraint ? 0 : 1, a) < (b == .routeTargetConstraint ? 0 : 1, b)
+        }
+        for family in order {
+            guard let table = tables[family] else {
+                p.pending[family] = nil
+                p.cursor[family] = nil
+                continue
+            }
+            var slots: [Int32] = []
+            if var set = p.pending[family], !set.isEmpty {
+                while slots.count < limit, let s = set.popFirst() { slots.append(s) }
+                p.pending[family] = set.isEmpty ? nil : set
+            } else if let c = p.cursor[family] {
+                let end = min(Int(c) + limit, table.slotCount)
+                slots = Array(c..<Int32(end))
+                p.cursor[family] = end >= table.slotCount ? nil : Int32(end)
+            } else {
+                continue
+            }
+            peers[id] = p
+            var groups: [ObjectIdentifier: (AttributeSet, [NLRIElement])] = [:]
+            var order: [ObjectIdentifier] = []
+            var withdraw: [NLRIElement] = []
+            for slot in slots {
+                guard let d = table[slot] else { continue }
+                if let path = export(d, family: family, to: id, p) {
+                    let gid = ObjectIdentifier(path.attributes)
+                    if groups[gid] == nil { order.append(gid); groups[gid] = (path.attributes, []) }
+                    groups[gid]?.1.append(path.element)
+                    table.setAdvertised(slot, bit: p.bit, true)
+                } else if d.advertised.contains(p.bit) {
+                    withdraw.append(d.key.withdrawal)
+                    table.setAdvertised(slot, bit: p.bit, false)
+                    table.releaseIfUnused(slot)
+                }
+            }
+            if order.isEmpty && withdraw.isEmpty { return takePending(peer: id, limit: limit) }
+            return OutboundBatch(family: family, announce: order.compactMap { groups[$0] }, withdraw: withdraw)
+        }
+        peers[id] = p
+        return nil
+    }
+
+    /// A route refresh: every destination of these families is evaluated again for the peer.
+    public func resend(peer: WorkerID, families: [AddressFamily]) {
+        guard peers[peer]?.established == true else { return }
+        for family in families where peers[peer]?.families.contains(family) == true { peers[peer]?.cursor[family] = 0 }
+        readyPeers.insert(peer)
+    }
+
+    // MARK: Output and state
+
+    public func takeLocalEvents() -> [(WorkerID, LocalEvent)] {
+        defer { localEvents = [] }
+        return localEvents
+    }
+
+    public func takeReadyPeers() -> Set<WorkerID> {
+        defer { readyPeers = [] }
+        return readyPeers.filter { peers[$0]?.hasPending == true }
+    }
+
+    /// Routes stored per family (all paths), and destinations.
+    public func pathCount(_ family: AddressFamily) -> Int { tables[family]?.pathCount ?? 0 }
+    public func destinationCount(_ family: AddressFamily) -> Int { tables[family]?.destinationCount ?? 0 }
+    public var attributeSetCount: Int { attributeSets.count }
+    public var families: [AddressFamily] { tables.keys.sorted() }
+
+    /// Every path of a family, for the looking glass and tests.
+    public func routes(_ family: AddressFamily) -> [Route] {
+        guard let table = tables[family] else { return [] }
+        return table.index.values.sorted().flatMap { slot in table[slot]?.paths.map { route(family, $0) } ?? [] }
+    }
+
+    /// The best path per destination (what a reflector advertises).
+    public func bestRoutes(_ family: AddressFamily) -> [Route] {
+        guard let table = tables[family] else { return [] }
+        return table.index.values.sorted().compactMap { slot in table[slot]?.bestPath.map { route(family, $0) } }
+    }
+
+    /// The route targets a peer asked for with RT-Constraint routes (nil when it did not negotiate RTC).
+    public func requestedRouteTargets(_ peer: WorkerID) -> Set<RouteTargetKey>? {
+        guard let p = peers[peer], p.rtcActive else { return nil }
+        return Set(p.filter.exact.keys)
+    }
+
+    /// Route targets local workers import (those we originate RTC routes for).
+    public var importedRouteTargets: Set<RouteTargetKey> { Set(importers.keys) }
+
+    public func subscriptions(of worker: WorkerID) -> Set<Match> { subscriptions[worker] ?? [] }
+}
