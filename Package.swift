@@ -12,12 +12,15 @@ let package = Package(
         .library(name: "BGPEngine", targets: ["BGPEngine"]),
         .executable(name: "bagpipe-bgp-decode", targets: ["bagpipe-bgp-decode"]),
         .executable(name: "bagpipe-bench", targets: ["bagpipe-bench"]),
+        .executable(name: "bagpipe-bgp", targets: ["bagpipe-bgp"]),
+        .executable(name: "bagpipe-fakerr", targets: ["bagpipe-fakerr"]),
         .executable(name: "bgp-wire-fuzz", targets: ["bgp-wire-fuzz"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.81.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
     ],
     targets: [
         .target(
@@ -43,6 +46,29 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // bgp.conf: the INI reader and the options of each section.
+        .target(name: "BagpipeConfig", dependencies: ["BGPWire"]),
+        .executableTarget(
+            name: "bagpipe-bgp",
+            dependencies: [
+                "BGPEngine", "BGPSession", "BGPWire", "BagpipeConfig",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // The original's two-client TCP relay, for setups that use it today.
+        .executableTarget(
+            name: "bagpipe-fakerr",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .target(
@@ -101,7 +127,7 @@ let package = Package(
         .testTarget(
             name: "BGPEngineTests",
             dependencies: [
-                "BGPEngine", "BGPSession", "BGPWire", "BGPTestSupport",
+                "BGPEngine", "BGPSession", "BGPWire", "BGPTestSupport", "BagpipeConfig",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

@@ -14,7 +14,8 @@ func vpn(_ i: Int, rd: UInt32 = 1, label: UInt32 = 100) -> NLRIElement {
 }
 
 func attributes(_ rts: [ExtendedCommunity], localPref: UInt32 = 100, extra: [PathAttribute] = []) -> [PathAttribute] {
-    [PathAttribute(.origin(.igp)), PathAttribute(.asPath(ASPath())), PathAttribute(.localPreference(localPref)), PathAttribute(.extendedCommunities(rts))] + extra
+    // No EXTENDED_COMMUNITIES attribute at all when empty (an empty one is malformed, RFC 7606 §7.14).
+    [PathAttribute(.origin(.igp)), PathAttribute(.asPath(ASPath())), PathAttribute(.localPreference(localPref))] + (rts.isEmpty ? [] : [PathAttribute(.extendedCommunities(rts))]) + extra
 }
 
 let nh = NextHop.forFamily(.ipv4VPN, .v4(IPv4Address(192, 0, 2, 10)))

@@ -1,0 +1,118 @@
+import BGPWire
+import Glibc
+
+/// The `[BGP]` section of bgp.conf: the original's options with their defaults, and the new ones
+/// (all opt-in: an existing file behaves as before, in particular with no listener).
+public struct BGPOptions: Sendable, Equatable {
+    /// `local_address`: an IPv4 address or an interface name (its first IPv4 address). Source of the
+    /// sessions, router id, next hop of our RT-Constraint routes.
+    public var localAddress: IPv4Address
+    /// `peers`: one session per address.
+    public var peers: [IPv4Address] = []
+    /// `my_as`: local and peer AS (iBGP).
+    public var myAS: UInt32
+    /// `enable_rtc`: RFC 4684 RT-Constraint.
+    public var enableRTC = true
+    /// `bgp_port`: the peers' TCP port.
+    public var bgpPort = 179
+
+    // New options.
+    /// `route_reflector`: reflect routes between peers (RFC 4456).
+    public var routeReflector = false
+    /// `cluster_id`: defaults to `local_address`.
+    public var clusterID: IPv4Address
+    /// `non_client_peers`: peers that are not reflector clients (other reflectors).
+    public var nonClientPeers: [IPv4Address] = []
+    /// `passive`: wait for peers to connect instead of connecting (default: true for a reflector).
+    public var passive = false
+    /// `listen_address` / `listen_port`: where to accept sessions. There is a listener only when
+    /// `listen_address` is set, or peers are passive (then on `local_address`).
+    public var listenAddress: IPv4Address?
+    public var listenPort = 179
+    /// `hold_time`: proposed hold time, seconds (0, or 3 and more). The original used 180.
+    public var holdTime: UInt16 = 180
+
+    public static let knownOptions: Set<String> = [
+        "local_address", "peers", "my_as", "enable_rtc", "bgp_port", "route_reflector", "cluster_id", "non_client_peers", "passive", "listen_address",
+        "listen_port", "hold_time",
+    ]
+
+    /// Whether a listener is started.
+    public var listens: Bool { listenAddress != nil || passive }
+
+    /// Reads the section; an invalid value throws an error naming the option. `warnings` gets one line
+    /// per unknown option.
+    public init(_ file: INIFile, warnings: inout [String]) throws {
+        let section = "BGP"
+        for (key, entry) in file.sections[section] ?? [:] where !Self.knownOptions.contains(key) {
+            warnings.append("\(entry.origin): unknown option [BGP] \(key) ignored")
+        }
+        func entry(_ key: String) -> INIFile.Entry? { file.value(section, key) }
+        func fail(_ key: String, _ message: String) -> ConfigurationError {
+            ConfigurationError("[BGP] \(key)\(entry(key).map { " (\($0.origin))" } ?? ""): \(message)")
+        }
+        guard let local = entry("local_address")?.value, !local.isEmpty else { throw fail("local_address", "required (an IPv4 address or an interface name)") }
+        guard let address = IPv4Address(local) ?? Self.interfaceAddress(local) else {
+            throw fail("local_address", "'\(local)' is neither an IPv4 address nor an interface with an IPv4 address")
+        }
+        localAddress = address
+        clusterID = address
+        guard let asText = entry("my_as")?.value else { throw fail("my_as", "required") }
+        guard let asn = UInt32(asText), asn >= 1 else { throw fail("my_as", "'\(asText)' is not an AS number (1-4294967295)") }
+        myAS = asn
+        func list(_ key: String) throws -> [IPv4Address] {
+            guard let text = entry(key)?.value else { return [] }
+            return try text.split(whereSeparator: { $0 == "," || $0 == "\n" }).map { $0.trimmingWhitespace }.filter { !$0.isEmpty }.map { item in
+                guard let a = IPv4Address(item) else { throw fail(key, "'\(item)' is not an IPv4 address") }
+                return a
+            }
+        }
+        func bool(_ key: String, _ fallback: Bool) throws -> Bool {
+            guard let text = entry(key)?.value else { return fallback }
+            switch text.lowercased() {
+            case "true", "yes", "on", "1": return true
+            case "false", "no", "off", "0": return false
+            default: throw fail(key, "'\(text)' is not a boolean (true or false)")
+            }
+        }
+        func port(_ key: String, _ fallback: Int) throws -> Int {
+            guard let text = entry(key)?.value else { return fallback }
+            guard let p = Int(text), (0...65535).contains(p) else { throw fail(key, "'\(text)' is not a port (0-65535)") }
+            return p
+        }
+        func ipv4(_ key: String) throws -> IPv4Address? {
+            guard let text = entry(key)?.value else { return nil }
+            guard let a = IPv4Address(text) else { throw fail(key, "'\(text)' is not an IPv4 address") }
+            return a
+        }
+        peers = try list("peers")
+        enableRTC = try bool("enable_rtc", true)
+        bgpPort = try port("bgp_port", 179)
+        routeReflector = try bool("route_reflector", false)
+        clusterID = try ipv4("cluster_id") ?? address
+        nonClientPeers = try list("non_client_peers")
+        if let stray = nonClientPeers.first(where: { !peers.contains($0) }) { throw fail("non_client_peers", "\(stray) is not in [BGP] peers") }
+        passive = try bool("passive", routeReflector)
+        listenAddress = try ipv4("listen_address")
+        listenPort = try port("listen_port", bgpPort)
+        if let text = entry("hold_time")?.value {
+            guard let h = UInt16(text), h == 0 || h >= 3 else { throw fail("hold_time", "'\(text)' is not 0 or 3-65535 seconds") }
+            holdTime = h
+        }
+    }
+
+    /// The first IPv4 address of an interface.
+    static func interfaceAddress(_ name: String) -> IPv4Address? {
+        var list: UnsafeMutablePointer<ifaddrs>?
+        guard getifaddrs(&list) == 0, let first = list else { return nil }
+        defer { freeifaddrs(list) }
+        var cursor: UnsafeMutablePointer<ifaddrs>? = first
+        while let entry = cursor {
+            defer { cursor = entry.pointee.ifa_next }
+            guard let address = entry.pointee.ifa_addr, address.pointee.sa_family == UInt16(AF_INET), String(cString: entry.pointee.ifa_name) == name else { continue }
+            let value = address.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { UInt32(bigEndian: $0.pointee.sin_addr.s_addr) }
+            return IPv4Address(value)
+        }
+        return nil
+    }
+}

@@ -1,0 +1,175 @@
+import BGPEngine
+import BGPSession
+import BGPTestSupport
+import BGPWire
+import BagpipeConfig
+import Foundation
+import NIOCore
+import NIOPosix
+import Testing
+
+/// The built executables, beside the test bundle.
+func builtProduct(_ name: String) -> String {
+    let here = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    for candidate in [here, here.deletingLastPathComponent()] where FileManager.default.isExecutableFile(atPath: candidate.appendingPathComponent(name).path) {
+        return candidate.appendingPathComponent(name).path
+    }
+    return here.appendingPathComponent(name).path
+}
+
+@Suite struct ConfigurationTests {
+    func options(_ text: String) throws -> (BGPOptions, [String]) {
+        var warnings: [String] = []
+        let o = try BGPOptions(try INIFile(parsing: text, origin: "bgp.conf"), warnings: &warnings)
+        return (o, warnings)
+    }
+
+    @Test func originalFileKeepsTheOriginalBehaviour() throws {
+        let (o, warnings) = try options("""
+            [BGP]
+            local_address=192.0.2.1
+            peers=192.0.2.101, 192.0.2.102
+            my_as=64512
+            enable_rtc=True
+            [API]
+            host=localhost
+            """)
+        #expect(warnings.isEmpty)
+        #expect(o.peers == [IPv4Address(192, 0, 2, 101), IPv4Address(192, 0, 2, 102)])
+        #expect(o.myAS == 64512 && o.enableRTC && o.bgpPort == 179 && o.holdTime == 180)
+        #expect(!o.routeReflector && !o.passive && !o.listens, "no listener unless one is configured")
+    }
+
+    @Test func reflectorOptionsAndDefaults() throws {
+        let (o, _) = try options("""
+            [bgp]
+            local_address = lo
+            peers = 127.0.0.2,127.0.0.4
+            my_as = 64512
+            route_reflector = true
+            non_client_peers = 127.0.0.4
+            """)
+        #expect(o.localAddress == IPv4Address(127, 0, 0, 1), "interface name resolved")
+        #expect(o.routeReflector && o.passive && o.listens && o.clusterID == o.localAddress)
+        #expect(o.nonClientPeers == [IPv4Address(127, 0, 0, 4)])
+    }
+
+    @Test(arguments: [
+        ("my_as = 64512", "local_address"),
+        ("local_address = 192.0.2.1\nmy_as = sixty", "my_as"),
+        ("local_address = nosuchif0\nmy_as = 1", "local_address"),
+        ("local_address = 192.0.2.1\nmy_as = 1\nenable_rtc = maybe", "enable_rtc"),
+        ("local_address = 192.0.2.1\nmy_as = 1\npeers = 192.0.2.300", "peers"),
+        ("local_address = 192.0.2.1\nmy_as = 1\nbgp_port = 70000", "bgp_port"),
+        ("local_address = 192.0.2.1\nmy_as = 1\nhold_time = 2", "hold_time"),
+        ("local_address = 192.0.2.1\nmy_as = 1\nnon_client_peers = 192.0.2.9", "non_client_peers"),
+    ])
+    func invalidValueNamesTheOption(body: String, option: String) {
+        do {
+            _ = try options("[BGP]\n" + body)
+            Issue.record("accepted: \(body)")
+        } catch {
+            #expect("\(error)".contains("[BGP] \(option)"), "\(error)")
+        }
+    }
+
+    @Test func unknownOptionsAreWarnedAbout() throws {
+        let (_, warnings) = try options("[BGP]\nlocal_address = 192.0.2.1\nmy_as = 1\nmy_sa = 2\n")
+        #expect(warnings.count == 1 && warnings[0].contains("my_sa") && warnings[0].contains("bgp.conf:4"))
+    }
+}
+
+/// The executables as an operator runs them.
+@Suite(.serialized, .timeLimit(.minutes(2))) struct ExecutableTests {
+    static func client(_ id: UInt8, port: Int, group: any EventLoopGroup, localAddress: String) -> BGPPeer {
+        let session = SessionConfiguration(
+            localAS: 64512, peerAS: 64512, routerID: IPv4Address(192, 0, 2, id), families: [.ipv4VPN, .routeTargetConstraint], holdTime: 9, active: true,
+            connectRetryTime: 1, connectRetryMaximum: 2)
+        return BGPPeer(configuration: session, remoteAddress: "127.0.0.3", remotePort: port, localAddress: localAddress, eventLoop: group.next())
+    }
+
+    static func run(_ tool: String, _ arguments: [String], files: [String: String]) throws -> Daemon {
+        try Daemon(name: tool, executable: builtProduct(tool), arguments: arguments, files: files)
+    }
+
+    @Test func reflectorFromBGPConfAndCleanStopOnSIGTERM() async throws {
+        let port = try freePort(host: "127.0.0.3")
+        let conf = """
+            [BGP]
+            local_address = 127.0.0.3
+            peers = 127.0.0.2, 127.0.0.4
+            my_as = 64512
+            route_reflector = True
+            listen_port = \(port)
+            hold_time = 9
+            """
+        let daemon = try Self.run("bagpipe-bgp", ["--config-file", "$DIR/bgp.conf"], files: ["bgp.conf": conf])
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let a = Self.client(2, port: port, group: group, localAddress: "127.0.0.2"), b = Self.client(4, port: port, group: group, localAddress: "127.0.0.4")
+        do {
+            let membership = NLRIElement(.routeTargetMembership(RouteTargetMembership(originAS: 64512, routeTarget: rt1)))
+            b.announce([membership], family: .routeTargetConstraint, nextHop: .ipv4(IPv4Address(127, 0, 0, 4)), attributes: attributes([]))
+            a.announce([vpn(1), vpn(2)], family: .ipv4VPN, nextHop: nh, attributes: attributes([rt1]))
+            a.announce([vpn(3)], family: .ipv4VPN, nextHop: nh, attributes: attributes([rt2]))
+            a.start()
+            b.start()
+            let got = try await eventually(timeout: 20) { Set(try await b.receivedRoutes(.ipv4VPN).get().map(\.element)) == [vpn(1), vpn(2)] }
+            let held = try await b.receivedRoutes(.ipv4VPN).get().map(\.element)
+            #expect(got, "b holds \(held)\n\(daemon.log.suffix(2000))")
+            daemon.process.terminate()
+            daemon.process.waitUntilExit()
+            #expect(daemon.process.terminationStatus == 0, "\(daemon.log.suffix(2000))")
+            let ceased = try await eventually { try await b.currentStatistics().get().lastNotificationReceived?.code == .cease }
+            #expect(ceased, "the reflector closes its sessions with a Cease")
+            #expect(daemon.log.contains("listening for BGP sessions on 127.0.0.3"))
+        } catch {
+            Issue.record("\(error)\n\(daemon.log.suffix(2000))")
+        }
+        a.stop()
+        b.stop()
+        daemon.stop()
+        try await group.shutdownGracefully()
+    }
+
+    @Test(arguments: [
+        ("[BGP]\nlocal_address = 127.0.0.3\nmy_as = 64512\npeers = 127.0.0.2\n", "route_reflector = True"),
+        ("[BGP]\nlocal_address = 127.0.0.3\nmy_as = 64512\nroute_reflector = perhaps\n", "[BGP] route_reflector"),
+    ])
+    func refusesToStartWithAClearMessage(conf: String, message: String) throws {
+        let daemon = try Self.run("bagpipe-bgp", ["--config-file", "$DIR/bgp.conf"], files: ["bgp.conf": conf])
+        daemon.process.waitUntilExit()
+        #expect(daemon.process.terminationStatus != 0)
+        #expect(daemon.log.contains(message), "\(daemon.log)")
+        daemon.stop()
+    }
+
+    /// Two speakers peer with each other through the relay, as two bagpipe-bgp did with the original.
+    @Test func fakeRouteReflectorRelaysTwoSpeakers() async throws {
+        let port = try freePort(host: "127.0.0.3")
+        let relay = try Self.run("bagpipe-fakerr", ["--host", "127.0.0.3", "--port", "\(port)"], files: [:])
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let a = Self.client(2, port: port, group: group, localAddress: "127.0.0.2"), b = Self.client(4, port: port, group: group, localAddress: "127.0.0.4")
+        do {
+            _ = try await poll { relay.log } until: { $0.contains("relaying") }
+            a.announce([vpn(1)], family: .ipv4VPN, nextHop: nh, attributes: attributes([rt1]))
+            a.start()
+            // a's OPEN waits in the relay until b connects.
+            b.start()
+            let up = try await eventually(timeout: 20) {
+                let (sa, sb) = (try await a.state().get(), try await b.state().get())
+                return sa == .established && sb == .established
+            }
+            #expect(up, "\(relay.log)")
+            let got = try await eventually { try await b.receivedRoutes(.ipv4VPN).get().map(\.element) == [vpn(1)] }
+            #expect(got)
+            let negotiated = try await b.negotiated().get()
+            #expect(negotiated?.peerRouterID == IPv4Address(192, 0, 2, 2), "b is peered with a itself")
+        } catch {
+            Issue.record("\(error)\n\(relay.log)")
+        }
+        a.stop()
+        b.stop()
+        relay.stop()
+        try await group.shutdownGracefully()
+    }
+}
