@@ -92,6 +92,7 @@ let package = Package(
             dependencies: [
                 "BGPWire", "BGPSession", "AllocationCounter",
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],

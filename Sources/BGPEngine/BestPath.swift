@@ -61,7 +61,7 @@ enum DecisionProcess {
     }
 
     /// Index of the best path among those `eligible` accepts, or -1.
-    static func best(of paths: [Path], sources: (WorkerID) -> PathSource, eligible: (Path) -> Bool = { _ in true }) -> Int {
+    static func best(of paths: PathList, sources: (WorkerID) -> PathSource, eligible: (Path) -> Bool = { _ in true }) -> Int {
         var best = -1
         var bestSource: PathSource?
         for (i, p) in paths.enumerated() where eligible(p) {

@@ -5,12 +5,21 @@ public typealias WorkerID = Int
 
 /// One path to a destination: who sent it, its NLRI as sent (labels, ESI…) and its attributes.
 struct Path {
-    var source: WorkerID
+    /// The worker, stored in 4 bytes (paths are the bulk of the Loc-RIB).
+    private var sourceID: Int32
+    var source: WorkerID { Int(sourceID) }
     /// RFC 7911 path identifier from the source (0 without add-path): a source can send several paths.
     var pathID: UInt32
     /// The NLRI with its path identifier removed (we send without add-path).
     var element: NLRIElement
     var attributes: AttributeSet
+
+    init(source: WorkerID, pathID: UInt32, element: NLRIElement, attributes: AttributeSet) {
+        sourceID = Int32(truncatingIfNeeded: source)
+        self.pathID = pathID
+        self.element = element
+        self.attributes = attributes
+    }
 }
 
 /// Which peers were sent a destination: one bit per peer slot, the first 64 inline.
@@ -48,14 +57,14 @@ struct PeerBits {
 /// Every path to one NLRI, the best one, and which peers hold our advertisement of it.
 struct Destination {
     var key: RouteKey
-    var paths: [Path] = []
-    /// Index in `paths` of the best path for peers (-1: none eligible).
-    var best: Int = -1
+    var paths = PathList()
     var advertised = PeerBits()
+    /// Index in `paths` of the best path for peers (-1: none eligible).
+    var best: Int16 = -1
 
     init(key: RouteKey) { self.key = key }
 
-    var bestPath: Path? { best >= 0 ? paths[best] : nil }
+    var bestPath: Path? { best >= 0 ? paths[Int(best)] : nil }
 }
 
 /// The Loc-RIB of one family: destinations in a slot array (stable indices, so peers queue small
@@ -64,7 +73,7 @@ final class FamilyTable {
     let family: AddressFamily
     private(set) var slots: [Destination?] = []
     private var free: [Int32] = []
-    private(set) var index: [RouteKey: Int32] = [:]
+    private var index = SlotIndex()
     /// Destinations having at least one path with the route target.
     private(set) var byRouteTarget: [RouteTargetKey: Set<Int32>] = [:]
     private(set) var pathCount = 0
@@ -74,11 +83,17 @@ final class FamilyTable {
     var destinationCount: Int { index.count }
     var slotCount: Int { slots.count }
 
-    func slot(for key: RouteKey) -> Int32? { index[key] }
+    /// Slots in use, in slot order.
+    var liveSlots: [Int32] { slots.indices.compactMap { slots[$0] == nil ? nil : Int32($0) } }
+
+    func slot(for key: RouteKey) -> Int32? {
+        index.find(hash: key.hashValue) { slots[Int($0)]?.key == key }
+    }
 
     /// The slot of `key`, created when missing.
     func slot(creating key: RouteKey) -> Int32 {
-        if let s = index[key] { return s }
+        let hash = key.hashValue
+        if let s = index.find(hash: hash, matches: { slots[Int($0)]?.key == key }) { return s }
         let s: Int32
         if let reused = free.popLast() {
             s = reused
@@ -87,7 +102,7 @@ final class FamilyTable {
             s = Int32(slots.count)
             slots.append(Destination(key: key))
         }
-        index[key] = s
+        index.insert(s, hash: hash) { slots[Int($0)]?.key.hashValue ?? 0 }
         return s
     }
 
@@ -124,12 +139,12 @@ final class FamilyTable {
     /// Frees a destination no path and no peer needs any more.
     func releaseIfUnused(_ slot: Int32) {
         guard let d = slots[Int(slot)], d.paths.isEmpty, d.advertised.isEmpty else { return }
-        index[d.key] = nil
+        index.remove(slot, hash: d.key.hashValue)
         slots[Int(slot)] = nil
         free.append(slot)
     }
 
-    static func routeTargets(of paths: [Path]) -> [RouteTargetKey] {
+    static func routeTargets(of paths: PathList) -> [RouteTargetKey] {
         if paths.count == 1 { return paths[0].attributes.routeTargetKeys }
         var all: [RouteTargetKey] = []
         for p in paths { for rt in p.attributes.routeTargetKeys where !all.contains(rt) { all.append(rt) } }

@@ -230,7 +230,7 @@ public final class RouteEngine {
 
     private func slots(of table: FamilyTable, matching match: Match) -> [Int32] {
         if let rt = match.routeTarget { return Array(table.byRouteTarget[rt] ?? []) }
-        return Array(table.index.values)
+        return table.liveSlots
     }
 
     private func matches(_ match: Match, _ path: Path) -> Bool {
@@ -362,7 +362,7 @@ public final class RouteEngine {
             case (nil, nil): break
             }
             // A host advertises only its own routes; a reflector, the best of all.
-            d.best = DecisionProcess.best(of: d.paths, sources: { self.sources[$0] ?? PathSource(kind: .local, routerID: IPv4Address(0), address: IPv6Address(high: 0, low: 0)) }, eligible: { reflector || self.sources[$0.source]?.isLocal == true })
+            d.best = Int16(truncatingIfNeeded: DecisionProcess.best(of: d.paths, sources: { self.sources[$0] ?? PathSource(kind: .local, routerID: IPv4Address(0), address: IPv6Address(high: 0, low: 0)) }, eligible: { reflector || self.sources[$0.source]?.isLocal == true }))
             return (old, before, d.bestPath)
         }
         if let old, let newPath, old.element == newPath.element, old.attributes === newPath.attributes {
@@ -568,13 +568,13 @@ public final class RouteEngine {
     /// Every path of a family, for the looking glass and tests.
     public func routes(_ family: AddressFamily) -> [Route] {
         guard let table = tables[family] else { return [] }
-        return table.index.values.sorted().flatMap { slot in table[slot]?.paths.map { route(family, $0) } ?? [] }
+        return table.liveSlots.flatMap { slot in table[slot]?.paths.map { route(family, $0) } ?? [] }
     }
 
     /// The best path per destination (what a reflector advertises).
     public func bestRoutes(_ family: AddressFamily) -> [Route] {
         guard let table = tables[family] else { return [] }
-        return table.index.values.sorted().compactMap { slot in table[slot]?.bestPath.map { route(family, $0) } }
+        return table.liveSlots.compactMap { slot in table[slot]?.bestPath.map { route(family, $0) } }
     }
 
     /// The route targets a peer asked for with RT-Constraint routes (nil when it did not negotiate RTC).
