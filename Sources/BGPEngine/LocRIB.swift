@@ -61,6 +61,8 @@ struct Destination {
     var advertised = PeerBits()
     /// Index in `paths` of the best path for peers (-1: none eligible).
     var best: Int16 = -1
+    /// Sequence number of this destination's latest entry in the change log (older entries are skipped).
+    var changeSeq = UInt32.max
 
     init(key: RouteKey) { self.key = key }
 
@@ -76,9 +78,51 @@ final class FamilyTable {
     private var index = SlotIndex()
     /// Destinations having at least one path with the route target.
     private(set) var byRouteTarget: [RouteTargetKey: Set<Int32>] = [:]
+    /// EVPN MAC/IP routes by (RD, MAC): the routes of one MAC in one EVI (its IPs, a move between
+    /// hosts) are found without a scan. Empty for other families.
+    private(set) var byMAC: [MACKey: [Int32]] = [:]
+
+    struct MACKey: Hashable {
+        var routeDistinguisher: RouteDistinguisher
+        var mac: MACAddress
+    }
+
+    static func macKey(_ key: RouteKey) -> MACKey? {
+        guard case .evpn(.macIPAdvertisement(let r)) = key.element.nlri else { return nil }
+        return MACKey(routeDistinguisher: r.routeDistinguisher, mac: r.mac)
+    }
     private(set) var pathCount = 0
 
+    /// Destinations whose advertisement may have changed, in order. Every peer reads it from its own
+    /// position, so a change costs one append, not one insertion per peer; a destination that changes
+    /// again while a peer lags is sent once (only its latest entry counts).
+    private(set) var changeLog: [Int32] = []
+    /// Sequence number of `changeLog[0]`.
+    private(set) var logBase = 0
+    var logEnd: Int { logBase + changeLog.count }
+
     init(family: AddressFamily) { self.family = family }
+
+    func logChange(_ slot: Int32) {
+        guard slots[Int(slot)] != nil else { return }
+        slots[Int(slot)]!.changeSeq = UInt32(truncatingIfNeeded: logEnd)
+        changeLog.append(slot)
+    }
+
+    /// The slot logged at `seq`, if that entry is its latest.
+    func loggedSlot(_ seq: Int) -> Int32? {
+        let slot = changeLog[seq - logBase]
+        guard let d = slots[Int(slot)], d.changeSeq == UInt32(truncatingIfNeeded: seq) else { return nil }
+        return slot
+    }
+
+    /// Forgets entries every peer has read.
+    func trimLog(before seq: Int) {
+        let n = min(seq - logBase, changeLog.count)
+        guard n > 0, n >= 1024 || n == changeLog.count else { return }
+        changeLog.removeFirst(n)
+        logBase += n
+    }
 
     var destinationCount: Int { index.count }
     var slotCount: Int { slots.count }
@@ -103,6 +147,7 @@ final class FamilyTable {
             slots.append(Destination(key: key))
         }
         index.insert(s, hash: hash) { slots[Int($0)]?.key.hashValue ?? 0 }
+        if let mac = Self.macKey(key) { byMAC[mac, default: []].append(s) }
         return s
     }
 
@@ -130,6 +175,13 @@ final class FamilyTable {
         return result
     }
 
+    /// Runs `body` on a destination in place (no copy of its key and paths); nil for a free slot.
+    /// It must not change the paths (the route-target index is kept by `modify`).
+    func update<R>(_ slot: Int32, _ body: (inout Destination) -> R) -> R? {
+        guard slots[Int(slot)] != nil else { return nil }
+        return body(&slots[Int(slot)]!)
+    }
+
     /// Records whether a peer holds our advertisement of a destination (no index upkeep needed).
     func setAdvertised(_ slot: Int32, bit: Int, _ value: Bool) {
         guard slots[Int(slot)] != nil else { return }
@@ -140,6 +192,10 @@ final class FamilyTable {
     func releaseIfUnused(_ slot: Int32) {
         guard let d = slots[Int(slot)], d.paths.isEmpty, d.advertised.isEmpty else { return }
         index.remove(slot, hash: d.key.hashValue)
+        if let mac = Self.macKey(d.key) {
+            byMAC[mac]?.removeAll { $0 == slot }
+            if byMAC[mac]?.isEmpty == true { byMAC[mac] = nil }
+        }
         slots[Int(slot)] = nil
         free.append(slot)
     }

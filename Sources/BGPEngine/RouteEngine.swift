@@ -57,20 +57,30 @@ public final class RouteEngine {
         public var withdraw: [NLRIElement]
     }
 
-    struct PeerState {
-        var bit: Int
+    /// A class, so that its pending sets are mutated in place (a struct copied out of `peers` would
+    /// share them, and popping one slot would copy a whole set).
+    final class PeerState {
+        let bit: Int
+        init(bit: Int) { self.bit = bit }
         var families: Set<AddressFamily> = []
         var established = false
         var filter = RouteTargetFilter()
+        /// Slots to evaluate again for this peer only (its RT-Constraint filter changed).
         var pending: [AddressFamily: Set<Int32>] = [:]
+        /// Where the peer is in each family's change log.
+        var logPosition: [AddressFamily: Int] = [:]
         /// Initial advertisement (or full re-evaluation) in progress: slots from here on are still to visit.
         var cursor: [AddressFamily: Int32] = [:]
         var rtcActive: Bool { families.contains(.routeTargetConstraint) }
-        var hasPending: Bool { !cursor.isEmpty || pending.values.contains { !$0.isEmpty } }
+        func hasPending(_ tables: [AddressFamily: FamilyTable]) -> Bool {
+            guard established else { return false }
+            if !cursor.isEmpty || pending.values.contains(where: { !$0.isEmpty }) { return true }
+            return families.contains { f in tables[f].map { (logPosition[f] ?? $0.logBase) < $0.logEnd } ?? false }
+        }
     }
 
     public let configuration: Configuration
-    private var sources: [WorkerID: PathSource] = [:]
+    private var sources = WorkerTable<PathSource>()
     private var names: [WorkerID: String] = [:]
     private var nextWorker: WorkerID = 1
     private var peers: [WorkerID: PeerState] = [:]
@@ -85,7 +95,6 @@ public final class RouteEngine {
     /// The worker that owns our RT-Constraint routes.
     public let routeTargetConstraintWorker: WorkerID = 0
     private var localEvents: [(WorkerID, LocalEvent)] = []
-    private var readyPeers: Set<WorkerID> = []
     private var originatesDefaultMembership = false
 
     public init(configuration: Configuration) {
@@ -122,13 +131,14 @@ public final class RouteEngine {
 
     /// The session is up with these families: everything it may receive is (re)advertised.
     public func peerEstablished(_ peer: WorkerID, families: Set<AddressFamily>) {
-        guard var p = peers[peer] else { return }
-        clearOutbound(&p)
+        guard let p = peers[peer] else { return }
+        clearOutbound(p)
         p.families = families
         p.established = true
-        for family in families { p.cursor[family] = 0 }
-        peers[peer] = p
-        readyPeers.insert(peer)
+        for family in families {
+            p.cursor[family] = 0
+            p.logPosition[family] = tables[family]?.logEnd ?? 0
+        }
         updateDefaultMembership()
     }
 
@@ -136,12 +146,11 @@ public final class RouteEngine {
     /// when `dropRoutes` (the peer keeps no Adj-RIB-In), else by `receive` as its Adj-RIB-In reports them.
     public func peerDown(_ peer: WorkerID, dropRoutes: Bool = false) {
         if dropRoutes { removePaths(of: peer) }
-        guard var p = peers[peer] else { return }
-        clearOutbound(&p)
+        guard let p = peers[peer] else { return }
+        clearOutbound(p)
         p.established = false
         p.families = []
         p.filter = RouteTargetFilter()
-        peers[peer] = p
         updateDefaultMembership()
     }
 
@@ -158,9 +167,10 @@ public final class RouteEngine {
         setPath(.routeTargetConstraint, RouteKey(element), source: routeTargetConstraintWorker, pathID: 0, to: needed ? (element, set) : nil)
     }
 
-    private func clearOutbound(_ p: inout PeerState) {
+    private func clearOutbound(_ p: PeerState) {
         p.pending = [:]
         p.cursor = [:]
+        p.logPosition = [:]
         for table in tables.values {
             for slot in 0..<Int32(table.slotCount) where table[slot]?.advertised.contains(p.bit) == true {
                 table.setAdvertised(slot, bit: p.bit, false)
@@ -173,12 +183,11 @@ public final class RouteEngine {
     public func cleanup(_ worker: WorkerID) {
         for match in subscriptions[worker] ?? [] { unsubscribe(worker, from: match) }
         removePaths(of: worker)
-        if var p = peers[worker] {
-            clearOutbound(&p)
+        if let p = peers[worker] {
+            clearOutbound(p)
             freeBits.append(p.bit)
             peers[worker] = nil
         }
-        readyPeers.remove(worker)
         sources[worker] = nil
         names[worker] = nil
     }
@@ -246,6 +255,7 @@ public final class RouteEngine {
     }
 
     private func interested(in path: Path, family: AddressFamily) -> Set<WorkerID> {
+        if subscribers.isEmpty { return [] }  // a reflector: no local workers
         var out = subscribers[Match(family: family, routeTarget: nil)] ?? []
         for rt in path.attributes.routeTargetKeys { out.formUnion(subscribers[Match(family: family, routeTarget: rt)] ?? []) }
         out.remove(path.source)
@@ -336,7 +346,7 @@ public final class RouteEngine {
     /// must know: local subscribers, the route-target filter of a peer that sent an RTC route, and
     /// every peer whose advertisement may change.
     private func setPath(_ family: AddressFamily, _ key: RouteKey, source: WorkerID, pathID: UInt32, to new: (element: NLRIElement, attributes: AttributeSet)?) {
-        let table = tables[family] ?? { let t = FamilyTable(family: family); tables[family] = t; return t }()
+        let table = tables[family] ?? newTable(family)
         let slot: Int32
         if new == nil {
             guard let s = table.slot(for: key) else { return }  // unknown withdraw: nothing to do
@@ -389,18 +399,18 @@ public final class RouteEngine {
             membershipChanged(peer: source, old: old, new: newPath)
         }
 
-        // Peers.
-        let bestChanged = !samePath(bestBefore, bestAfter)
-        for (id, p) in peers where p.established && p.families.contains(family) {
-            // RTC routes are chosen per peer (RFC 4684 §3.2), so any change may matter to anyone.
-            if bestChanged || family == .routeTargetConstraint {
-                if table[slot]?.advertised.contains(p.bit) == true || (bestAfter.map { exportable($0, family: family, to: id, p) } ?? false) || family == .routeTargetConstraint {
-                    markPending(id, family: family, slot: slot)
-                }
-            }
-        }
+        // Peers read the change log. RTC routes are chosen per peer (RFC 4684 §3.2), so any change to
+        // one may matter to anyone.
+        if family == .routeTargetConstraint || !samePath(bestBefore, bestAfter) { table.logChange(slot) }
         if let old { attributeSets.release(old.attributes) }
         table.releaseIfUnused(slot)
+    }
+
+    private func newTable(_ family: AddressFamily) -> FamilyTable {
+        let t = FamilyTable(family: family)
+        tables[family] = t
+        for p in peers.values where p.established && p.families.contains(family) { p.logPosition[family] = 0 }
+        return t
     }
 
     private func samePath(_ a: Path?, _ b: Path?) -> Bool {
@@ -416,7 +426,7 @@ public final class RouteEngine {
     }
 
     private func membershipChanged(peer: WorkerID, old: Path?, new: Path?) {
-        guard var p = peers[peer] else { return }
+        guard let p = peers[peer] else { return }
         func effect(_ path: Path?) -> RouteTargetFilter.Effect {
             guard let path, case .routeTargetMembership(let m) = path.element.nlri else { return .nothing }
             return RouteTargetFilter.effect(of: m)
@@ -426,7 +436,6 @@ public final class RouteEngine {
         let allowedBefore = p.filter
         p.filter.remove(was)
         p.filter.add(now)
-        peers[peer] = p
         guard p.established else { return }
         // Newly allowed routes are sent and newly filtered ones withdrawn now.
         for family in p.families where family != .routeTargetConstraint {
@@ -442,8 +451,7 @@ public final class RouteEngine {
                 }
             }
             if everything {
-                peers[peer]?.cursor[family] = 0
-                readyPeers.insert(peer)
+                p.cursor[family] = 0
             } else {
                 for slot in affected { markPending(peer, family: family, slot: slot) }
             }
@@ -451,17 +459,19 @@ public final class RouteEngine {
     }
 
     private func markPending(_ peer: WorkerID, family: AddressFamily, slot: Int32) {
-        if let c = peers[peer]?.cursor[family], slot >= c { return }  // the walk will get there
-        peers[peer]?.pending[family, default: []].insert(slot)
-        readyPeers.insert(peer)
+        guard let p = peers[peer] else { return }
+        if let c = p.cursor[family], slot >= c { return }  // the walk will get there
+        p.pending[family, default: []].insert(slot)
     }
 
     // MARK: Routes out
 
     /// RFC 4456 §6: a client's route goes to everyone, a non-client's only to clients; a host sends only
     /// its own routes.
-    private func reflectionAllows(_ path: Path, to peerID: WorkerID) -> Bool {
-        guard path.source != peerID, let s = sources[path.source] else { return false }
+    private func reflectionAllows(_ path: Path, to peerID: WorkerID) -> Bool { reflectionAllows(from: path.source, to: peerID) }
+
+    private func reflectionAllows(from source: WorkerID, to peerID: WorkerID) -> Bool {
+        guard source != peerID, let s = sources[source] else { return false }
         switch s.kind {
         case .local: return true
         case .peer(_, let fromClient):
@@ -473,29 +483,35 @@ public final class RouteEngine {
     }
 
     private func exportable(_ path: Path, family: AddressFamily, to peerID: WorkerID, _ p: PeerState) -> Bool {
-        guard reflectionAllows(path, to: peerID) else { return false }
-        if family == .routeTargetConstraint || !p.rtcActive { return true }
-        return p.filter.allows(path.attributes.routeTargetKeys)
+        exportable(source: path.source, attributes: path.attributes, family: family, to: peerID, p)
     }
 
-    /// The path a peer should hold for a destination, if any.
-    private func export(_ d: Destination, family: AddressFamily, to peerID: WorkerID, _ p: PeerState) -> Path? {
+    private func exportable(source: WorkerID, attributes: AttributeSet, family: AddressFamily, to peerID: WorkerID, _ p: PeerState) -> Bool {
+        guard reflectionAllows(from: source, to: peerID) else { return false }
+        if family == .routeTargetConstraint || !p.rtcActive { return true }
+        return p.filter.allows(attributes.routeTargetKeys)
+    }
+
+    /// Index in `d.paths` of the path a peer should hold, if any. Reads the destination in place: the
+    /// send path runs once per route and peer, and copies of destinations cost retains.
+    private func exportIndex(_ d: inout Destination, family: AddressFamily, to peerID: WorkerID, _ p: PeerState) -> Int? {
         if family == .routeTargetConstraint {
             // RFC 4684 §3.2: the best membership route among those the peer did not send, so that a
             // client learns that others import the same route target.
             let i = DecisionProcess.best(of: d.paths, sources: { self.sources[$0] ?? PathSource(kind: .local, routerID: IPv4Address(0), address: IPv6Address(high: 0, low: 0)) }, eligible: { self.reflectionAllows($0, to: peerID) })
-            return i >= 0 ? d.paths[i] : nil
+            return i >= 0 ? i : nil
         }
-        guard let best = d.bestPath, exportable(best, family: family, to: peerID, p) else { return nil }
-        return best
+        let i = Int(d.best)
+        guard i >= 0, exportable(source: d.paths.source(at: i), attributes: d.paths.attributes(at: i), family: family, to: peerID, p) else { return nil }
+        return i
     }
 
-    public func hasPending(_ peer: WorkerID) -> Bool { peers[peer]?.hasPending ?? false }
+    public func hasPending(_ peer: WorkerID) -> Bool { peers[peer]?.hasPending(tables) ?? false }
 
     /// Up to `limit` destinations' worth of UPDATE content for the peer, one family at a time; RT
     /// memberships first, so the peer knows what we import before it sends.
     public func takePending(peer id: WorkerID, limit: Int) -> OutboundBatch? {
-        guard var p = peers[id], p.established else { return nil }
+        guard let p = peers[id], p.established else { return nil }
         let order = p.families.sorted { a, b in
             (a == .routeTargetConstraint ? 0 : 1, a) < (b == .routeTargetConstraint ? 0 : 1, b)
         }
@@ -505,46 +521,65 @@ public final class RouteEngine {
                 p.cursor[family] = nil
                 continue
             }
-            var slots: [Int32] = []
-            if var set = p.pending[family], !set.isEmpty {
-                while slots.count < limit, let s = set.popFirst() { slots.append(s) }
-                p.pending[family] = set.isEmpty ? nil : set
-            } else if let c = p.cursor[family] {
-                let end = min(Int(c) + limit, table.slotCount)
-                slots = Array(c..<Int32(end))
-                p.cursor[family] = end >= table.slotCount ? nil : Int32(end)
-            } else {
-                continue
+            // Batches that turn out empty (everything filtered) are skipped, not returned.
+            while true {
+                var slots: [Int32] = []
+                if var set = p.pending.removeValue(forKey: family), !set.isEmpty {
+                    while slots.count < limit, let s = set.popFirst() { slots.append(s) }
+                    if !set.isEmpty { p.pending[family] = set }
+                } else if let c = p.cursor[family] {
+                    let end = min(Int(c) + limit, table.slotCount)
+                    slots = Array(c..<Int32(end))
+                    p.cursor[family] = end >= table.slotCount ? nil : Int32(end)
+                } else if let position = p.logPosition[family], position < table.logEnd {
+                    let end = min(position + limit, table.logEnd)
+                    for seq in max(position, table.logBase)..<end {
+                        if let slot = table.loggedSlot(seq) { slots.append(slot) }
+                    }
+                    p.logPosition[family] = end
+                } else {
+                    break
+                }
+                if let batch = batch(for: p, peer: id, family: family, table: table, slots: slots) { return batch }
             }
-            peers[id] = p
-            var groups: [ObjectIdentifier: (AttributeSet, [NLRIElement])] = [:]
-            var order: [ObjectIdentifier] = []
-            var withdraw: [NLRIElement] = []
-            for slot in slots {
-                guard let d = table[slot] else { continue }
-                if let path = export(d, family: family, to: id, p) {
-                    let gid = ObjectIdentifier(path.attributes)
-                    if groups[gid] == nil { order.append(gid); groups[gid] = (path.attributes, []) }
-                    groups[gid]?.1.append(path.element)
-                    table.setAdvertised(slot, bit: p.bit, true)
+        }
+        return nil
+    }
+
+    /// UPDATE content for these slots: announces grouped by attribute set, and withdraws.
+    private func batch(for p: PeerState, peer id: WorkerID, family: AddressFamily, table: FamilyTable, slots: [Int32]) -> OutboundBatch? {
+        var groups: [ObjectIdentifier: (AttributeSet, [NLRIElement])] = [:]
+        var order: [ObjectIdentifier] = []
+        var withdraw: [NLRIElement] = []
+        for slot in slots {
+            let sent: Bool? = table.update(slot) { d in
+                if let i = exportIndex(&d, family: family, to: id, p) {
+                    let set = d.paths.attributes(at: i)
+                    let gid = ObjectIdentifier(set)
+                    if groups[gid] == nil {
+                        order.append(gid)
+                        groups[gid] = (set, [])
+                    }
+                    groups[gid]?.1.append(d.paths.element(at: i))
+                    d.advertised.insert(p.bit)
+                    return true
                 } else if d.advertised.contains(p.bit) {
                     withdraw.append(d.key.withdrawal)
-                    table.setAdvertised(slot, bit: p.bit, false)
-                    table.releaseIfUnused(slot)
+                    d.advertised.remove(p.bit)
+                    return false
                 }
-            }
-            if order.isEmpty && withdraw.isEmpty { return takePending(peer: id, limit: limit) }
-            return OutboundBatch(family: family, announce: order.compactMap { groups[$0] }, withdraw: withdraw)
+                return nil
+            } ?? nil
+            if sent == false { table.releaseIfUnused(slot) }
         }
-        peers[id] = p
-        return nil
+        if order.isEmpty && withdraw.isEmpty { return nil }
+        return OutboundBatch(family: family, announce: order.compactMap { groups[$0] }, withdraw: withdraw)
     }
 
     /// A route refresh: every destination of these families is evaluated again for the peer.
     public func resend(peer: WorkerID, families: [AddressFamily]) {
         guard peers[peer]?.established == true else { return }
         for family in families where peers[peer]?.families.contains(family) == true { peers[peer]?.cursor[family] = 0 }
-        readyPeers.insert(peer)
     }
 
     // MARK: Output and state
@@ -554,9 +589,15 @@ public final class RouteEngine {
         return localEvents
     }
 
+    /// Peers with something to send (and the change logs trimmed of what every peer has read).
     public func takeReadyPeers() -> Set<WorkerID> {
-        defer { readyPeers = [] }
-        return readyPeers.filter { peers[$0]?.hasPending == true }
+        var ready = Set<WorkerID>()
+        for (id, p) in peers where p.hasPending(tables) { ready.insert(id) }
+        for (family, table) in tables {
+            let positions = peers.values.filter { $0.established && $0.families.contains(family) }.map { $0.logPosition[family] ?? table.logBase }
+            table.trimLog(before: positions.min() ?? table.logEnd)
+        }
+        return ready
     }
 
     /// Routes stored per family (all paths), and destinations.
@@ -575,6 +616,14 @@ public final class RouteEngine {
     public func bestRoutes(_ family: AddressFamily) -> [Route] {
         guard let table = tables[family] else { return [] }
         return table.liveSlots.compactMap { slot in table[slot]?.bestPath.map { route(family, $0) } }
+    }
+
+    /// Every path of the EVPN MAC/IP routes for one MAC in one RD (all its IPs, every host that
+    /// advertises it): an index lookup, not a scan.
+    public func macRoutes(routeDistinguisher: RouteDistinguisher, mac: MACAddress) -> [Route] {
+        guard let table = tables[.evpn] else { return [] }
+        let slots = table.byMAC[FamilyTable.MACKey(routeDistinguisher: routeDistinguisher, mac: mac)] ?? []
+        return slots.flatMap { slot in table[slot]?.paths.map { route(.evpn, $0) } ?? [] }
     }
 
     /// The route targets a peer asked for with RT-Constraint routes (nil when it did not negotiate RTC).

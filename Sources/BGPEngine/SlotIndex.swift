@@ -1,3 +1,6 @@
+import BGPSession
+import BGPWire
+
 /// A hash index from destination keys to slot numbers that stores only the slot numbers (4 bytes
 /// each, open addressing with linear probing): the keys stay in the slots themselves, so a route's key
 /// is held once. With a dictionary it was held twice (88 bytes more per route).
@@ -75,6 +78,11 @@ struct PathList: RandomAccessCollection {
         get { i == 0 ? first! : rest[i - 1] }
         set { if i == 0 { first = newValue } else { rest[i - 1] = newValue } }
     }
+
+    // Field reads without copying a whole path.
+    func source(at i: Int) -> WorkerID { i == 0 ? first!.source : rest[i - 1].source }
+    func attributes(at i: Int) -> AttributeSet { i == 0 ? first!.attributes : rest[i - 1].attributes }
+    func element(at i: Int) -> NLRIElement { i == 0 ? first!.element : rest[i - 1].element }
 
     mutating func append(_ path: Path) {
         if first == nil { first = path } else { rest.append(path) }

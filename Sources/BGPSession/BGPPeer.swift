@@ -104,7 +104,8 @@ public final class BGPPeer: @unchecked Sendable {
     public var onEstablished: (NegotiatedSession) -> Void = { _ in }
     public var onUpdate: (UpdateMessage) -> Void = { _ in }
     /// What changed in the Adj-RIB-In (announces, replacements, withdraws; stale routes swept).
-    public var onRoutes: (AddressFamily, [RouteChange]) -> Void = { _, _ in }
+    /// Nil: not computed at all (a peer that keeps no Adj-RIB-In and whose owner reads `onUpdate`).
+    public var onRoutes: ((AddressFamily, [RouteChange]) -> Void)?
     /// The peer finished its initial advertisement of a family (RFC 4724 End-of-RIB).
     public var onEndOfRIB: (AddressFamily) -> Void = { _ in }
     public var onWithdrawals: ([NLRIBlock], String) -> Void = { _, _ in }
@@ -473,7 +474,10 @@ public final class BGPPeer: @unchecked Sendable {
             onEndOfRIB(family)
             return
         }
-        guard keepsAdjRIBIn else { return report(AdjRIBIn.changes(in: update)) }
+        guard keepsAdjRIBIn else {
+            if onRoutes != nil { report(AdjRIBIn.changes(in: update)) }
+            return
+        }
         let changes = ribIn.apply(update)
         report(changes)
         for family in changes.keys {
@@ -494,6 +498,7 @@ public final class BGPPeer: @unchecked Sendable {
     }
 
     private func report(_ changes: [AddressFamily: [RouteChange]]) {
+        guard let onRoutes else { return }
         for (family, list) in changes where !list.isEmpty { onRoutes(family, list) }
     }
 

@@ -190,6 +190,35 @@ extension RouteTargetConstraintTests {
         #expect(others == sent.filter { $0.typeCode != AttributeType.clusterList })
     }
 
+    @Test func flowspecAndEVPNAreReflectedWithoutAnyLocalInstance() throws {
+        let engine = reflector()
+        let c1 = engine.addPeer(name: "c1", source: peerSource(id: 2)), c2 = engine.addPeer(name: "c2", source: peerSource(id: 3))
+        for p in [c1, c2] { engine.peerEstablished(p, families: [.ipv4FlowSpecVPN, .evpn]) }
+        let rule = FlowSpecRule(routeDistinguisher: .as2(64512, 7), components: [.prefix(type: FlowSpecComponentType.destinationPrefix, prefix: IPPrefix(.v4(IPv4Address(10, 0, 0, 0)), length: 24), offset: 0)])
+        let flow = NLRIElement(.flowSpec(rule))
+        engine.receive(from: c1, family: .ipv4FlowSpecVPN, [announce(flow, attributes([rt1, .redirect(as: 64512, 9)]), nextHop: .none)])
+        engine.receive(from: c1, family: .evpn, [announce(macRoute(mac: 1, ip: 1), attributes([rt1]))])
+        var view = PeerView()
+        view.drain(engine, c2)
+        #expect(view.keys(.ipv4FlowSpecVPN) == [RouteKey(flow)])
+        #expect(view.keys(.evpn) == [RouteKey(macRoute(mac: 1, ip: 1))])
+    }
+
+    @Test func macIPRoutesAreIndexedByRouteDistinguisherAndMAC() {
+        let engine = reflector()
+        let a = engine.addPeer(name: "a", source: peerSource(id: 2)), b = engine.addPeer(name: "b", source: peerSource(id: 3))
+        engine.receive(from: a, family: .evpn, [announce(macRoute(mac: 1, ip: 1), attributes([rt1])), announce(macRoute(mac: 1, ip: 2), attributes([rt1])), announce(macRoute(mac: 2, ip: 3), attributes([rt1]))])
+        engine.receive(from: b, family: .evpn, [announce(macRoute(mac: 1, ip: 1), attributes([rt1], localPref: 200))])
+        let routes = engine.macRoutes(routeDistinguisher: .as2(64512, 1), mac: MACAddress(1))
+        #expect(routes.count == 3, "two IPs of the MAC, one of them from two hosts")
+        #expect(Set(routes.map(\.source)) == [a, b])
+        #expect(engine.macRoutes(routeDistinguisher: .as2(64512, 2), mac: MACAddress(1)).isEmpty, "another RD")
+        engine.receive(from: a, family: .evpn, [withdrawal(macRoute(mac: 1, ip: 1)), withdrawal(macRoute(mac: 1, ip: 2))])
+        engine.receive(from: b, family: .evpn, [withdrawal(macRoute(mac: 1, ip: 1))])
+        #expect(engine.macRoutes(routeDistinguisher: .as2(64512, 1), mac: MACAddress(1)).isEmpty)
+        #expect(engine.macRoutes(routeDistinguisher: .as2(64512, 1), mac: MACAddress(2)).count == 1)
+    }
+
     @Test func loopsAreDropped() {
         let engine = reflector()
         let c1 = engine.addPeer(name: "c1", source: peerSource(id: 2))

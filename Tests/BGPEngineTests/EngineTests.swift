@@ -18,6 +18,10 @@ func attributes(_ rts: [ExtendedCommunity], localPref: UInt32 = 100, extra: [Pat
     [PathAttribute(.origin(.igp)), PathAttribute(.asPath(ASPath())), PathAttribute(.localPreference(localPref))] + (rts.isEmpty ? [] : [PathAttribute(.extendedCommunities(rts))]) + extra
 }
 
+func macRoute(mac: UInt64, ip: UInt8, rd: UInt32 = 1) -> NLRIElement {
+    NLRIElement(.evpn(.macIPAdvertisement(EVPNMACIPRoute(routeDistinguisher: .as2(64512, rd), mac: MACAddress(mac), ip: .v4(IPv4Address(10, 0, 0, ip)), labelField1: 5000))))
+}
+
 let nh = NextHop.forFamily(.ipv4VPN, .v4(IPv4Address(192, 0, 2, 10)))
 
 func key(_ rt: ExtendedCommunity) -> RouteTargetKey { RouteTargetKey(rt)! }
