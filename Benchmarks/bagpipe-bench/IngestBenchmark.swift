@@ -85,12 +85,7 @@ struct IngestBenchmark: ParsableCommand {
             throw ValidationError("unknown receiver \(receiver)")
         }
         try process.run()
-        defer {
-            process.terminate()
-            let deadline = Date().addingTimeInterval(3)
-            while process.isRunning && Date() < deadline { usleep(20_000) }
-            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        }
+        defer { stop(process) }
         // Wait for it to listen, note its memory, then feed.
         try waitForListener(port: port)
         let baseline = residentKB(process.processIdentifier)
@@ -217,6 +212,14 @@ enum FRRReceiver {
         guard let range = out.range(of: "\"pfxRcd\":") else { return 0 }
         return Int(out[range.upperBound...].prefix(while: { $0.isNumber || $0 == " " }).trimmingCharacters(in: " ")) ?? 0
     }
+}
+
+/// SIGTERM, then SIGKILL if the process is still there after 5 seconds.
+func stop(_ process: Process) {
+    process.terminate()
+    let deadline = Date().addingTimeInterval(5)
+    while process.isRunning && Date() < deadline { usleep(20_000) }
+    if process.isRunning { kill(process.processIdentifier, SIGKILL) }
 }
 
 func residentKB(_ pid: Int32) -> Int {

@@ -118,12 +118,7 @@ struct ReflectorBenchmark: ParsableCommand {
             throw ValidationError("unknown reflector \(reflector)")
         }
         try process.run()
-        defer {
-            process.terminate()
-            let deadline = Date().addingTimeInterval(5)
-            while process.isRunning && Date() < deadline { usleep(20_000) }
-            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        }
+        defer { stop(process) }
         try waitForListener(port: port)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         defer { try? group.syncShutdownGracefully() }

@@ -11,6 +11,11 @@ struct AttributeSetTable {
 
     /// The shared set equal to `set`, with one more use.
     mutating func intern(_ set: AttributeSet) -> AttributeSet {
+        // A set this table already holds (the routes of one UPDATE share one): no content hashing.
+        if let n = uses[ObjectIdentifier(set)] {
+            uses[ObjectIdentifier(set)] = n + 1
+            return set
+        }
         let shared = byContent[set] ?? set
         if shared === set, byContent[set] == nil { byContent[set] = set }
         uses[ObjectIdentifier(shared), default: 0] += 1

@@ -124,6 +124,10 @@ public final class BGPSpeaker: @unchecked Sendable {
         engine.takePending(peer: peer, limit: limit)
     }
 
+    fileprivate func takeEncoded(peer: WorkerID, limit: Int, context: WireContext) -> (family: AddressFamily, messages: [ByteBuffer])? {
+        engine.takeEncoded(peer: peer, limit: limit, context: context)
+    }
+
     fileprivate func hasPending(peer: WorkerID) -> Bool { engine.hasPending(peer) }
     fileprivate func resend(peer: WorkerID, families: [AddressFamily]) { engine.resend(peer: peer, families: families) }
 
@@ -154,6 +158,10 @@ final class EngineOutbound: OutboundRoutes {
 
     func takePending(limit: Int) -> (family: AddressFamily, announce: [(AttributeSet, [NLRIElement])], withdraw: [NLRIElement])? {
         speaker.takePending(peer: peer, limit: limit).map { ($0.family, $0.announce, $0.withdraw) }
+    }
+
+    func takeEncoded(limit: Int, context: WireContext) -> (family: AddressFamily, messages: [ByteBuffer])? {
+        speaker.takeEncoded(peer: peer, limit: limit, context: context)
     }
 
     var hasPending: Bool { speaker.hasPending(peer: peer) }

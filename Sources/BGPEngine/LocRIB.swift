@@ -159,11 +159,17 @@ final class FamilyTable {
     func modify<R>(_ slot: Int32, _ body: (inout Destination) -> R) -> R {
         guard var d = slots[Int(slot)] else { fatalError("modify of a free slot") }
         slots[Int(slot)] = nil  // unique reference while it changes: no copy of its paths
+        let setsBefore = d.paths.count == 1 ? d.paths.attributes(at: 0) : nil
         let before = FamilyTable.routeTargets(of: d.paths)
         let pathsBefore = d.paths.count
         let result = body(&d)
-        let after = FamilyTable.routeTargets(of: d.paths)
         pathCount += d.paths.count - pathsBefore
+        // One path before and after with the same attribute set: the route targets are the same.
+        if let setsBefore, d.paths.count == 1, d.paths.attributes(at: 0) === setsBefore {
+            slots[Int(slot)] = d
+            return result
+        }
+        let after = FamilyTable.routeTargets(of: d.paths)
         if before != after {
             for rt in before where !after.contains(rt) {
                 byRouteTarget[rt]?.remove(slot)

@@ -1,5 +1,6 @@
 import BGPSession
 import BGPWire
+import NIOCore
 
 /// The route engine: the Loc-RIB of every family, publish/subscribe by route target for local
 /// workers (VPN instances), RT-Constraint origination and per-peer filtering, and the outbound
@@ -96,6 +97,8 @@ public final class RouteEngine {
     public let routeTargetConstraintWorker: WorkerID = 0
     private var localEvents: [(WorkerID, LocalEvent)] = []
     private var originatesDefaultMembership = false
+    /// Encoded UPDATEs of recent ranges, shared by peers that decide the same (see `takeEncoded`).
+    private var encodedRanges: [RangeKey: EncodedRange] = [:]
 
     public init(configuration: Configuration) {
         self.configuration = configuration
@@ -372,7 +375,9 @@ public final class RouteEngine {
             case (nil, nil): break
             }
             // A host advertises only its own routes; a reflector, the best of all.
-            d.best = Int16(truncatingIfNeeded: DecisionProcess.best(of: d.paths, sources: { self.sources[$0] ?? PathSource(kind: .local, routerID: IPv4Address(0), address: IPv6Address(high: 0, low: 0)) }, eligible: { reflector || self.sources[$0.source]?.isLocal == true }))
+            let best = DecisionProcess.best(of: d.paths, sources: { self.sources[$0] ?? PathSource(kind: .local, routerID: IPv4Address(0), address: IPv6Address(high: 0, low: 0)) }, eligible: { reflector || self.sources[$0.source]?.isLocal == true })
+            // 32,767 paths to one destination is far beyond any deployment; past it, none is advertised.
+            d.best = best <= Int(Int16.max) ? Int16(best) : -1
             return (old, before, d.bestPath)
         }
         if let old, let newPath, old.element == newPath.element, old.attributes === newPath.attributes {
@@ -512,68 +517,159 @@ public final class RouteEngine {
     /// memberships first, so the peer knows what we import before it sends.
     public func takePending(peer id: WorkerID, limit: Int) -> OutboundBatch? {
         guard let p = peers[id], p.established else { return nil }
-        let order = p.families.sorted { a, b in
-            (a == .routeTargetConstraint ? 0 : 1, a) < (b == .routeTargetConstraint ? 0 : 1, b)
-        }
-        for family in order {
+        for family in sendingOrder(p) {
             guard let table = tables[family] else {
-                p.pending[family] = nil
+                // Nothing to walk; a table created later starts its log at the peer's position 0.
                 p.cursor[family] = nil
+                p.pending[family] = nil
                 continue
             }
-            // Batches that turn out empty (everything filtered) are skipped, not returned.
-            while true {
-                var slots: [Int32] = []
-                if var set = p.pending.removeValue(forKey: family), !set.isEmpty {
-                    while slots.count < limit, let s = set.popFirst() { slots.append(s) }
-                    if !set.isEmpty { p.pending[family] = set }
-                } else if let c = p.cursor[family] {
-                    let end = min(Int(c) + limit, table.slotCount)
-                    slots = Array(c..<Int32(end))
-                    p.cursor[family] = end >= table.slotCount ? nil : Int32(end)
-                } else if let position = p.logPosition[family], position < table.logEnd {
-                    let end = min(position + limit, table.logEnd)
-                    for seq in max(position, table.logBase)..<end {
-                        if let slot = table.loggedSlot(seq) { slots.append(slot) }
-                    }
-                    p.logPosition[family] = end
-                } else {
-                    break
-                }
-                if let batch = batch(for: p, peer: id, family: family, table: table, slots: slots) { return batch }
+            // Ranges that turn out empty (everything filtered) are skipped, not returned.
+            while let range = nextRange(p, family: family, table: table, limit: limit) {
+                let decisions = decide(p, peer: id, family: family, table: table, slots: range.slots)
+                if decisions.isEmpty { continue }
+                return content(of: decisions, family: family, table: table)
             }
         }
         return nil
     }
 
-    /// UPDATE content for these slots: announces grouped by attribute set, and withdraws.
-    private func batch(for p: PeerState, peer id: WorkerID, family: AddressFamily, table: FamilyTable, slots: [Int32]) -> OutboundBatch? {
-        var groups: [ObjectIdentifier: (AttributeSet, [NLRIElement])] = [:]
-        var order: [ObjectIdentifier] = []
-        var withdraw: [NLRIElement] = []
+    /// The same as encoded UPDATEs for this wire context. Peers with the same context that evaluate
+    /// the same range of the change log (or of the initial walk) to the same decisions share one
+    /// encoding, as FRR's update groups do; a peer whose own routes are in the range, or whose
+    /// advertised state differs, decides differently and gets its own.
+    public func takeEncoded(peer id: WorkerID, limit: Int, context: WireContext) -> (family: AddressFamily, messages: [ByteBuffer])? {
+        guard let p = peers[id], p.established else { return nil }
+        for family in sendingOrder(p) {
+            guard let table = tables[family] else {
+                // Nothing to walk; a table created later starts its log at the peer's position 0.
+                p.cursor[family] = nil
+                p.pending[family] = nil
+                continue
+            }
+            while let range = nextRange(p, family: family, table: table, limit: limit) {
+                let decisions = decide(p, peer: id, family: family, table: table, slots: range.slots)
+                if decisions.isEmpty { continue }
+                let key = range.kind.map { RangeKey(family: family, kind: $0, start: range.start, end: range.end, context: context) }
+                if let key, let cached = encodedRanges[key], cached.decisions == decisions {
+                    for d in decisions where d.index < 0 { table.releaseIfUnused(d.slot) }
+                    return (family, cached.messages)
+                }
+                let batch = content(of: decisions, family: family, table: table)
+                let builder = UpdateBuilder(context: context)
+                var messages: [ByteBuffer] = []
+                for (set, elements) in batch.announce {
+                    builder.announce(elements, family: family, nextHop: set.nextHop, attributes: set.attributes) { messages.append($0) }
+                }
+                if !batch.withdraw.isEmpty { messages += builder.withdraw(batch.withdraw, family: family) }
+                if let key {
+                    if encodedRanges.count >= 512 { encodedRanges.removeAll(keepingCapacity: true) }
+                    encodedRanges[key] = EncodedRange(decisions: decisions, messages: messages)
+                }
+                return (family, messages)
+            }
+        }
+        return nil
+    }
+
+    /// Membership routes first, so the peer knows what we import before it sends.
+    private func sendingOrder(_ p: PeerState) -> [AddressFamily] {
+        p.families.sorted { a, b in (a == .routeTargetConstraint ? 0 : 1, a) < (b == .routeTargetConstraint ? 0 : 1, b) }
+    }
+
+    /// A range of slots to evaluate for a peer: its own pending slots, the next block of its initial
+    /// walk, or the next block of the change log. Walk and log blocks end on multiples of `limit`,
+    /// so that peers reading at different times read the same ranges (and can share encodings).
+    private func nextRange(_ p: PeerState, family: AddressFamily, table: FamilyTable, limit: Int) -> (slots: [Int32], kind: UInt8?, start: Int, end: Int)? {
+        if var set = p.pending.removeValue(forKey: family), !set.isEmpty {
+            var slots: [Int32] = []
+            while slots.count < limit, let s = set.popFirst() { slots.append(s) }
+            if !set.isEmpty { p.pending[family] = set }
+            return (slots, nil, 0, 0)
+        }
+        if let c = p.cursor[family] {
+            let end = min((Int(c) / limit + 1) * limit, table.slotCount)
+            p.cursor[family] = end >= table.slotCount ? nil : Int32(end)
+            return (Array(c..<Int32(max(Int(c), end))), 0, Int(c), end)
+        }
+        if let position = p.logPosition[family], position < table.logEnd {
+            let end = min((position / limit + 1) * limit, table.logEnd)
+            var slots: [Int32] = []
+            for seq in max(position, table.logBase)..<end {
+                if let slot = table.loggedSlot(seq) { slots.append(slot) }
+            }
+            p.logPosition[family] = end
+            return (slots, 1, position, end)
+        }
+        return nil
+    }
+
+    /// What one peer gets for each slot: a path (index) or a withdraw (-1), with the destination's
+    /// change number, so that equal decisions mean equal UPDATE content. Marks what the peer holds.
+    private func decide(_ p: PeerState, peer id: WorkerID, family: AddressFamily, table: FamilyTable, slots: [Int32]) -> [Decision] {
+        var decisions: [Decision] = []
         for slot in slots {
-            let sent: Bool? = table.update(slot) { d in
+            let decision: Decision? = table.update(slot) { d in
                 if let i = exportIndex(&d, family: family, to: id, p) {
-                    let set = d.paths.attributes(at: i)
-                    let gid = ObjectIdentifier(set)
-                    if groups[gid] == nil {
-                        order.append(gid)
-                        groups[gid] = (set, [])
-                    }
-                    groups[gid]?.1.append(d.paths.element(at: i))
                     d.advertised.insert(p.bit)
-                    return true
+                    return Decision(slot: slot, index: Int16(i), seq: d.changeSeq)
                 } else if d.advertised.contains(p.bit) {
-                    withdraw.append(d.key.withdrawal)
                     d.advertised.remove(p.bit)
-                    return false
+                    return Decision(slot: slot, index: -1, seq: d.changeSeq)
                 }
                 return nil
             } ?? nil
-            if sent == false { table.releaseIfUnused(slot) }
+            if let decision { decisions.append(decision) }
         }
-        if order.isEmpty && withdraw.isEmpty { return nil }
-        return OutboundBatch(family: family, announce: order.compactMap { groups[$0] }, withdraw: withdraw)
+        return decisions
+    }
+
+    /// UPDATE content for decisions: announces grouped by attribute set (in first-seen order; a
+    /// linear search from the last hit, since consecutive routes mostly share one), and withdraws.
+    /// Destinations that were only kept for the withdraw are freed.
+    private func content(of decisions: [Decision], family: AddressFamily, table: FamilyTable) -> OutboundBatch {
+        var groups: [(set: AttributeSet, elements: [NLRIElement])] = []
+        var last = -1
+        var withdraw: [NLRIElement] = []
+        for decision in decisions {
+            table.update(decision.slot) { d in
+                guard decision.index >= 0 else {
+                    withdraw.append(d.key.withdrawal)
+                    return
+                }
+                let i = Int(decision.index)
+                let set = d.paths.attributes(at: i)
+                if last < 0 || groups[last].set !== set {
+                    last = groups.firstIndex { $0.set === set } ?? -1
+                    if last < 0 {
+                        groups.append((set, []))
+                        last = groups.count - 1
+                    }
+                }
+                groups[last].elements.append(d.paths.element(at: i))
+            }
+            if decision.index < 0 { table.releaseIfUnused(decision.slot) }
+        }
+        return OutboundBatch(family: family, announce: groups.map { ($0.set, $0.elements) }, withdraw: withdraw)
+    }
+
+    struct Decision: Equatable {
+        var slot: Int32
+        var index: Int16
+        var seq: UInt32
+    }
+
+    struct RangeKey: Hashable {
+        var family: AddressFamily
+        var kind: UInt8
+        var start: Int
+        var end: Int
+        var context: WireContext
+    }
+
+    struct EncodedRange {
+        var decisions: [Decision]
+        var messages: [ByteBuffer]
     }
 
     /// A route refresh: every destination of these families is evaluated again for the peer.
@@ -596,6 +692,14 @@ public final class RouteEngine {
         for (family, table) in tables {
             let positions = peers.values.filter { $0.established && $0.families.contains(family) }.map { $0.logPosition[family] ?? table.logBase }
             table.trimLog(before: positions.min() ?? table.logEnd)
+        }
+        // Log ranges every peer has read, and walks nobody is doing, are not needed any more.
+        if !encodedRanges.isEmpty {
+            encodedRanges = encodedRanges.filter { key, _ in
+                guard let table = tables[key.family] else { return false }
+                if key.kind == 1 { return key.end > table.logBase }
+                return peers.values.contains { $0.cursor[key.family] != nil }
+            }
         }
         return ready
     }

@@ -89,6 +89,22 @@ public protocol OutboundRoutes: AnyObject {
     var hasPending: Bool { get }
     /// Everything of these families is to be sent again (the peer asked for a route refresh).
     func resend(_ families: [AddressFamily])
+    /// The next UPDATEs already encoded for this context (a provider may share encodings between
+    /// peers); by default, `takePending` encoded here.
+    func takeEncoded(limit: Int, context: WireContext) -> (family: AddressFamily, messages: [ByteBuffer])?
+}
+
+extension OutboundRoutes {
+    public func takeEncoded(limit: Int, context: WireContext) -> (family: AddressFamily, messages: [ByteBuffer])? {
+        guard let batch = takePending(limit: limit) else { return nil }
+        let builder = UpdateBuilder(context: context)
+        var messages: [ByteBuffer] = []
+        for (set, elements) in batch.announce {
+            builder.announce(elements, family: batch.family, nextHop: set.nextHop, attributes: set.attributes) { messages.append($0) }
+        }
+        if !batch.withdraw.isEmpty { messages += builder.withdraw(batch.withdraw, family: batch.family) }
+        return (batch.family, messages)
+    }
 }
 
 /// One configured peer: the RFC 4271 state machine plus the I/O that carries out its actions.
@@ -531,7 +547,12 @@ public final class BGPPeer: @unchecked Sendable {
         let builder = UpdateBuilder(context: session.sendContext)
         var sent = 0  // UPDATEs, End-of-RIB included
         var endedRefreshes = 0
-        while channel.isWritable, let batch = outbound?.takePending(limit: 2000) ?? ribOut.takePending(limit: 2000) {
+        while channel.isWritable, let outbound, let batch = outbound.takeEncoded(limit: 2000, context: session.sendContext) {
+            guard session.families.contains(batch.family) else { continue }
+            for message in batch.messages { channel.write(message, promise: nil) }
+            sent += batch.messages.count
+        }
+        while channel.isWritable, let batch = ribOut.takePending(limit: 2000) {
             guard session.families.contains(batch.family) else { continue }
             var messages: [ByteBuffer] = []
             for (set, elements) in batch.announce {

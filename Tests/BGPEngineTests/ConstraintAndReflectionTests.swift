@@ -1,6 +1,7 @@
 import BGPEngine
 import BGPSession
 import BGPWire
+import NIOCore
 import Testing
 
 @Suite struct RouteTargetConstraintTests {
@@ -276,5 +277,41 @@ extension RouteTargetConstraintTests {
         var fresh = PeerView()
         fresh.drain(engine, c)
         #expect(fresh.keys(.ipv4VPN) == [RouteKey(vpn(1))])
+    }
+}
+
+@Suite struct SharedEncodingTests {
+    /// The routes (NLRI keys) in encoded UPDATEs.
+    func routes(_ messages: [ByteBuffer]) throws -> Set<RouteKey> {
+        var keys = Set<RouteKey>()
+        for m in messages {
+            guard case .update(let u) = try BGPMessage.decode(m, context: .standard) else { continue }
+            for block in u.announced { for e in block { keys.insert(RouteKey(e)) } }
+        }
+        return keys
+    }
+
+    func drain(_ engine: RouteEngine, _ peer: WorkerID) -> [ByteBuffer] {
+        var all: [ByteBuffer] = []
+        while let batch = engine.takeEncoded(peer: peer, limit: 4, context: .standard) { all += batch.messages }
+        return all
+    }
+
+    @Test func peersThatDecideAlikeShareEncodingsAndNobodyGetsItsOwnRoutes() throws {
+        let engine = reflector()
+        let a = engine.addPeer(name: "a", source: peerSource(id: 2)), b = engine.addPeer(name: "b", source: peerSource(id: 3))
+        let c = engine.addPeer(name: "c", source: peerSource(id: 4))
+        for p in [a, b, c] { engine.peerEstablished(p, families: [.ipv4VPN]) }
+        engine.receive(from: a, family: .ipv4VPN, (0..<10).map { announce(vpn($0), attributes([rt1])) })
+        let (toA, toB, toC) = (drain(engine, a), drain(engine, b), drain(engine, c))
+        #expect(toA.isEmpty, "a's own routes do not go back to a")
+        #expect(try routes(toB) == Set((0..<10).map { RouteKey(vpn($0)) }))
+        #expect(toB == toC, "b and c decide alike: the same UPDATEs")
+        #expect(toB.first.map { b in toC.first.map { $0.readableBytesView.withUnsafeBytes { $0.baseAddress } == b.readableBytesView.withUnsafeBytes { $0.baseAddress } } } == true, "shared, not encoded twice")
+        // b sends a route: a and c get it, b does not; a's decisions differ from before, and c's own.
+        engine.receive(from: b, family: .ipv4VPN, [announce(vpn(20), attributes([rt1]))])
+        #expect(try routes(drain(engine, a)) == [RouteKey(vpn(20))])
+        #expect(drain(engine, b).isEmpty)
+        #expect(try routes(drain(engine, c)) == [RouteKey(vpn(20))])
     }
 }
