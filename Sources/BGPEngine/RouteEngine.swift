@@ -7,9 +7,13 @@ import NIOCore
 /// state of every peer (best path per destination, RFC 4456 reflection when configured).
 ///
 /// It is a state machine: it does no I/O and is not thread-safe. Its owner runs it on one event
-/// loop, delivers `takeLocalEvents()` to local workers and lets ready peers (`takeReadyPeers()`)
-/// pull their UPDATEs with `takePending(peer:limit:)` when their socket can take them. A slow peer
-/// therefore costs a set of small integers, never a queue of messages.
+/// loop, delivers `takeLocalEvents()` to local workers, and lets ready peers (`takeReadyPeers()`)
+/// pull their UPDATEs with `takeEncoded` (or `takePending`) when their socket can take them. A slow
+/// peer costs its position in a change log, never a queue of messages.
+///
+/// Files: this one holds the state, workers and the one place paths change (`setPath`);
+/// `+Subscriptions` local workers and RT-Constraint origination; `+Outbound` what peers are sent;
+/// `+State` outputs and read-only views.
 public final class RouteEngine {
     public struct Configuration: Sendable {
         public var localAS: UInt32
@@ -81,24 +85,24 @@ public final class RouteEngine {
     }
 
     public let configuration: Configuration
-    private var sources = WorkerTable<PathSource>()
-    private var names: [WorkerID: String] = [:]
-    private var nextWorker: WorkerID = 1
-    private var peers: [WorkerID: PeerState] = [:]
-    private var freeBits: [Int] = []
-    private var nextBit = 0
-    private var subscriptions: [WorkerID: Set<Match>] = [:]
-    private var subscribers: [Match: Set<WorkerID>] = [:]
-    private var tables: [AddressFamily: FamilyTable] = [:]
-    private var attributeSets = AttributeSetTable()
+    var sources = WorkerTable<PathSource>()
+    var names: [WorkerID: String] = [:]
+    var nextWorker: WorkerID = 1
+    var peers: [WorkerID: PeerState] = [:]
+    var freeBits: [Int] = []
+    var nextBit = 0
+    var subscriptions: [WorkerID: Set<Match>] = [:]
+    var subscribers: [Match: Set<WorkerID>] = [:]
+    var tables: [AddressFamily: FamilyTable] = [:]
+    var attributeSets = AttributeSetTable()
     /// Local importers per route target (across families: one RTC route per RT, withdrawn when the last goes).
-    private var importers: [RouteTargetKey: Int] = [:]
+    var importers: [RouteTargetKey: Int] = [:]
     /// The worker that owns our RT-Constraint routes.
     public let routeTargetConstraintWorker: WorkerID = 0
-    private var localEvents: [(WorkerID, LocalEvent)] = []
-    private var originatesDefaultMembership = false
+    var localEvents: [(WorkerID, LocalEvent)] = []
+    var originatesDefaultMembership = false
     /// Encoded UPDATEs of recent ranges, shared by peers that decide the same (see `takeEncoded`).
-    private var encodedRanges: [RangeKey: EncodedRange] = [:]
+    var encodedRanges: [RangeKey: EncodedRange] = [:]
 
     public init(configuration: Configuration) {
         self.configuration = configuration
@@ -160,7 +164,7 @@ public final class RouteEngine {
     /// RFC 4684 §3: a reflector with a peer that has VPN families but no RT-Constraint must get every
     /// VPN route for it, so it asks its RT-Constraint peers for everything with the default membership
     /// route (length 0), while such a peer is up.
-    private func updateDefaultMembership() {
+    func updateDefaultMembership() {
         guard configuration.isRouteReflector else { return }
         let needed = peers.values.contains { $0.established && !$0.rtcActive && !$0.families.isDisjoint(with: Self.constrainedFamilies) }
         guard needed != originatesDefaultMembership else { return }
@@ -170,7 +174,7 @@ public final class RouteEngine {
         setPath(.routeTargetConstraint, RouteKey(element), source: routeTargetConstraintWorker, pathID: 0, to: needed ? (element, set) : nil)
     }
 
-    private func clearOutbound(_ p: PeerState) {
+    func clearOutbound(_ p: PeerState) {
         p.pending = [:]
         p.cursor = [:]
         p.logPosition = [:]
@@ -195,93 +199,13 @@ public final class RouteEngine {
         names[worker] = nil
     }
 
-    private func removePaths(of worker: WorkerID) {
+    func removePaths(of worker: WorkerID) {
         for (family, table) in tables {
             for slot in 0..<Int32(table.slotCount) {
                 guard let d = table[slot] else { continue }
                 for path in d.paths where path.source == worker { setPath(family, d.key, source: worker, pathID: path.pathID, to: nil) }
             }
         }
-    }
-
-    // MARK: Subscriptions (local workers)
-
-    /// Subscribes a local worker; it gets every stored route of the match it does not already get.
-    public func subscribe(_ worker: WorkerID, to match: Match) {
-        guard subscriptions[worker, default: []].insert(match).inserted else { return }
-        subscribers[match, default: []].insert(worker)
-        if let rt = match.routeTarget, Self.constrainedFamilies.contains(match.family) { importerAdded(rt) }
-        guard let table = tables[match.family] else { return }
-        for slot in slots(of: table, matching: match) {
-            guard let d = table[slot] else { continue }
-            for path in d.paths where path.source != worker && !receivesElsewhere(worker, path, family: match.family, except: match) && matches(match, path) {
-                localEvents.append((worker, .advertise(route(match.family, path), replaced: nil)))
-            }
-        }
-    }
-
-    /// Unsubscribes; routes no other subscription of the worker covers are withdrawn from it.
-    public func unsubscribe(_ worker: WorkerID, from match: Match) {
-        guard subscriptions[worker]?.remove(match) != nil else { return }
-        if subscriptions[worker]?.isEmpty == true { subscriptions[worker] = nil }
-        subscribers[match]?.remove(worker)
-        if subscribers[match]?.isEmpty == true { subscribers[match] = nil }
-        if let rt = match.routeTarget, Self.constrainedFamilies.contains(match.family) { importerRemoved(rt) }
-        guard let table = tables[match.family] else { return }
-        for slot in slots(of: table, matching: match) {
-            guard let d = table[slot] else { continue }
-            for path in d.paths where path.source != worker && matches(match, path) && !receivesElsewhere(worker, path, family: match.family, except: nil) {
-                localEvents.append((worker, .withdraw(route(match.family, path))))
-            }
-        }
-    }
-
-    /// Families whose imports are announced with RT-Constraint routes (not flowspec: RFC 4684 is
-    /// about VPN routes, and the original did the same).
-    static let constrainedFamilies: Set<AddressFamily> = [.ipv4VPN, .ipv6VPN, .evpn]
-
-    private func slots(of table: FamilyTable, matching match: Match) -> [Int32] {
-        if let rt = match.routeTarget { return Array(table.byRouteTarget[rt] ?? []) }
-        return table.liveSlots
-    }
-
-    private func matches(_ match: Match, _ path: Path) -> Bool {
-        guard let rt = match.routeTarget else { return true }
-        return path.attributes.routeTargetKeys.contains(rt)
-    }
-
-    /// Whether another subscription of the worker (than `except`) already covers the path.
-    private func receivesElsewhere(_ worker: WorkerID, _ path: Path, family: AddressFamily, except: Match?) -> Bool {
-        guard let subs = subscriptions[worker] else { return false }
-        for m in subs where m != except && m.family == family && matches(m, path) { return true }
-        return false
-    }
-
-    private func interested(in path: Path, family: AddressFamily) -> Set<WorkerID> {
-        if subscribers.isEmpty { return [] }  // a reflector: no local workers
-        var out = subscribers[Match(family: family, routeTarget: nil)] ?? []
-        for rt in path.attributes.routeTargetKeys { out.formUnion(subscribers[Match(family: family, routeTarget: rt)] ?? []) }
-        out.remove(path.source)
-        return out
-    }
-
-    // MARK: RT-Constraint origination
-
-    private func importerAdded(_ rt: RouteTargetKey) {
-        importers[rt, default: 0] += 1
-        guard importers[rt] == 1, configuration.routeTargetConstraint else { return }
-        let set = AttributeSet(attributes: [PathAttribute(.origin(.igp)), PathAttribute(.asPath(ASPath())), PathAttribute(.localPreference(100))], nextHop: .ipv4(configuration.localAddress))
-        // The imported route target, as subscribed: never an export one (RustyBGP #537).
-        let nlri = NLRI.routeTargetMembership(RouteTargetMembership(originAS: configuration.localAS, routeTarget: rt.community))
-        setPath(.routeTargetConstraint, RouteKey(NLRIElement(nlri)), source: routeTargetConstraintWorker, pathID: 0, to: (NLRIElement(nlri), set))
-    }
-
-    private func importerRemoved(_ rt: RouteTargetKey) {
-        guard let n = importers[rt] else { return }
-        importers[rt] = n > 1 ? n - 1 : nil
-        guard n == 1, configuration.routeTargetConstraint else { return }
-        let nlri = NLRI.routeTargetMembership(RouteTargetMembership(originAS: configuration.localAS, routeTarget: rt.community))
-        setPath(.routeTargetConstraint, RouteKey(NLRIElement(nlri)), source: routeTargetConstraintWorker, pathID: 0, to: nil)
     }
 
     // MARK: Routes in
@@ -331,7 +255,7 @@ public final class RouteEngine {
     }
 
     /// The attributes to store for a peer's path, or nil when it loops.
-    private func reflected(_ set: AttributeSet, from source: PathSource) -> AttributeSet? {
+    func reflected(_ set: AttributeSet, from source: PathSource) -> AttributeSet? {
         guard let clusterID = configuration.clusterID else { return set }
         let attributes = set.attributes
         if attributes.originatorID == configuration.routerID { return nil }
@@ -348,7 +272,7 @@ public final class RouteEngine {
     /// Sets (or removes, with nil) the path of `source` with `pathID` to `key`, and tells whoever
     /// must know: local subscribers, the route-target filter of a peer that sent an RTC route, and
     /// every peer whose advertisement may change.
-    private func setPath(_ family: AddressFamily, _ key: RouteKey, source: WorkerID, pathID: UInt32, to new: (element: NLRIElement, attributes: AttributeSet)?) {
+    func setPath(_ family: AddressFamily, _ key: RouteKey, source: WorkerID, pathID: UInt32, to new: (element: NLRIElement, attributes: AttributeSet)?) {
         let table = tables[family] ?? newTable(family)
         let slot: Int32
         if new == nil {
@@ -411,14 +335,14 @@ public final class RouteEngine {
         table.releaseIfUnused(slot)
     }
 
-    private func newTable(_ family: AddressFamily) -> FamilyTable {
+    func newTable(_ family: AddressFamily) -> FamilyTable {
         let t = FamilyTable(family: family)
         tables[family] = t
         for p in peers.values where p.established && p.families.contains(family) { p.logPosition[family] = 0 }
         return t
     }
 
-    private func samePath(_ a: Path?, _ b: Path?) -> Bool {
+    func samePath(_ a: Path?, _ b: Path?) -> Bool {
         switch (a, b) {
         case (nil, nil): true
         case (let a?, let b?): a.source == b.source && a.pathID == b.pathID && a.element == b.element && a.attributes === b.attributes
@@ -426,11 +350,11 @@ public final class RouteEngine {
         }
     }
 
-    private func route(_ family: AddressFamily, _ path: Path) -> Route {
+    func route(_ family: AddressFamily, _ path: Path) -> Route {
         Route(family: family, element: path.element, attributes: path.attributes, source: path.source)
     }
 
-    private func membershipChanged(peer: WorkerID, old: Path?, new: Path?) {
+    func membershipChanged(peer: WorkerID, old: Path?, new: Path?) {
         guard let p = peers[peer] else { return }
         func effect(_ path: Path?) -> RouteTargetFilter.Effect {
             guard let path, case .routeTargetMembership(let m) = path.element.nlri else { return .nothing }
@@ -463,281 +387,10 @@ public final class RouteEngine {
         }
     }
 
-    private func markPending(_ peer: WorkerID, family: AddressFamily, slot: Int32) {
+    func markPending(_ peer: WorkerID, family: AddressFamily, slot: Int32) {
         guard let p = peers[peer] else { return }
         if let c = p.cursor[family], slot >= c { return }  // the walk will get there
         p.pending[family, default: []].insert(slot)
     }
 
-    // MARK: Routes out
-
-    /// RFC 4456 §6: a client's route goes to everyone, a non-client's only to clients; a host sends only
-    /// its own routes.
-    private func reflectionAllows(_ path: Path, to peerID: WorkerID) -> Bool { reflectionAllows(from: path.source, to: peerID) }
-
-    private func reflectionAllows(from source: WorkerID, to peerID: WorkerID) -> Bool {
-        guard source != peerID, let s = sources[source] else { return false }
-        switch s.kind {
-        case .local: return true
-        case .peer(_, let fromClient):
-            guard configuration.isRouteReflector else { return false }
-            if fromClient { return true }
-            if case .peer(_, let toClient)? = sources[peerID]?.kind { return toClient }
-            return false
-        }
-    }
-
-    private func exportable(_ path: Path, family: AddressFamily, to peerID: WorkerID, _ p: PeerState) -> Bool {
-        exportable(source: path.source, attributes: path.attributes, family: family, to: peerID, p)
-    }
-
-    private func exportable(source: WorkerID, attributes: AttributeSet, family: AddressFamily, to peerID: WorkerID, _ p: PeerState) -> Bool {
-        guard reflectionAllows(from: source, to: peerID) else { return false }
-        if family == .routeTargetConstraint || !p.rtcActive { return true }
-        return p.filter.allows(attributes.routeTargetKeys)
-    }
-
-    /// Index in `d.paths` of the path a peer should hold, if any. Reads the destination in place: the
-    /// send path runs once per route and peer, and copies of destinations cost retains.
-    private func exportIndex(_ d: inout Destination, family: AddressFamily, to peerID: WorkerID, _ p: PeerState) -> Int? {
-        if family == .routeTargetConstraint {
-            // RFC 4684 §3.2: the best membership route among those the peer did not send, so that a
-            // client learns that others import the same route target.
-            let i = DecisionProcess.best(of: d.paths, sources: { self.sources[$0] ?? PathSource(kind: .local, routerID: IPv4Address(0), address: IPv6Address(high: 0, low: 0)) }, eligible: { self.reflectionAllows($0, to: peerID) })
-            return i >= 0 ? i : nil
-        }
-        let i = Int(d.best)
-        guard i >= 0, exportable(source: d.paths.source(at: i), attributes: d.paths.attributes(at: i), family: family, to: peerID, p) else { return nil }
-        return i
-    }
-
-    public func hasPending(_ peer: WorkerID) -> Bool { peers[peer]?.hasPending(tables) ?? false }
-
-    /// Up to `limit` destinations' worth of UPDATE content for the peer, one family at a time; RT
-    /// memberships first, so the peer knows what we import before it sends.
-    public func takePending(peer id: WorkerID, limit: Int) -> OutboundBatch? {
-        guard let p = peers[id], p.established else { return nil }
-        for family in sendingOrder(p) {
-            guard let table = tables[family] else {
-                // Nothing to walk; a table created later starts its log at the peer's position 0.
-                p.cursor[family] = nil
-                p.pending[family] = nil
-                continue
-            }
-            // Ranges that turn out empty (everything filtered) are skipped, not returned.
-            while let range = nextRange(p, family: family, table: table, limit: limit) {
-                let decisions = decide(p, peer: id, family: family, table: table, slots: range.slots)
-                if decisions.isEmpty { continue }
-                return content(of: decisions, family: family, table: table)
-            }
-        }
-        return nil
-    }
-
-    /// The same as encoded UPDATEs for this wire context. Peers with the same context that evaluate
-    /// the same range of the change log (or of the initial walk) to the same decisions share one
-    /// encoding, as FRR's update groups do; a peer whose own routes are in the range, or whose
-    /// advertised state differs, decides differently and gets its own.
-    public func takeEncoded(peer id: WorkerID, limit: Int, context: WireContext) -> (family: AddressFamily, messages: [ByteBuffer])? {
-        guard let p = peers[id], p.established else { return nil }
-        for family in sendingOrder(p) {
-            guard let table = tables[family] else {
-                // Nothing to walk; a table created later starts its log at the peer's position 0.
-                p.cursor[family] = nil
-                p.pending[family] = nil
-                continue
-            }
-            while let range = nextRange(p, family: family, table: table, limit: limit) {
-                let decisions = decide(p, peer: id, family: family, table: table, slots: range.slots)
-                if decisions.isEmpty { continue }
-                let key = range.kind.map { RangeKey(family: family, kind: $0, start: range.start, end: range.end, context: context) }
-                if let key, let cached = encodedRanges[key], cached.decisions == decisions {
-                    for d in decisions where d.index < 0 { table.releaseIfUnused(d.slot) }
-                    return (family, cached.messages)
-                }
-                let batch = content(of: decisions, family: family, table: table)
-                let builder = UpdateBuilder(context: context)
-                var messages: [ByteBuffer] = []
-                for (set, elements) in batch.announce {
-                    builder.announce(elements, family: family, nextHop: set.nextHop, attributes: set.attributes) { messages.append($0) }
-                }
-                if !batch.withdraw.isEmpty { messages += builder.withdraw(batch.withdraw, family: family) }
-                if let key {
-                    if encodedRanges.count >= 512 { encodedRanges.removeAll(keepingCapacity: true) }
-                    encodedRanges[key] = EncodedRange(decisions: decisions, messages: messages)
-                }
-                return (family, messages)
-            }
-        }
-        return nil
-    }
-
-    /// Membership routes first, so the peer knows what we import before it sends.
-    private func sendingOrder(_ p: PeerState) -> [AddressFamily] {
-        p.families.sorted { a, b in (a == .routeTargetConstraint ? 0 : 1, a) < (b == .routeTargetConstraint ? 0 : 1, b) }
-    }
-
-    /// A range of slots to evaluate for a peer: its own pending slots, the next block of its initial
-    /// walk, or the next block of the change log. Walk and log blocks end on multiples of `limit`,
-    /// so that peers reading at different times read the same ranges (and can share encodings).
-    private func nextRange(_ p: PeerState, family: AddressFamily, table: FamilyTable, limit: Int) -> (slots: [Int32], kind: UInt8?, start: Int, end: Int)? {
-        if var set = p.pending.removeValue(forKey: family), !set.isEmpty {
-            var slots: [Int32] = []
-            while slots.count < limit, let s = set.popFirst() { slots.append(s) }
-            if !set.isEmpty { p.pending[family] = set }
-            return (slots, nil, 0, 0)
-        }
-        if let c = p.cursor[family] {
-            let end = min((Int(c) / limit + 1) * limit, table.slotCount)
-            p.cursor[family] = end >= table.slotCount ? nil : Int32(end)
-            return (Array(c..<Int32(max(Int(c), end))), 0, Int(c), end)
-        }
-        if let position = p.logPosition[family], position < table.logEnd {
-            let end = min((position / limit + 1) * limit, table.logEnd)
-            var slots: [Int32] = []
-            for seq in max(position, table.logBase)..<end {
-                if let slot = table.loggedSlot(seq) { slots.append(slot) }
-            }
-            p.logPosition[family] = end
-            return (slots, 1, position, end)
-        }
-        return nil
-    }
-
-    /// What one peer gets for each slot: a path (index) or a withdraw (-1), with the destination's
-    /// change number, so that equal decisions mean equal UPDATE content. Marks what the peer holds.
-    private func decide(_ p: PeerState, peer id: WorkerID, family: AddressFamily, table: FamilyTable, slots: [Int32]) -> [Decision] {
-        var decisions: [Decision] = []
-        for slot in slots {
-            let decision: Decision? = table.update(slot) { d in
-                if let i = exportIndex(&d, family: family, to: id, p) {
-                    d.advertised.insert(p.bit)
-                    return Decision(slot: slot, index: Int16(i), seq: d.changeSeq)
-                } else if d.advertised.contains(p.bit) {
-                    d.advertised.remove(p.bit)
-                    return Decision(slot: slot, index: -1, seq: d.changeSeq)
-                }
-                return nil
-            } ?? nil
-            if let decision { decisions.append(decision) }
-        }
-        return decisions
-    }
-
-    /// UPDATE content for decisions: announces grouped by attribute set (in first-seen order; a
-    /// linear search from the last hit, since consecutive routes mostly share one), and withdraws.
-    /// Destinations that were only kept for the withdraw are freed.
-    private func content(of decisions: [Decision], family: AddressFamily, table: FamilyTable) -> OutboundBatch {
-        var groups: [(set: AttributeSet, elements: [NLRIElement])] = []
-        var last = -1
-        var withdraw: [NLRIElement] = []
-        for decision in decisions {
-            table.update(decision.slot) { d in
-                guard decision.index >= 0 else {
-                    withdraw.append(d.key.withdrawal)
-                    return
-                }
-                let i = Int(decision.index)
-                let set = d.paths.attributes(at: i)
-                if last < 0 || groups[last].set !== set {
-                    last = groups.firstIndex { $0.set === set } ?? -1
-                    if last < 0 {
-                        groups.append((set, []))
-                        last = groups.count - 1
-                    }
-                }
-                groups[last].elements.append(d.paths.element(at: i))
-            }
-            if decision.index < 0 { table.releaseIfUnused(decision.slot) }
-        }
-        return OutboundBatch(family: family, announce: groups.map { ($0.set, $0.elements) }, withdraw: withdraw)
-    }
-
-    struct Decision: Equatable {
-        var slot: Int32
-        var index: Int16
-        var seq: UInt32
-    }
-
-    struct RangeKey: Hashable {
-        var family: AddressFamily
-        var kind: UInt8
-        var start: Int
-        var end: Int
-        var context: WireContext
-    }
-
-    struct EncodedRange {
-        var decisions: [Decision]
-        var messages: [ByteBuffer]
-    }
-
-    /// A route refresh: every destination of these families is evaluated again for the peer.
-    public func resend(peer: WorkerID, families: [AddressFamily]) {
-        guard peers[peer]?.established == true else { return }
-        for family in families where peers[peer]?.families.contains(family) == true { peers[peer]?.cursor[family] = 0 }
-    }
-
-    // MARK: Output and state
-
-    public func takeLocalEvents() -> [(WorkerID, LocalEvent)] {
-        defer { localEvents = [] }
-        return localEvents
-    }
-
-    /// Peers with something to send (and the change logs trimmed of what every peer has read).
-    public func takeReadyPeers() -> Set<WorkerID> {
-        var ready = Set<WorkerID>()
-        for (id, p) in peers where p.hasPending(tables) { ready.insert(id) }
-        for (family, table) in tables {
-            let positions = peers.values.filter { $0.established && $0.families.contains(family) }.map { $0.logPosition[family] ?? table.logBase }
-            table.trimLog(before: positions.min() ?? table.logEnd)
-        }
-        // Log ranges every peer has read, and walks nobody is doing, are not needed any more.
-        if !encodedRanges.isEmpty {
-            encodedRanges = encodedRanges.filter { key, _ in
-                guard let table = tables[key.family] else { return false }
-                if key.kind == 1 { return key.end > table.logBase }
-                return peers.values.contains { $0.cursor[key.family] != nil }
-            }
-        }
-        return ready
-    }
-
-    /// Routes stored per family (all paths), and destinations.
-    public func pathCount(_ family: AddressFamily) -> Int { tables[family]?.pathCount ?? 0 }
-    public func destinationCount(_ family: AddressFamily) -> Int { tables[family]?.destinationCount ?? 0 }
-    public var attributeSetCount: Int { attributeSets.count }
-    public var families: [AddressFamily] { tables.keys.sorted() }
-
-    /// Every path of a family, for the looking glass and tests.
-    public func routes(_ family: AddressFamily) -> [Route] {
-        guard let table = tables[family] else { return [] }
-        return table.liveSlots.flatMap { slot in table[slot]?.paths.map { route(family, $0) } ?? [] }
-    }
-
-    /// The best path per destination (what a reflector advertises).
-    public func bestRoutes(_ family: AddressFamily) -> [Route] {
-        guard let table = tables[family] else { return [] }
-        return table.liveSlots.compactMap { slot in table[slot]?.bestPath.map { route(family, $0) } }
-    }
-
-    /// Every path of the EVPN MAC/IP routes for one MAC in one RD (all its IPs, every host that
-    /// advertises it): an index lookup, not a scan.
-    public func macRoutes(routeDistinguisher: RouteDistinguisher, mac: MACAddress) -> [Route] {
-        guard let table = tables[.evpn] else { return [] }
-        let slots = table.byMAC[FamilyTable.MACKey(routeDistinguisher: routeDistinguisher, mac: mac)] ?? []
-        return slots.flatMap { slot in table[slot]?.paths.map { route(.evpn, $0) } ?? [] }
-    }
-
-    /// The route targets a peer asked for with RT-Constraint routes (nil when it did not negotiate RTC).
-    public func requestedRouteTargets(_ peer: WorkerID) -> Set<RouteTargetKey>? {
-        guard let p = peers[peer], p.rtcActive else { return nil }
-        return Set(p.filter.exact.keys)
-    }
-
-    /// Route targets local workers import (those we originate RTC routes for).
-    public var importedRouteTargets: Set<RouteTargetKey> { Set(importers.keys) }
-
-    public func subscriptions(of worker: WorkerID) -> Set<Match> { subscriptions[worker] ?? [] }
 }

@@ -97,13 +97,19 @@ public protocol OutboundRoutes: AnyObject {
 extension OutboundRoutes {
     public func takeEncoded(limit: Int, context: WireContext) -> (family: AddressFamily, messages: [ByteBuffer])? {
         guard let batch = takePending(limit: limit) else { return nil }
-        let builder = UpdateBuilder(context: context)
+        return (batch.family, UpdateBuilder(context: context).messages(announcing: batch.announce, withdrawing: batch.withdraw, family: batch.family))
+    }
+}
+
+extension UpdateBuilder {
+    /// UPDATEs announcing routes grouped by attribute set, then withdrawing others.
+    public func messages(announcing groups: [(AttributeSet, [NLRIElement])], withdrawing withdraw: [NLRIElement], family: AddressFamily) -> [ByteBuffer] {
         var messages: [ByteBuffer] = []
-        for (set, elements) in batch.announce {
-            builder.announce(elements, family: batch.family, nextHop: set.nextHop, attributes: set.attributes) { messages.append($0) }
+        for (set, elements) in groups {
+            announce(elements, family: family, nextHop: set.nextHop, attributes: set.attributes) { messages.append($0) }
         }
-        if !batch.withdraw.isEmpty { messages += builder.withdraw(batch.withdraw, family: batch.family) }
-        return (batch.family, messages)
+        if !withdraw.isEmpty { messages += self.withdraw(withdraw, family: family) }
+        return messages
     }
 }
 
@@ -554,11 +560,7 @@ public final class BGPPeer: @unchecked Sendable {
         }
         while channel.isWritable, let batch = ribOut.takePending(limit: 2000) {
             guard session.families.contains(batch.family) else { continue }
-            var messages: [ByteBuffer] = []
-            for (set, elements) in batch.announce {
-                messages += builder.announce(elements, family: batch.family, nextHop: set.nextHop, attributes: set.attributes)
-            }
-            if !batch.withdraw.isEmpty { messages += builder.withdraw(batch.withdraw, family: batch.family) }
+            let messages = builder.messages(announcing: batch.announce, withdrawing: batch.withdraw, family: batch.family)
             for message in messages { channel.write(message, promise: nil) }
             sent += messages.count
         }
