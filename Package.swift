@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "BGPCapture", targets: ["BGPCapture"]),
         .library(name: "BGPSession", targets: ["BGPSession"]),
         .library(name: "BGPEngine", targets: ["BGPEngine"]),
+        .library(name: "BagpipeVPN", targets: ["BagpipeVPN"]),
         .executable(name: "bagpipe-bgp-decode", targets: ["bagpipe-bgp-decode"]),
         .executable(name: "bagpipe-bench", targets: ["bagpipe-bench"]),
         .executable(name: "bagpipe-bgp", targets: ["bagpipe-bgp"]),
@@ -48,6 +49,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // VPN instances (E-VPN, IP VPN) and their identifier allocators, on the engine.
+        .target(name: "BagpipeVPN", dependencies: ["BGPEngine", "BGPSession", "BGPWire"]),
         // bgp.conf: the INI reader and the options of each section.
         .target(name: "BagpipeConfig", dependencies: ["BGPWire"]),
         .executableTarget(
@@ -134,6 +137,7 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),
+        .testTarget(name: "BagpipeVPNTests", dependencies: ["BagpipeVPN"]),
         .testTarget(
             name: "BGPSessionTests",
             dependencies: [

@@ -46,27 +46,26 @@ struct BagpipeBGP: AsyncParsableCommand {
         }
         let logger = Logger(label: "bagpipe.bgp")
         let files = configFiles.isEmpty ? ["/etc/bagpipe-bgp/bgp.conf"] : configFiles
-        var ini = INIFile()
-        do {
-            for path in files { try ini.merge(try String(contentsOfFile: path, encoding: .utf8), origin: path) }
-            if let configDir {
-                let names = try FileManager.default.contentsOfDirectory(atPath: configDir).filter { $0.hasSuffix(".conf") }.sorted()
-                for name in names { try ini.merge(try String(contentsOfFile: configDir + "/" + name, encoding: .utf8), origin: configDir + "/" + name) }
-            }
-        } catch let error as ConfigurationError {
-            throw ValidationError(error.description)
-        } catch {
-            throw ValidationError("cannot read the configuration: \(error.localizedDescription)")
-        }
         var warnings: [String] = []
         let options: BGPOptions
-        do { options = try BGPOptions(ini, warnings: &warnings) } catch let error as ConfigurationError { throw ValidationError(error.description) }
+        do {
+            options = try BagpipeConfiguration.load(files: files, directory: configDir, warnings: &warnings).bgp
+        } catch let error as ConfigurationError {
+            throw Self.fail(error.description)
+        }
         for warning in warnings { logger.warning("\(warning)") }
         guard options.routeReflector else {
-            throw ValidationError(
+            throw Self.fail(
                 "this version of bagpipe-bgp runs only as a route reflector: set route_reflector = True in [BGP] (VPN instances, the REST API and dataplane drivers are not in it yet)")
         }
         try await Self.runReflector(options, logger: logger)
+    }
+
+    /// A start-up failure: the message on standard error (no usage text: the command line was
+    /// fine) and exit status 2.
+    static func fail(_ message: String) -> ExitCode {
+        FileHandle.standardError.write(Data("bagpipe-bgp: \(message)\n".utf8))
+        return ExitCode(2)
     }
 
     static func runReflector(_ options: BGPOptions, logger: Logger) async throws {
@@ -93,7 +92,7 @@ struct BagpipeBGP: AsyncParsableCommand {
                 logger.notice("listening for BGP sessions on \(host) port \(port)")
             } catch {
                 try? await group.shutdownGracefully()
-                throw ValidationError("cannot listen on \(host) port \(options.listenPort): \(error)")
+                throw Self.fail("cannot listen on \(host) port \(options.listenPort): \(error)")
             }
         }
         logger.notice(

@@ -73,6 +73,63 @@ func builtProduct(_ name: String) -> String {
         }
     }
 
+    func configuration(_ text: String) throws -> (BagpipeConfiguration, [String]) {
+        var warnings: [String] = []
+        let c = try BagpipeConfiguration(try INIFile(parsing: text, origin: "bgp.conf"), warnings: &warnings)
+        return (c, warnings)
+    }
+
+    /// Behaviour 57 of the original's tests (reference §12).
+    @Test func behaviour57LocalAddressTakesAnAddressOrAnInterfaceName() throws {
+        #expect(try options("[BGP]\nlocal_address = lo\nmy_as = 1").0.localAddress == IPv4Address(127, 0, 0, 1))
+        #expect(try options("[BGP]\nlocal_address = 192.0.2.7\nmy_as = 1").0.localAddress == IPv4Address(192, 0, 2, 7))
+        #expect(throws: ConfigurationError.self) { try options("[BGP]\nlocal_address = nosuchif0\nmy_as = 1") }
+    }
+
+    @Test func allSectionsWithDefaultsAliasesAndDrivers() throws {
+        let (defaults, quiet) = try configuration("[BGP]\nlocal_address = 192.0.2.1\nmy_as = 64512\n")
+        #expect(quiet.isEmpty)
+        #expect(defaults.api == (try configuration("[BGP]\nlocal_address = 192.0.2.1\nmy_as = 64512\n[API]\nhost = 127.0.0.1\nport = 8082").0.api))
+        #expect(defaults.api.host == "127.0.0.1" && defaults.api.port == 8082 && defaults.common.rootHelper == "sudo")
+        #expect(defaults.ipvpn.driver == "dummy" && defaults.evpn.driver == "dummy" && defaults.ipvpn.localAddress == nil)
+        let (c, warnings) = try configuration("""
+            [BGP]
+            local_address = 192.0.2.1
+            my_as = 64512
+            [api]
+            api_host = 0.0.0.0
+            api_port = 9000
+            [DATAPLANE_DRIVER_IPVPN]
+            dataplane_driver = mpls_ovs_dataplane.MPLSOVSDataplaneDriver
+            dataplane_local_address = lo
+            ovs_bridge = br-mpls
+            [DATAPLANE_DRIVER_EVPN]
+            dataplane_driver = bagpipe.bgp.vpn.evpn.DummyDataplaneDriver
+            [DATAPLANE_DRIVER]
+            dataplane_driver = dummy
+            """)
+        #expect(c.api.host == "0.0.0.0" && c.api.port == 9000, "deprecated aliases still read")
+        #expect(warnings.contains("[API] api_host is deprecated: use host") && warnings.contains("[API] api_port is deprecated: use port"))
+        #expect(warnings.contains { $0.contains("[DATAPLANE_DRIVER] is no longer read") })
+        #expect(c.ipvpn.driver == "ovs" && c.ipvpn.localAddress == IPv4Address(127, 0, 0, 1) && c.ipvpn.driverOptions == ["ovs_bridge": "br-mpls"])
+        #expect(c.evpn.driver == "dummy")
+    }
+
+    @Test(arguments: [
+        ("[DATAPLANE_DRIVER_EVPN]\ndataplane_driver = mpls_ovs_dataplane.MPLSOVSDataplaneDriver", "[DATAPLANE_DRIVER_EVPN] dataplane_driver"),
+        ("[DATAPLANE_DRIVER_IPVPN]\ndataplane_driver = fancy", "[DATAPLANE_DRIVER_IPVPN] dataplane_driver"),
+        ("[DATAPLANE_DRIVER_IPVPN]\ndataplane_local_address = nosuchif0", "[DATAPLANE_DRIVER_IPVPN] dataplane_local_address"),
+        ("[API]\nport = http", "[API] port"),
+    ])
+    func invalidSectionValueNamesTheOption(section: String, option: String) {
+        do {
+            _ = try configuration("[BGP]\nlocal_address = 192.0.2.1\nmy_as = 1\n" + section)
+            Issue.record("accepted: \(section)")
+        } catch {
+            #expect("\(error)".contains(option), "\(error)")
+        }
+    }
+
     @Test func unknownOptionsAreWarnedAbout() throws {
         let (_, warnings) = try options("[BGP]\nlocal_address = 192.0.2.1\nmy_as = 1\nmy_sa = 2\n")
         #expect(warnings.count == 1 && warnings[0].contains("my_sa") && warnings[0].contains("bgp.conf:4"))
