@@ -137,7 +137,7 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),
-        .testTarget(name: "BagpipeVPNTests", dependencies: ["BagpipeVPN"]),
+        .testTarget(name: "BagpipeVPNTests", dependencies: ["BagpipeVPN", "BGPEngine", "BGPSession", "BGPWire"]),
         .testTarget(
             name: "BGPSessionTests",
             dependencies: [

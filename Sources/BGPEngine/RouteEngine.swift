@@ -44,6 +44,13 @@ public final class RouteEngine {
         public var attributes: AttributeSet
         public var source: WorkerID
 
+        public init(family: AddressFamily, element: NLRIElement, attributes: AttributeSet, source: WorkerID) {
+            self.family = family
+            self.element = element
+            self.attributes = attributes
+            self.source = source
+        }
+
         public var routeTargets: [RouteTargetKey] { attributes.routeTargetKeys }
         public var description: String { "\(family) \(element.nlri) from \(source)" }
     }
