@@ -1,0 +1,274 @@
+import BGPWire
+
+/// An API error: the HTTP status and the original's JSON fields `{code, title, message}`. Every
+/// client error is a 4xx, also where the original answered 500 (malformed route target, bad
+/// `readvertise` or `attract_traffic`, a body that is not an object).
+public struct APIError: Error, Equatable, CustomStringConvertible {
+    public var status: Int
+    public var title: String
+    public var message: String
+
+    public init(status: Int = 400, title: String = "Bad Request", _ message: String) {
+        self.status = status
+        self.title = title
+        self.message = message
+    }
+
+    public var description: String { "\(status) \(title): \(message)" }
+    static func missing(_ name: String) -> APIError { APIError("Missing parameter: '\(name)'") }
+}
+
+public enum VPNType: String, Sendable, Hashable { case ipvpn, evpn }
+
+/// Where traffic flows for an endpoint (reference §8.1).
+public enum Direction: String, Sendable, Hashable { case both, toPort = "to-port", fromPort = "from-port" }
+
+/// The `local_port` object (reference §1.4). A string is `{"linuxif": s}`.
+public struct LocalPort: Sendable, Hashable {
+    public var linuxif: String?
+    /// The whole object as sent: a MAC is bound to one of these (compared as a whole).
+    public var raw: JSONValue
+    public var vlan: Int64? { raw["vlan"]?.intValue }
+    /// `evpn.id`: plug an existing EVI into this VRF (§8.6).
+    public var evpnID: String? { raw["evpn"]?["id"]?.stringValue }
+}
+
+/// `readvertise` (reference §8.3): routes with a `from_rt` are re-advertised with `to_rt`.
+public struct Readvertise: Sendable, Hashable {
+    public var from: [ExtendedCommunity]
+    public var to: [ExtendedCommunity]
+}
+
+/// `attract_traffic` (reference §8.3).
+public struct AttractTraffic: Sendable, Hashable {
+    public var redirectRTs: [ExtendedCommunity]
+    public var classifier: JSONValue?
+    public var to: [ExtendedCommunity]
+    public var staticDestinationPrefixes: [IPPrefix]
+}
+
+/// A parsed `attach_localport` request (reference §1.3), validated; nothing is changed until a
+/// request parses.
+public struct AttachRequest: Sendable, Hashable {
+    public var vpnType: VPNType
+    public var vpnInstanceID: String
+    public var mac: MACAddress
+    public var localPort: LocalPort
+    public var importRTs: [ExtendedCommunity]
+    public var exportRTs: [ExtendedCommunity]
+    /// As given (the original keeps the string) and parsed; required for IP VPN.
+    public var ipAddress: (text: String, prefix: IPPrefix)?
+    public var gatewayIP: IPv4Address?
+    public var advertiseSubnet = false
+    public var direction = Direction.both
+    public var localPref: UInt32?
+    public var lbConsistentHashOrder: UInt32 = 0
+    /// 0: not forced.
+    public var vni: UInt32 = 0
+    public var linuxbr: String?
+    public var description: JSONValue?
+    public var instanceDescription: JSONValue?
+    public var readvertise: Readvertise?
+    public var attractTraffic: AttractTraffic?
+    public var fallback: JSONValue?
+
+    public static func == (a: Self, b: Self) -> Bool { a.canonical == b.canonical }
+    public func hash(into h: inout Hasher) { h.combine(canonical) }
+    private var canonical: String { "\(vpnType)|\(vpnInstanceID)|\(mac)|\(localPort)|\(importRTs)|\(exportRTs)|\(ipAddress?.text ?? "")|\(String(describing: gatewayIP))|\(advertiseSubnet)|\(direction)|\(String(describing: localPref))|\(lbConsistentHashOrder)|\(vni)" }
+
+    public init(json: JSONValue) throws(APIError) {
+        let r = try RequestReader(json)
+        vpnType = try r.vpnType()
+        vpnInstanceID = try r.requiredString("vpn_instance_id")
+        mac = try r.mac()
+        localPort = try r.localPort()
+        importRTs = try r.routeTargets("import_rt")
+        exportRTs = try r.routeTargets("export_rt")
+        if vpnType == .ipvpn {
+            guard r.has("ip_address") else { throw .missing("ip_address") }
+            guard r.has("gateway_ip") else { throw .missing("gateway_ip") }
+        }
+        ipAddress = try r.ipAddress()
+        if let text = try r.optionalString("gateway_ip") {
+            guard let a = IPv4Address(text) else { throw APIError("IP address \(text) is not valid") }
+            gatewayIP = a
+        }
+        if let v = r.json["advertise_subnet"], v != .null {
+            guard case .bool(let b) = v else { throw APIError("'advertise_subnet' must be a boolean") }
+            advertiseSubnet = b
+        }
+        if let v = r.json["direction"], v != .null {
+            guard let text = v.stringValue, let d = Direction(rawValue: text) else {
+                throw APIError("direction should be one of: both, to-port, from-port")
+            }
+            direction = d
+        }
+        localPref = try r.unsigned("local_pref", max: UInt64(UInt32.max)).map { UInt32($0) }
+        lbConsistentHashOrder = try r.unsigned("lb_consistent_hash_order", max: UInt64(UInt32.max)).map { UInt32($0) } ?? 0
+        vni = try r.unsigned("vni", max: (1 << 24) - 1).map { UInt32($0) } ?? 0
+        linuxbr = try r.optionalString("linuxbr")
+        description = r.json["description"]
+        instanceDescription = r.json["instance_description"]
+        fallback = r.json["fallback"].flatMap { $0 == .null ? nil : $0 }
+        readvertise = try r.readvertise()
+        attractTraffic = try r.attractTraffic()
+    }
+}
+
+/// A parsed `detach_localport` request (reference §1.8).
+public struct DetachRequest: Sendable {
+    public var vpnType: VPNType
+    public var vpnInstanceID: String
+    public var mac: MACAddress
+    public var localPort: LocalPort
+    /// Required for IP VPN; for E-VPN absent means every IP of the MAC, then the MAC-only endpoint.
+    public var ipAddress: (text: String, prefix: IPPrefix)?
+
+    public init(json: JSONValue) throws(APIError) {
+        let r = try RequestReader(json)
+        vpnType = try r.vpnType()
+        vpnInstanceID = try r.requiredString("vpn_instance_id")
+        mac = try r.mac()
+        localPort = try r.localPort()
+        if vpnType == .ipvpn && !r.has("ip_address") { throw .missing("ip_address") }
+        ipAddress = try r.ipAddress()
+    }
+}
+
+/// Typed reads of a request object, with the original's messages.
+struct RequestReader {
+    let json: JSONValue
+
+    init(_ json: JSONValue) throws(APIError) {
+        guard case .object = json else { throw APIError("the request body must be a JSON object") }
+        self.json = json
+    }
+
+    func has(_ key: String) -> Bool { json[key].map { $0 != .null } ?? false }
+
+    func requiredString(_ key: String) throws(APIError) -> String {
+        guard let v = json[key], v != .null else { throw .missing(key) }
+        guard let s = v.stringValue else { throw APIError("'\(key)' must be a string") }
+        return s
+    }
+
+    func optionalString(_ key: String) throws(APIError) -> String? {
+        guard let v = json[key], v != .null else { return nil }
+        guard let s = v.stringValue else { throw APIError("'\(key)' must be a string") }
+        return s
+    }
+
+    func unsigned(_ key: String, max: UInt64) throws(APIError) -> UInt64? {
+        guard let v = json[key], v != .null else { return nil }
+        guard case .int(let i) = v, i >= 0, UInt64(i) <= max else { throw APIError("'\(key)' must be an integer from 0 to \(max)") }
+        return UInt64(i)
+    }
+
+    func vpnType() throws(APIError) -> VPNType {
+        guard let v = json["vpn_type"], v != .null else { throw APIError("missing instance_type") }
+        guard let text = v.stringValue, let t = VPNType(rawValue: text) else { throw APIError("unknown vpn_type: \(v.stringValue ?? v.serialized())") }
+        return t
+    }
+
+    func mac() throws(APIError) -> MACAddress {
+        let text = try requiredString("mac_address")
+        guard let m = Self.parseMAC(text) else { throw APIError("MAC address \(text) is not valid") }
+        return m
+    }
+
+    /// The formats netaddr accepts: `aa:bb:cc:dd:ee:ff`, `aa-bb-…`, `aabb.ccdd.eeff`, `aabbccddeeff`.
+    static func parseMAC(_ text: String) -> MACAddress? {
+        if let m = MACAddress(text) { return m }
+        let hex = text.filter { $0 != "." && $0 != ":" && $0 != "-" }
+        let groups = text.split(whereSeparator: { $0 == "." || $0 == ":" || $0 == "-" })
+        guard hex.count == 12, groups.allSatisfy({ [1, 2, 4, 12].contains($0.count) }), let v = UInt64(hex, radix: 16) else { return nil }
+        return MACAddress(v)
+    }
+
+    func localPort() throws(APIError) -> LocalPort {
+        guard let v = json["local_port"], v != .null else { throw .missing("local_port") }
+        if let name = v.stringValue { return LocalPort(linuxif: name, raw: .object([("linuxif", .string(name))])) }
+        guard case .object = v, v["linuxif"] != nil || v["evpn"] != nil else {
+            throw APIError("Mandatory key is missing in local_port parameter (linuxif, or evpn)")
+        }
+        return LocalPort(linuxif: v["linuxif"]?.stringValue, raw: v)
+    }
+
+    func routeTargets(_ key: String) throws(APIError) -> [ExtendedCommunity] {
+        guard let v = json[key], v != .null else { throw .missing(key) }
+        return try Self.routeTargets(v, name: key)
+    }
+
+    /// A list of strings or one comma-separated string; duplicates removed; `<asn>:<nn>`, 2-octet AS.
+    static func routeTargets(_ v: JSONValue, name: String) throws(APIError) -> [ExtendedCommunity] {
+        var texts: [String] = []
+        if let s = v.stringValue {
+            texts = s.split(separator: ",").map { $0.trimmingCharacters(in: " ") }
+        } else if let items = v.arrayValue {
+            for item in items {
+                guard let s = item.stringValue else { throw APIError("Malformed route target in '\(name)': \(item.serialized())") }
+                texts.append(s)
+            }
+        } else {
+            throw APIError("'\(name)' must be a list of route targets or a comma-separated string")
+        }
+        var out = Set<ExtendedCommunity>()
+        for text in texts where !text.isEmpty {
+            let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+            guard parts.count == 2, let asn = UInt16(parts[0]), let n = UInt32(parts[1]) else {
+                throw APIError("Malformed route target in '\(name)': '\(text)' (expected <asn>:<number>, asn up to 65535)")
+            }
+            out.insert(.routeTarget(as: asn, n))
+        }
+        return out.sorted()
+    }
+
+    func ipAddress() throws(APIError) -> (text: String, prefix: IPPrefix)? {
+        guard let text = try optionalString("ip_address") else { return nil }
+        guard let p = Self.parsePrefix(text) else { throw APIError("IP address \(text) is not valid") }
+        return (text, p)
+    }
+
+    /// `A.B.C.D` (a /32) or `A.B.C.D/len`.
+    static func parsePrefix(_ text: String) -> IPPrefix? {
+        let parts = text.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count <= 2, let address = IPv4Address(parts[0]) else { return nil }
+        guard parts.count == 2 else { return IPPrefix(.v4(address), length: 32) }
+        guard let length = UInt8(parts[1]), length <= 32 else { return nil }
+        return IPPrefix(.v4(address), length: length)
+    }
+
+    func readvertise() throws(APIError) -> Readvertise? {
+        guard let v = json["readvertise"], v != .null else { return nil }
+        guard case .object = v, let from = v["from_rt"], let to = v["to_rt"], from.arrayValue != nil, to.arrayValue != nil else {
+            throw APIError("'readvertise' must be an object with the lists 'from_rt' and 'to_rt'")
+        }
+        return Readvertise(from: try Self.routeTargets(from, name: "readvertise.from_rt"), to: try Self.routeTargets(to, name: "readvertise.to_rt"))
+    }
+
+    func attractTraffic() throws(APIError) -> AttractTraffic? {
+        guard let v = json["attract_traffic"], v != .null, v != .object([]) else { return nil }
+        guard case .object = v else { throw APIError("'attract_traffic' must be an object") }
+        guard let redirect = v["redirect_rts"] else { throw APIError("'attract_traffic' requires 'redirect_rts'") }
+        var prefixes: [IPPrefix] = []
+        for item in v["static_destination_prefixes"]?.arrayValue ?? [] {
+            guard let text = item.stringValue, let p = Self.parsePrefix(text) else {
+                throw APIError("attract_traffic.static_destination_prefixes: \(item.serialized()) is not a prefix")
+            }
+            prefixes.append(p)
+        }
+        return AttractTraffic(
+            redirectRTs: try Self.routeTargets(redirect, name: "attract_traffic.redirect_rts"), classifier: v["classifier"],
+            to: try v["to_rt"].map { (x) throws(APIError) in try Self.routeTargets(x, name: "attract_traffic.to_rt") } ?? [],
+            staticDestinationPrefixes: prefixes)
+    }
+}
+
+extension Substring {
+    func trimmingCharacters(in set: Character) -> String {
+        var s = self
+        while s.first == set { s = s.dropFirst() }
+        while s.last == set { s = s.dropLast() }
+        return String(s)
+    }
+}
