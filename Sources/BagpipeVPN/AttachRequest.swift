@@ -28,6 +28,11 @@ public struct LocalPort: Sendable, Hashable {
     public var linuxif: String?
     /// The whole object as sent: a MAC is bound to one of these (compared as a whole).
     public var raw: JSONValue
+
+    public init(linuxif: String?, raw: JSONValue) {
+        self.linuxif = linuxif
+        self.raw = raw
+    }
     public var vlan: Int64? { raw["vlan"]?.intValue }
     /// `evpn.id`: plug an existing EVI into this VRF (§8.6).
     public var evpnID: String? { raw["evpn"]?["id"]?.stringValue }
