@@ -107,13 +107,15 @@ extension DataplaneDriver {
 public final class DummyDriver: DataplaneDriver {
     public let vpnType: VPNType
     public let encapsulations: [TunnelType]
-    public let supportsECMP = false
+    public let supportsECMP: Bool
     public let localAddress: IPv4Address
     public private(set) var instances: [UInt32: DummyInstance] = [:]
 
-    public init(vpnType: VPNType, localAddress: IPv4Address) {
+    /// `ecmp`: behave as a driver with ECMP (the original's dummies have none).
+    public init(vpnType: VPNType, localAddress: IPv4Address, ecmp: Bool = false) {
         self.vpnType = vpnType
         self.localAddress = localAddress
+        supportsECMP = ecmp
         // As the original: E-VPN over VXLAN only; IP VPN default and MPLS.
         encapsulations = vpnType == .evpn ? [.vxlan] : [.default, .mpls]
     }
