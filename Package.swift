@@ -22,6 +22,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.5.0"),
     ],
     targets: [
         .target(
@@ -50,13 +51,19 @@ let package = Package(
             ]
         ),
         // VPN instances (E-VPN, IP VPN) and their identifier allocators, on the engine.
-        .target(name: "BagpipeVPN", dependencies: ["BGPEngine", "BGPSession", "BGPWire"]),
+        .target(name: "BagpipeVPN", dependencies: ["BGPEngine", "BGPSession", "BGPWire", .product(name: "NIOCore", package: "swift-nio")]),
+        // The original's REST API and looking glass, on Hummingbird.
+        .target(
+            name: "BagpipeAPI",
+            dependencies: ["BagpipeVPN", "BGPWire", .product(name: "Hummingbird", package: "hummingbird"), .product(name: "NIOCore", package: "swift-nio")]
+        ),
         // bgp.conf: the INI reader and the options of each section.
         .target(name: "BagpipeConfig", dependencies: ["BGPWire"]),
         .executableTarget(
             name: "bagpipe-bgp",
             dependencies: [
-                "BGPEngine", "BGPSession", "BGPWire", "BagpipeConfig",
+                "BGPEngine", "BGPSession", "BGPWire", "BagpipeConfig", "BagpipeVPN", "BagpipeAPI",
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

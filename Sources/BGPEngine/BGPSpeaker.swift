@@ -35,6 +35,8 @@ public final class BGPSpeaker: @unchecked Sendable {
     private var peers: [WorkerID: BGPPeer] = [:]
     private var peersByAddress: [String: BGPPeer] = [:]
     private var handlers: [WorkerID: @Sendable (RouteEngine.LocalEvent) -> Void] = [:]
+    /// Events of workers created directly on the engine (VPN instances), on the loop.
+    private var otherWorkers: ((WorkerID, RouteEngine.LocalEvent) -> Void)?
     private var listener: BGPListener?
 
     public init(configuration: RouteEngine.Configuration, eventLoop: any EventLoop, logger: Logger = Logger(label: "bagpipe.bgp.engine")) {
@@ -105,6 +107,20 @@ public final class BGPSpeaker: @unchecked Sendable {
         }
     }
 
+    /// On the loop only: runs `body` on the engine, then delivers what it caused. For owners that
+    /// live on the loop with the engine (the VPN manager), which keep non-Sendable state.
+    public func onLoop<T>(_ body: (RouteEngine) throws -> T) rethrows -> T {
+        eventLoop.preconditionInEventLoop()
+        defer { deliver() }
+        return try body(engine)
+    }
+
+    /// On the loop only: where events of workers without a handler go.
+    public func setHandlerForOtherWorkers(_ handler: @escaping (WorkerID, RouteEngine.LocalEvent) -> Void) {
+        eventLoop.preconditionInEventLoop()
+        otherWorkers = handler
+    }
+
     public func peer(_ id: WorkerID) -> EventLoopFuture<BGPPeer?> { eventLoop.submit { self.peers[id] } }
 
     /// Stops every peer (with a Cease) and the listener.
@@ -116,7 +132,14 @@ public final class BGPSpeaker: @unchecked Sendable {
     }
 
     private func deliver() {
-        for (worker, event) in engine.takeLocalEvents() { handlers[worker]?(event) }
+        // A handler can cause more events (an instance that re-advertises): deliver until quiet.
+        var events = engine.takeLocalEvents()
+        while !events.isEmpty {
+            for (worker, event) in events {
+                if let handler = handlers[worker] { handler(event) } else { otherWorkers?(worker, event) }
+            }
+            events = engine.takeLocalEvents()
+        }
         for id in engine.takeReadyPeers() { peers[id]?.outboundChanged() }
     }
 

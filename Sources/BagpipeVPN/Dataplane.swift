@@ -20,9 +20,16 @@ public struct Endpoint: Sendable, Hashable {
 
 /// A remote destination learned from a best route: a prefix (IP VPN) or a MAC (E-VPN).
 public struct RemoteEndpoint: Sendable, Hashable {
-    public enum Destination: Sendable, Hashable {
+    public enum Destination: Sendable, Hashable, CustomStringConvertible {
         case prefix(IPPrefix)
         case mac(MACAddress, ip: IPAddress?)
+
+        public var description: String {
+            switch self {
+            case .prefix(let p): "\(p)"
+            case .mac(let m, let ip): ip.map { "\(m) \($0)" } ?? "\(m)"
+            }
+        }
     }
 
     public var destination: Destination

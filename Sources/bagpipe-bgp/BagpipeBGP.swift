@@ -2,7 +2,10 @@ import ArgumentParser
 import BGPEngine
 import BGPSession
 import BGPWire
+import BagpipeAPI
 import BagpipeConfig
+import BagpipeVPN
+import Hummingbird
 import Foundation
 import Logging
 import NIOCore
@@ -15,16 +18,18 @@ struct BagpipeBGP: AsyncParsableCommand {
         commandName: "bagpipe-bgp",
         abstract: "The bagpipe BGP VPN speaker.",
         discussion: """
-            Reads bgp.conf (the original's INI file). This version runs as a BGP route reflector \
-            (RFC 4456) with RT-Constraint (RFC 4684): set in [BGP]
+            Reads bgp.conf (the original's INI file). As a compute node (the default) it peers with \
+            [BGP] peers, serves the REST API on [API] host:port (default 127.0.0.1:8082) for \
+            attach_localport / detach_localport, and realizes E-VPN and IP VPN instances (dummy \
+            dataplane drivers in this version). It can also run as a BGP route reflector (RFC 4456) \
+            with RT-Constraint (RFC 4684): set in [BGP]
               route_reflector = True
               cluster_id = <IPv4>          (default: local_address)
               non_client_peers = <list>    (other reflectors; every other peer is a client)
               passive = True|False         (wait for peers to connect; default True for a reflector)
               listen_address, listen_port  (default: local_address, bgp_port)
               hold_time = <seconds>        (default 180)
-            with the original's local_address, peers, my_as, enable_rtc and bgp_port. VPN instances, \
-            the REST API and the dataplane drivers of a compute-node speaker are not in this version.
+            with the original's local_address, peers, my_as, enable_rtc and bgp_port.
             SIGTERM or SIGINT closes every session with a Cease and exits 0.
             """)
 
@@ -47,18 +52,58 @@ struct BagpipeBGP: AsyncParsableCommand {
         let logger = Logger(label: "bagpipe.bgp")
         let files = configFiles.isEmpty ? ["/etc/bagpipe-bgp/bgp.conf"] : configFiles
         var warnings: [String] = []
-        let options: BGPOptions
+        let configuration: BagpipeConfiguration
         do {
-            options = try BagpipeConfiguration.load(files: files, directory: configDir, warnings: &warnings).bgp
+            configuration = try BagpipeConfiguration.load(files: files, directory: configDir, warnings: &warnings)
         } catch let error as ConfigurationError {
             throw Self.fail(error.description)
         }
         for warning in warnings { logger.warning("\(warning)") }
-        guard options.routeReflector else {
-            throw Self.fail(
-                "this version of bagpipe-bgp runs only as a route reflector: set route_reflector = True in [BGP] (VPN instances, the REST API and dataplane drivers are not in it yet)")
+        if configuration.bgp.routeReflector {
+            try await Self.runReflector(configuration.bgp, logger: logger)
+        } else {
+            try await Self.runHost(configuration, logger: logger)
         }
-        try await Self.runReflector(options, logger: logger)
+    }
+
+    /// A compute node: sessions to `peers` (active, as the original), the VPN instances the REST API
+    /// attaches ports to, and their dataplane drivers.
+    static func runHost(_ configuration: BagpipeConfiguration, logger: Logger) async throws {
+        let options = configuration.bgp
+        for section in [configuration.ipvpn, configuration.evpn] where section.driver != "dummy" {
+            throw fail("[DATAPLANE_DRIVER_\(section.vpnType.rawValue.uppercased())] dataplane_driver = \(section.driver): not available in this version (only dummy)")
+        }
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        let speaker = BGPSpeaker(
+            configuration: RouteEngine.Configuration(localAS: options.myAS, routerID: options.localAddress, localAddress: options.localAddress, routeTargetConstraint: options.enableRTC),
+            eventLoop: group.next(), logger: logger)
+        var families: [AddressFamily] = [.ipv4VPN, .evpn, .ipv4FlowSpecVPN]
+        if options.enableRTC { families.append(.routeTargetConstraint) }
+        for peer in options.peers {
+            let session = SessionConfiguration(
+                localAS: options.myAS, peerAS: options.myAS, routerID: options.localAddress, families: families, holdTime: options.holdTime, active: !options.passive)
+            try await speaker.addPeer(.init(address: "\(peer)", port: options.bgpPort, session: session, client: false, localAddress: options.passive ? nil : "\(options.localAddress)")).get()
+        }
+        if options.listens {
+            let host = "\(options.listenAddress ?? options.localAddress)"
+            _ = try await speaker.listen(host: host, port: options.listenPort).get()
+        }
+        let ipvpnAddress = configuration.ipvpn.localAddress ?? options.localAddress
+        let evpnAddress = configuration.evpn.localAddress ?? options.localAddress
+        let service = VPNService(speaker: speaker, configuration: .init(bgpAddress: options.localAddress, salt: ProcessInfo.processInfo.hostName)) {
+            [.ipvpn: DummyDriver(vpnType: .ipvpn, localAddress: ipvpnAddress), .evpn: DummyDriver(vpnType: .evpn, localAddress: evpnAddress)]
+        }
+        let api = Application(
+            router: BagpipeAPI.router(service: service),
+            configuration: .init(address: .hostname(configuration.api.host, port: configuration.api.port), serverName: "bagpipe-bgp"),
+            onServerRunning: { channel in logger.notice("REST API listening on \(channel.localAddress?.description ?? "?")") },
+            eventLoopGroupProvider: .shared(group), logger: logger)
+        logger.notice("host: AS \(options.myAS), router id \(options.localAddress), peers \(options.peers.map(\.description).joined(separator: " ")), dataplane drivers dummy")
+        let services = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: api), .init(service: HostService(service: service, logger: logger))], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await services.run()
+        try await group.shutdownGracefully()
     }
 
     /// A start-up failure: the message on standard error (no usage text: the command line was
@@ -102,6 +147,20 @@ struct BagpipeBGP: AsyncParsableCommand {
         let services = ServiceGroup(configuration: .init(services: [.init(service: service)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await services.run()
         try await group.shutdownGracefully()
+    }
+}
+
+/// Runs until SIGTERM/SIGINT, then stops every VPN instance (withdrawing its routes, cleaning its
+/// dataplane) and closes the sessions.
+struct HostService: Service {
+    let service: VPNService
+    let logger: Logger
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        logger.notice("stopping: VPN instances, then every session")
+        try? await service.stop().get()
+        try await service.speaker.stop().get()
     }
 }
 

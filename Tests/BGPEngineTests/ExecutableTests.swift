@@ -189,7 +189,7 @@ func builtProduct(_ name: String) -> String {
     }
 
     @Test(arguments: [
-        ("[BGP]\nlocal_address = 127.0.0.3\nmy_as = 64512\npeers = 127.0.0.2\n", "route_reflector = True"),
+        ("[BGP]\nlocal_address = 127.0.0.3\nmy_as = 64512\n[DATAPLANE_DRIVER_EVPN]\ndataplane_driver = ovs\n", "dataplane_driver = ovs: not available in this version"),
         ("[BGP]\nlocal_address = 127.0.0.3\nmy_as = 64512\nroute_reflector = perhaps\n", "[BGP] route_reflector"),
     ])
     func refusesToStartWithAClearMessage(conf: String, message: String) throws {
@@ -198,6 +198,59 @@ func builtProduct(_ name: String) -> String {
         #expect(daemon.process.terminationStatus != 0)
         #expect(daemon.log.contains(message), "\(daemon.log)")
         daemon.stop()
+    }
+
+    /// Two host daemons and our reflector, all real processes on loopback: ports attached through the
+    /// REST API on each host, each host's (dummy) dataplane learns the other's, detach and stop
+    /// withdraw.
+    @Test func twoHostsThroughOurReflector() async throws {
+        let rrPort = try freePort(host: "127.0.0.3")
+        let rr = try Self.run("bagpipe-bgp", ["--config-file", "$DIR/bgp.conf"], files: ["bgp.conf": "[BGP]\nlocal_address = 127.0.0.3\nmy_as = 64512\npeers = 127.0.0.2, 127.0.0.4\nroute_reflector = True\nlisten_port = \(rrPort)\nhold_time = 9\n"])
+        var hosts: [Daemon] = []
+        let apis = [try freePort(), try freePort()]
+        defer {
+            for h in hosts { h.stop() }
+            rr.stop()
+        }
+        for (i, address) in ["127.0.0.2", "127.0.0.4"].enumerated() {
+            let conf = "[BGP]\nlocal_address = \(address)\nmy_as = 64512\npeers = 127.0.0.3\nbgp_port = \(rrPort)\nhold_time = 9\n[API]\nport = \(apis[i])\n"
+            hosts.append(try Self.run("bagpipe-bgp", ["--config-file", "$DIR/bgp.conf"], files: ["bgp.conf": conf]))
+        }
+        func call(_ host: Int, _ method: String, _ path: String, _ body: String? = nil) throws -> String {
+            try shell("/usr/bin/curl", ["-s", "-X", method, "-H", "Content-Type: application/json"] + (body.map { ["-d", $0] } ?? []) + ["http://127.0.0.1:\(apis[host])\(path)"])
+        }
+        do {
+            _ = try await poll(timeout: 20) { (try? call(0, "GET", "/ping")) ?? "" } until: { Int($0.prefix(5)) != nil }
+            _ = try await poll(timeout: 20) { (try? call(1, "GET", "/ping")) ?? "" } until: { Int($0.prefix(5)) != nil }
+            for (i, mac) in ["52:54:00:00:00:0a", "52:54:00:00:00:0b"].enumerated() {
+                let evpn = #"{"vpn_type": "evpn", "vpn_instance_id": "net-1", "mac_address": "\#(mac)", "ip_address": "10.0.0.\#(10 + i)", "local_port": "tap\#(i)", "import_rt": "64512:1", "export_rt": "64512:1", "vni": 5001}"#
+                #expect(try call(i, "POST", "/attach_localport", evpn) == "null")
+                let ipvpn = #"{"vpn_type": "ipvpn", "vpn_instance_id": "vrf-1", "mac_address": "\#(mac)", "ip_address": "10.1.0.\#(10 + i)/24", "gateway_ip": "10.1.0.1", "local_port": "tap\#(i)", "import_rt": ["64512:2"], "export_rt": ["64512:2"]}"#
+                #expect(try call(i, "POST", "/attach_localport", ipvpn) == "null")
+            }
+            // Each host's dataplane learns the other's MAC, flood entry and /32.
+            let a = try await poll(timeout: 20) { try call(0, "GET", "/looking-glass/vpns/instances/net-1") } until: { $0.contains("52:54:00:00:00:0b") && $0.contains("127.0.0.4 vni 5001") }
+            #expect(a.contains("via 127.0.0.4"))
+            _ = try await poll(timeout: 20) { try call(1, "GET", "/looking-glass/vpns/instances/net-1") } until: { $0.contains("52:54:00:00:00:0a") && $0.contains("127.0.0.2 vni 5001") }
+            _ = try await poll(timeout: 20) { try call(1, "GET", "/looking-glass/vpns/instances/vrf-1") } until: { $0.contains("10.1.0.10/32 via 127.0.0.2") }
+            // Errors are JSON 4xx; a known path with another method is a 405.
+            let bad = try shell("/usr/bin/curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", "-d", #"{"vpn_type": "evpn"}"#, "http://127.0.0.1:\(apis[0])/attach_localport"])
+            #expect(bad == "400")
+            #expect(try call(0, "POST", "/attach_localport", "[1]").contains(#""code":400"#))
+            #expect(try shell("/usr/bin/curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "PUT", "http://127.0.0.1:\(apis[0])/attach_localport"]) == "405")
+            // Host A detaches its E-VPN port: B forgets the MAC, and A's instance is gone (its last port).
+            let detach = #"{"vpn_type": "evpn", "vpn_instance_id": "net-1", "mac_address": "52:54:00:00:00:0a", "local_port": "tap0"}"#
+            #expect(try call(0, "POST", "/detach_localport", detach) == "null")
+            _ = try await poll(timeout: 20) { try call(1, "GET", "/looking-glass/vpns/instances/net-1") } until: { !$0.contains("52:54:00:00:00:0a") && !$0.contains("127.0.0.2 vni") }
+            #expect(try call(0, "GET", "/looking-glass/vpns/instances/net-1").contains(#""code":404"#))
+            // Host A stops: B withdraws its VRF route.
+            hosts[0].process.terminate()
+            hosts[0].process.waitUntilExit()
+            #expect(hosts[0].process.terminationStatus == 0)
+            _ = try await poll(timeout: 20) { try call(1, "GET", "/looking-glass/vpns/instances/vrf-1") } until: { !$0.contains("via 127.0.0.2") }
+        } catch {
+            Issue.record("\(error)\nrr: \(rr.log.suffix(3000))\nhost A: \(hosts.first?.log.suffix(2500) ?? "")\nhost B: \(hosts.last?.log.suffix(1500) ?? "")")
+        }
     }
 
     /// Two speakers peer with each other through the relay, as two bagpipe-bgp did with the original.
