@@ -69,7 +69,7 @@ public final class EVPNInstance: VPNInstance {
         }
     }
 
-    override func installation(_ route: RouteEngine.Route) -> Installation? {
+    override func installation(_ route: RouteEngine.Route, forRemoval: Bool = false) -> Installation? {
         let encapsulations = driver.usableEncapsulations(route.attributes.attributes.extendedCommunities)
         guard !encapsulations.isEmpty else { return nil }
         switch route.element.nlri {

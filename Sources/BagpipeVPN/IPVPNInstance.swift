@@ -54,9 +54,9 @@ public final class IPVPNInstance: VPNInstance {
 
     /// Installed only with one label, an IPv4 next hop, an imported route target and an
     /// encapsulation in common with the driver.
-    override func installation(_ route: RouteEngine.Route) -> Installation? {
+    override func installation(_ route: RouteEngine.Route, forRemoval: Bool = false) -> Installation? {
         guard case .vpnPrefix(let p) = route.element.nlri, p.labels.count == 1, let pe = Self.ipv4(route.attributes.nextHop) else { return nil }
-        guard !Set(route.attributes.routeTargetKeys).isDisjoint(with: importRTs.compactMap(RouteTargetKey.init)) else { return nil }
+        guard forRemoval || !Set(route.attributes.routeTargetKeys).isDisjoint(with: importRTs.compactMap(RouteTargetKey.init)) else { return nil }
         let communities = route.attributes.attributes.extendedCommunities
         let encapsulations = driver.usableEncapsulations(communities)
         guard !encapsulations.isEmpty, let label = p.labels.labels.first else { return nil }

@@ -137,8 +137,10 @@ public class VPNInstance {
     /// The tracked entry of a received route (nil: not for this instance type).
     func entry(_ route: RouteEngine.Route) -> TrackedEntry? { nil }
 
-    /// What the dataplane installs for a route, or nil when it cannot use it.
-    func installation(_ route: RouteEngine.Route) -> Installation? { nil }
+    /// What the dataplane installs for a route, or nil when it cannot use it. `forRemoval`: what it
+    /// installed, whatever the instance imports now (the original removes routes "even if the route
+    /// target is no longer imported", after a route-target change).
+    func installation(_ route: RouteEngine.Route, forRemoval: Bool = false) -> Installation? { nil }
 
     /// An engine event for this instance's worker.
     public func handle(_ event: RouteEngine.LocalEvent) {
@@ -176,8 +178,8 @@ public class VPNInstance {
                 case nil: break
                 }
             case .bestRemoved(let entry, let route, _):
-                guard let gone = installation(route) else { return }
-                if tracker.bestRoutes(entry).contains(where: { installation($0) == gone }) { return }
+                guard let gone = installation(route, forRemoval: true) else { return }
+                if tracker.bestRoutes(entry).contains(where: { installation($0, forRemoval: true) == gone }) { return }
                 switch gone {
                 case .remote(let r): try dataplane.remove(r)
                 case .flood(let f): try dataplane.removeFlood(f)

@@ -200,12 +200,24 @@ func builtProduct(_ name: String) -> String {
         daemon.stop()
     }
 
-    /// Two host daemons and our reflector, all real processes on loopback: ports attached through the
-    /// REST API on each host, each host's (dummy) dataplane learns the other's, detach and stop
-    /// withdraw.
-    @Test func twoHostsThroughOurReflector() async throws {
+    /// Two host daemons and a route reflector (ours, then gobgpd), all real processes on loopback:
+    /// ports attached through the REST API on each host, each host's (dummy) dataplane learns the
+    /// other's, a route-target change re-subscribes, detach and stop withdraw.
+    @Test(arguments: ["ours", "gobgpd"])
+    func twoHostsThroughAReflector(reflector: String) async throws {
         let rrPort = try freePort(host: "127.0.0.3")
-        let rr = try Self.run("bagpipe-bgp", ["--config-file", "$DIR/bgp.conf"], files: ["bgp.conf": "[BGP]\nlocal_address = 127.0.0.3\nmy_as = 64512\npeers = 127.0.0.2, 127.0.0.4\nroute_reflector = True\nlisten_port = \(rrPort)\nhold_time = 9\n"])
+        let rr: Daemon
+        if reflector == "ours" {
+            rr = try Self.run("bagpipe-bgp", ["--config-file", "$DIR/bgp.conf"], files: ["bgp.conf": "[BGP]\nlocal_address = 127.0.0.3\nmy_as = 64512\npeers = 127.0.0.2, 127.0.0.4\nroute_reflector = True\nlisten_port = \(rrPort)\nhold_time = 9\n"])
+        } else {
+            guard Daemon.installed("/usr/bin/gobgpd") else { Issue.record("gobgpd is not installed"); return }
+            let neighbors = ["127.0.0.2", "127.0.0.4"].map { a in
+                "[[neighbors]]\n  [neighbors.config]\n    neighbor-address = \"\(a)\"\n    peer-as = 64512\n  [neighbors.transport.config]\n    passive-mode = true\n    local-address = \"127.0.0.3\"\n  [neighbors.route-reflector.config]\n    route-reflector-client = true\n    route-reflector-cluster-id = \"127.0.0.3\"\n"
+                    + ["l3vpn-ipv4-unicast", "l2vpn-evpn", "rtc"].map { "  [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]\n      afi-safi-name = \"\($0)\"\n" }.joined()
+            }.joined()
+            let config = "[global.config]\n  as = 64512\n  router-id = \"127.0.0.3\"\n  port = \(rrPort)\n  local-address-list = [\"127.0.0.3\"]\n" + neighbors
+            rr = try Daemon(name: "gobgpd", executable: "/usr/bin/gobgpd", arguments: ["-f", "$DIR/gobgpd.toml", "--api-hosts=127.0.0.1:\(try freePort())", "--pprof-disable"], files: ["gobgpd.toml": config])
+        }
         var hosts: [Daemon] = []
         let apis = [try freePort(), try freePort()]
         defer {
@@ -238,6 +250,13 @@ func builtProduct(_ name: String) -> String {
             #expect(bad == "400")
             #expect(try call(0, "POST", "/attach_localport", "[1]").contains(#""code":400"#))
             #expect(try shell("/usr/bin/curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "PUT", "http://127.0.0.1:\(apis[0])/attach_localport"]) == "405")
+            // Host B's VRF stops importing 64512:2 (another attach with new targets): A's route goes from
+            // B's dataplane; importing it again brings it back.
+            let retarget = #"{"vpn_type": "ipvpn", "vpn_instance_id": "vrf-1", "mac_address": "52:54:00:00:00:0b", "ip_address": "10.1.0.11/24", "gateway_ip": "10.1.0.1", "local_port": "tap1", "import_rt": ["64512:3"], "export_rt": ["64512:2"]}"#
+            #expect(try call(1, "POST", "/attach_localport", retarget) == "null")
+            _ = try await poll(timeout: 20) { try call(1, "GET", "/looking-glass/vpns/instances/vrf-1") } until: { !$0.contains("via 127.0.0.2") }
+            #expect(try call(1, "POST", "/attach_localport", retarget.replacingOccurrences(of: "64512:3", with: "64512:2")) == "null")
+            _ = try await poll(timeout: 20) { try call(1, "GET", "/looking-glass/vpns/instances/vrf-1") } until: { $0.contains("10.1.0.10/32 via 127.0.0.2") }
             // Host A detaches its E-VPN port: B forgets the MAC, and A's instance is gone (its last port).
             let detach = #"{"vpn_type": "evpn", "vpn_instance_id": "net-1", "mac_address": "52:54:00:00:00:0a", "local_port": "tap0"}"#
             #expect(try call(0, "POST", "/detach_localport", detach) == "null")

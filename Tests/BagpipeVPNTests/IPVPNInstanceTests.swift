@@ -77,6 +77,17 @@ import Testing
         #expect(h.dummy.remotes.isEmpty)
     }
 
+    /// The original removes dataplane state "even if the RT is no longer imported": an import change
+    /// withdraws the route from the instance after its import set changed.
+    @Test func importChangeRemovesWhatTheOldImportInstalled() throws {
+        let h = try Host()
+        h.receive([Self.remote(Self.p24, pe: Self.pe2)])
+        #expect(h.dummy.remotes.count == 1)
+        h.vrf.updateRouteTargets(import: [Self.other], export: [Self.rt])
+        for (w, e) in h.engine.takeLocalEvents() where w == h.vrf.worker { h.vrf.handle(e) }
+        #expect(h.dummy.remotes.isEmpty)
+    }
+
     @Test func ecmpDriverInstallsEveryEqualRoute() throws {
         let h = try Host(ecmp: true)
         h.receive([Self.remote(Self.p24, pe: Self.pe2, rd: 5), Self.remote(Self.p24, pe: Self.pe3, label: 78, rd: 6)])
