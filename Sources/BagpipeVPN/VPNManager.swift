@@ -144,7 +144,9 @@ public final class VPNManager {
     }
 
     private func plug(_ r: AttachRequest, into m: Managed) throws(APIError) {
-        let key = EndpointKey(mac: r.mac, ip: r.ipAddress?.text)
+        // Keyed by the parsed prefix: "10.0.0.1" and "10.0.0.1/32" are one endpoint (the original kept
+        // the string and counted two, quirk Q6).
+        let key = EndpointKey(mac: r.mac, ip: r.ipAddress.map { "\($0.prefix)" })
         if let ip = key.ip, let bound = m.macOfIP[ip], bound != r.mac {
             throw APIError("Inconsistent endpoint info: IP \(ip) already bound to a MAC address different from \(r.mac) (\(bound))")
         }
@@ -221,7 +223,7 @@ public final class VPNManager {
     public func detach(_ r: DetachRequest) throws(APIError) {
         guard let m = instances[r.vpnInstanceID] else { throw APIError("VPN \(r.vpnInstanceID) could not be found") }
         var keys: [EndpointKey]
-        if let ip = r.ipAddress?.text {
+        if let ip = r.ipAddress.map({ "\($0.prefix)" }) {
             if let bound = m.macOfIP[ip], bound != r.mac {
                 throw APIError("Inconsistent endpoint info: IP \(ip) bound to \(bound), not to \(r.mac)")
             }

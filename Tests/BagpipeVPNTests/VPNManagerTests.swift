@@ -130,6 +130,16 @@ import Testing
         #expect(route.1.attributes.localPreference == 300, "the refresh replaced the route")
     }
 
+    @Test func quirkQ6AnAddressWithOrWithoutSlash32IsOneEndpoint() throws {
+        let h = Host()
+        try h.attach(Self.evpn(ip: "10.0.0.1"))
+        try h.attach(Self.evpn(ip: "10.0.0.1/32"))
+        #expect(h.evpnDummy("net-1")?.plugged.count == 1 && h.macRoutes.count == 1)
+        #expect(throws: APIError.self) { try h.attach(Self.evpn("52:54:00:00:00:02", ip: "10.0.0.1/32")) }
+        try h.detach(Self.evpn(ip: "10.0.0.1/32"))
+        #expect(h.manager.instance("net-1") == nil)
+    }
+
     @Test func behaviour17AnIPAlreadyUsedByAnotherMAC() throws {
         let h = Host()
         try h.attach(Self.evpn())
