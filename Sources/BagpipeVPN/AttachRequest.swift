@@ -54,7 +54,7 @@ public struct AttractTraffic: Sendable, Hashable {
 
 /// A parsed `attach_localport` request (reference §1.3), validated; nothing is changed until a
 /// request parses.
-public struct AttachRequest: Sendable, Hashable {
+public struct AttachRequest: Sendable {
     public var vpnType: VPNType
     public var vpnInstanceID: String
     public var mac: MACAddress
@@ -77,16 +77,9 @@ public struct AttachRequest: Sendable, Hashable {
     public var attractTraffic: AttractTraffic?
     public var fallback: JSONValue?
 
-    public static func == (a: Self, b: Self) -> Bool { a.canonical == b.canonical }
-    public func hash(into h: inout Hasher) { h.combine(canonical) }
-    private var canonical: String { "\(vpnType)|\(vpnInstanceID)|\(mac)|\(localPort)|\(importRTs)|\(exportRTs)|\(ipAddress?.text ?? "")|\(String(describing: gatewayIP))|\(advertiseSubnet)|\(direction)|\(String(describing: localPref))|\(lbConsistentHashOrder)|\(vni)" }
-
     public init(json: JSONValue) throws(APIError) {
         let r = try RequestReader(json)
-        vpnType = try r.vpnType()
-        vpnInstanceID = try r.requiredString("vpn_instance_id")
-        mac = try r.mac()
-        localPort = try r.localPort()
+        (vpnType, vpnInstanceID, mac, localPort) = try r.endpointIdentity()
         importRTs = try r.routeTargets("import_rt")
         exportRTs = try r.routeTargets("export_rt")
         if vpnType == .ipvpn {
@@ -131,10 +124,7 @@ public struct DetachRequest: Sendable {
 
     public init(json: JSONValue) throws(APIError) {
         let r = try RequestReader(json)
-        vpnType = try r.vpnType()
-        vpnInstanceID = try r.requiredString("vpn_instance_id")
-        mac = try r.mac()
-        localPort = try r.localPort()
+        (vpnType, vpnInstanceID, mac, localPort) = try r.endpointIdentity()
         if vpnType == .ipvpn && !r.has("ip_address") { throw .missing("ip_address") }
         ipAddress = try r.ipAddress()
     }
@@ -147,6 +137,11 @@ struct RequestReader {
     init(_ json: JSONValue) throws(APIError) {
         guard case .object = json else { throw APIError("the request body must be a JSON object") }
         self.json = json
+    }
+
+    /// What attach and detach both name: the VPN, the MAC and the port.
+    func endpointIdentity() throws(APIError) -> (VPNType, String, MACAddress, LocalPort) {
+        (try vpnType(), try requiredString("vpn_instance_id"), try mac(), try localPort())
     }
 
     func has(_ key: String) -> Bool { json[key].map { $0 != .null } ?? false }

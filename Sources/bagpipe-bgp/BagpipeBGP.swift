@@ -101,7 +101,7 @@ struct BagpipeBGP: AsyncParsableCommand {
         logger.notice("host: AS \(options.myAS), router id \(options.localAddress), peers \(options.peers.map(\.description).joined(separator: " ")), dataplane drivers dummy")
         let services = ServiceGroup(
             configuration: .init(
-                services: [.init(service: api), .init(service: HostService(service: service, logger: logger))], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+                services: [.init(service: api), .init(service: SpeakerService(speaker: speaker, vpn: service, logger: logger))], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await services.run()
         try await group.shutdownGracefully()
     }
@@ -151,27 +151,20 @@ struct BagpipeBGP: AsyncParsableCommand {
 }
 
 /// Runs until SIGTERM/SIGINT, then stops every VPN instance (withdrawing its routes, cleaning its
-/// dataplane) and closes the sessions.
-struct HostService: Service {
-    let service: VPNService
-    let logger: Logger
-
-    func run() async throws {
-        try? await gracefulShutdown()
-        logger.notice("stopping: VPN instances, then every session")
-        try? await service.stop().get()
-        try await service.speaker.stop().get()
-    }
-}
-
-/// Runs until SIGTERM/SIGINT, then closes the sessions.
+/// dataplane) if there are any, and closes every session with a Cease.
 struct SpeakerService: Service {
     let speaker: BGPSpeaker
+    var vpn: VPNService? = nil
     let logger: Logger
 
     func run() async throws {
         try? await gracefulShutdown()
-        logger.notice("stopping: closing every session")
+        if let vpn {
+            logger.notice("stopping: VPN instances, then every session")
+            try? await vpn.stop().get()
+        } else {
+            logger.notice("stopping: closing every session")
+        }
         try await speaker.stop().get()
     }
 }
