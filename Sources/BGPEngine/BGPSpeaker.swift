@@ -121,6 +121,12 @@ public final class BGPSpeaker: @unchecked Sendable {
         otherWorkers = handler
     }
 
+    /// On the loop only: every peer, by address.
+    public var peersOnLoop: [(address: String, peer: BGPPeer)] {
+        eventLoop.preconditionInEventLoop()
+        return peers.values.map { ($0.remoteAddress, $0) }.sorted { $0.address < $1.address }
+    }
+
     public func peer(_ id: WorkerID) -> EventLoopFuture<BGPPeer?> { eventLoop.submit { self.peers[id] } }
 
     /// Stops every peer (with a Cease) and the listener.

@@ -65,4 +65,17 @@ extension RouteEngine {
     public var importedRouteTargets: Set<RouteTargetKey> { Set(importers.keys) }
 
     public func subscriptions(of worker: WorkerID) -> Set<Match> { subscriptions[worker] ?? [] }
+
+    /// Paths from local workers and from peers, RT-Constraint routes excluded (the original's counters).
+    public func routeCounts() -> (local: Int, received: Int) {
+        var local = 0, received = 0
+        for (family, table) in tables where family != .routeTargetConstraint {
+            for slot in table.liveSlots {
+                for path in table[slot]?.paths ?? PathList() {
+                    if sources[path.source]?.isLocal ?? false { local += 1 } else { received += 1 }
+                }
+            }
+        }
+        return (local, received)
+    }
 }

@@ -269,6 +269,17 @@ public final class BGPPeer: @unchecked Sendable {
         }
     }
 
+    /// On the peer's loop: its state and negotiated session now (the looking glass reads them there).
+    public var stateOnLoop: SessionStateMachine.State {
+        eventLoop.preconditionInEventLoop()
+        return machine.state
+    }
+
+    public var negotiatedOnLoop: NegotiatedSession? {
+        eventLoop.preconditionInEventLoop()
+        return machine.negotiated
+    }
+
     /// The negotiated session parameters, when Established.
     public func negotiated() -> EventLoopFuture<NegotiatedSession?> { eventLoop.submit { self.machine.negotiated } }
 

@@ -30,6 +30,17 @@ public enum BagpipeAPI {
         return digits.isEmpty ? "0" : String(digits.reversed())
     }
 
+    public static let version = "0.4.0"
+
+    /// "YYYY-MM-DD HH:MM:SS", UTC, as the original's summary shows it.
+    static func startTime() -> String {
+        var t = time(nil)
+        var parts = tm()
+        gmtime_r(&t, &parts)
+        func two(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
+        return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday)) \(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec))"
+    }
+
     public static func router(service: VPNService, ping: String = pingValue()) -> Router<BasicRequestContext> {
         let router = Router()
         router.get("/ping") { _, _ in json(ping) }
@@ -45,16 +56,19 @@ public enum BagpipeAPI {
                 try await service.detach(detach).get()
             }
         }
-        router.get("/looking-glass/vpns/instances") { _, _ in
-            json((try await service.lookingGlass().get() ?? .object([])).serialized())
-        }
-        router.get("/looking-glass/vpns/instances/:id") { _, context in
-            let id = context.parameters.get("id") ?? ""
-            guard let state = try await service.lookingGlass(instance: id).get() else {
-                return error(APIError(status: 404, title: "Not Found", "no VPN instance \(id)"))
+        // The looking glass: GET only; hrefs absolute, from the Host header; unknown paths are 404s.
+        let started = startTime()
+        let lookingGlass: @Sendable (Request, BasicRequestContext) async throws -> Response = { request, _ in
+            let segments = request.uri.path.split(separator: "/").dropFirst().map { String($0).removingPercentEncoding ?? String($0) }
+            let host = request.head.authority ?? "127.0.0.1"
+            let base = "http://\(host)/looking-glass"
+            guard let node = try await service.lookingGlass(path: segments, base: base, startTime: started, version: version).get() else {
+                return error(APIError(status: 404, title: "Not Found", "\(request.uri.path) is not in the looking glass"))
             }
-            return json(state.serialized())
+            return json(node.serialized())
         }
+        router.get("/looking-glass", use: lookingGlass)
+        router.get("/looking-glass/**", use: lookingGlass)
         for path in ["/ping", "/attach_localport", "/detach_localport"] {
             for method in [HTTPRequest.Method.put, .delete, .patch, path == "/ping" ? .post : .get] {
                 router.on(RouterPath(path), method: method) { _, _ in

@@ -197,6 +197,45 @@ public class VPNInstance {
         }
     }
 
+    /// `best_routes`: per tracked entry, its best routes.
+    var bestRoutesLookingGlass: JSONValue {
+        .object(tracker.entries.map { ("\($0)", $0) }.sorted { $0.0 < $1.0 }.map { text, entry in
+            (text, .array(tracker.bestRoutes(entry).map { Self.routeJSON($0, family: Self.family) }))
+        })
+    }
+
+    /// `adv_routes`: what this instance advertises for its endpoints.
+    var advertisedLookingGlass: JSONValue {
+        .array(advertised.values.map { JSONValue.string(Self.nlriText($0.element.nlri)) }.sorted { $0.serialized() < $1.serialized() })
+    }
+
+    /// A readable NLRI: E-VPN routes as `type2:<RD>:<MAC>[:<IP>]` / `type3:<RD>:<originator>`.
+    static func nlriText(_ nlri: NLRI) -> String {
+        switch nlri {
+        case .evpn(.macIPAdvertisement(let r)): "type2:\(r.routeDistinguisher):\(r.mac)" + (r.ip.map { ":\($0)" } ?? "")
+        case .evpn(.inclusiveMulticast(let r)): "type3:\(r.routeDistinguisher):\(r.originatingRouter)"
+        case .vpnPrefix(let p): "\(p.routeDistinguisher):\(p.prefix)"
+        default: "\(nlri)"
+        }
+    }
+
+    /// The original's route representation (reference §2.2); ORIGIN and AS_PATH left out.
+    static func routeJSON(_ route: RouteEngine.Route, family: AddressFamily) -> JSONValue {
+        var attributes: [(String, JSONValue)] = []
+        let a = route.attributes.attributes
+        if let lp = a.localPreference { attributes.append(("local_pref", JSONValue(lp))) }
+        if let med = a.multiExitDiscriminator { attributes.append(("med", JSONValue(med))) }
+        let communities = a.extendedCommunities
+        if !communities.isEmpty { attributes.append(("extended_communities", .string(communities.map { "\($0)" }.joined(separator: " ")))) }
+        if let pmsi = a.pmsiTunnel { attributes.append(("pmsi_tunnel", .string("\(pmsi)"))) }
+        var fields: [(String, JSONValue)] = [
+            ("afi-safi", .string("\(family)")), ("attributes", .object(attributes)), ("next_hop", .string("\(route.attributes.nextHop)")),
+            ("source", .object([("id", JSONValue(route.source))])),
+        ]
+        if family.safi == .mplsVPN || family == .evpn { fields.append(("route_targets", .array(route.attributes.routeTargetKeys.map { .string("\($0)") }))) }
+        return .object([(nlriText(route.element.nlri), .object(fields))])
+    }
+
     public var lookingGlass: JSONValue {
         .object([
             ("id", JSONValue(id)), ("external_instance_id", .string(externalID)), ("label", JSONValue(label)),

@@ -34,6 +34,7 @@ public final class VPNManager {
         var ownRD: UInt32?
         var localPref: UInt32?
         var loadBalancingOrder: UInt32
+        var description: JSONValue?
     }
 
     /// An instance and what the manager keeps about it.
@@ -158,6 +159,7 @@ public final class VPNManager {
             // The same endpoint again: the route is refreshed (LOCAL_PREF may change), not the dataplane.
             existing.localPref = r.localPref
             existing.loadBalancingOrder = r.lbConsistentHashOrder
+            existing.description = r.description
             m.endpoints[key] = existing
             advertise(existing, in: m)
             return
@@ -177,7 +179,7 @@ public final class VPNManager {
         if case .v4(let a)? = r.ipAddress?.prefix.address { address = a }
         let record = EndpointRecord(
             endpoint: Endpoint(mac: r.mac, ip: address, port: r.localPort, label: label, direction: r.direction), prefix: prefix, ownRD: ownRD,
-            localPref: r.localPref, loadBalancingOrder: r.lbConsistentHashOrder)
+            localPref: r.localPref, loadBalancingOrder: r.lbConsistentHashOrder, description: r.description)
         do {
             switch m.instance {
             case let evi as EVPNInstance: try evi.plug(record.endpoint, localPref: r.localPref)
@@ -275,4 +277,56 @@ public final class VPNManager {
     public var lookingGlass: JSONValue {
         .object(instances.keys.sorted().compactMap { id in instances[id].map { (id, $0.instance.lookingGlass) } })
     }
+
+    /// `/vpns/instances`: one entry per instance (reference §2.2).
+    public func instanceList(href: (String) -> JSONValue) -> JSONValue {
+        .array(instances.keys.sorted().compactMap { id in
+            guard let m = instances[id] else { return nil }
+            var fields: [(String, JSONValue)] = [("id", .string(id)), ("name", .string(name(m)))]
+            if let d = m.description { fields.append(("description", d)) }
+            fields.append(("href", href(id)))
+            return .object(fields)
+        })
+    }
+
+    func name(_ m: Managed) -> String { "\(m.type == .evpn ? "EVI" : "VRF")-\(m.instance.id)" }
+
+    /// `/vpns/instances_per_vni`: instances with a forced VNI.
+    public var instancesPerVNI: JSONValue {
+        .object(instances.sorted { $0.key < $1.key }.compactMap { id, m in
+            m.forcedVNI.map { ("\($0)", .object([("name", .string(name(m))), ("external_instance_id", .string(id))])) }
+        })
+    }
+
+    /// `/vpns/instances/<id>` (reference §2.3), the parts this version has.
+    public func instanceNode(_ externalID: String) -> JSONValue? {
+        guard let m = instances[externalID] else { return nil }
+        let i = m.instance
+        var fields: [(String, JSONValue)] = [
+            ("instance_type", .string(m.type == .evpn ? "EVI" : "VRF")), ("external_instance_id", .string(externalID)),
+            ("description", m.description ?? .null), ("name", .string(name(m))),
+            ("route_targets", .object([("import", .array(i.importRTs.map { .string("\($0)") })), ("export", .array(i.exportRTs.map { .string("\($0)") }))])),
+            ("instance_dataplane_id", JSONValue(i.label)),
+        ]
+        if let vrf = i as? IPVPNInstance {
+            fields += [("gateway_ip", .string("\(vrf.gateway)")), ("subnet_prefix_length", JSONValue(vrf.prefixLength))]
+        }
+        var ports: [String: [JSONValue]] = [:]
+        for record in m.endpoints.values.sorted(by: { "\($0.endpoint.mac)\($0.prefix.map { "\($0)" } ?? "")" < "\($1.endpoint.mac)\($1.prefix.map { "\($0)" } ?? "")" }) {
+            let e = record.endpoint
+            ports[e.port.linuxif ?? e.port.raw.serialized(), default: []].append(.object([
+                ("label", JSONValue(e.label)), ("mac_address", .string("\(e.mac)")), ("ip_address", record.prefix.map { .string("\($0)") } ?? .null),
+                ("local_pref", record.localPref.map { JSONValue($0) } ?? .null), ("rd", .string("\(rd(record, m))")),
+                ("description", record.description ?? .null), ("direction", .string(e.direction.rawValue)),
+            ]))
+        }
+        fields += [
+            ("ports", .object(ports.keys.sorted().map { ($0, .object([("endpoints", .array(ports[$0] ?? []))])) })),
+            ("readvertise", .object([])), ("attract_traffic", .object([])), ("fallback", .null),
+            ("dataplane", i.dataplane.lookingGlass), ("best_routes", i.bestRoutesLookingGlass), ("adv_routes", i.advertisedLookingGlass),
+        ]
+        return .object(fields)
+    }
+
+    public var instanceCount: Int { instances.count }
 }

@@ -245,6 +245,15 @@ func builtProduct(_ name: String) -> String {
             #expect(a.contains("via 127.0.0.4"))
             _ = try await poll(timeout: 20) { try call(1, "GET", "/looking-glass/vpns/instances/net-1") } until: { $0.contains("52:54:00:00:00:0a") && $0.contains("127.0.0.2 vni 5001") }
             _ = try await poll(timeout: 20) { try call(1, "GET", "/looking-glass/vpns/instances/vrf-1") } until: { $0.contains("10.1.0.10/32 via 127.0.0.2") }
+            // The looking glass: summary, absolute hrefs, best routes, key lookups, 404s.
+            let summary = try await poll { try call(0, "GET", "/looking-glass/summary") } until: { $0.contains(#""BGP_established_peers":1"#) }
+            #expect(summary.contains(#""vpn_instances_count":2"#) && summary.contains("received_routes_count"))
+            #expect(try call(0, "GET", "/looking-glass/vpns/instances").contains("\"href\":\"http://127.0.0.1:\(apis[0])/looking-glass/vpns/instances/net-1\""))
+            let best = try call(0, "GET", "/looking-glass/vpns/instances/net-1/best_routes")
+            #expect(best.contains("type2:") && best.contains("52:54:00:00:00:0b") && best.contains("target:64512:1"), "\(best)")
+            #expect(try call(0, "GET", "/looking-glass/vpns/instances/vrf-1/route_targets/import") == #"["target:64512:2"]"#)
+            #expect(try call(0, "GET", "/looking-glass/bgp/peers/127.0.0.3/protocol/state") == #""Established""#)
+            #expect(try call(0, "GET", "/looking-glass/vpns/instances/vrf-1/nope").contains(#""code":404"#))
             // Errors are JSON 4xx; a known path with another method is a 405.
             let bad = try shell("/usr/bin/curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", "-d", #"{"vpn_type": "evpn"}"#, "http://127.0.0.1:\(apis[0])/attach_localport"])
             #expect(bad == "400")
