@@ -118,13 +118,21 @@ public final class DummyDriver: DataplaneDriver {
     public let localAddress: IPv4Address
     public private(set) var instances: [UInt32: DummyInstance] = [:]
 
-    /// `ecmp`: behave as a driver with ECMP (the original's dummies have none).
-    public init(vpnType: VPNType, localAddress: IPv4Address, ecmp: Bool = false) {
+    /// Directions it forwards (the original's dummies: `both` only).
+    public let directions: Set<Direction>
+
+    /// `ecmp` and `directions`: behave as a driver that has them (as the IP VPN `ovs` driver does).
+    public init(vpnType: VPNType, localAddress: IPv4Address, ecmp: Bool = false, directions: Set<Direction> = [.both]) {
         self.vpnType = vpnType
         self.localAddress = localAddress
         supportsECMP = ecmp
+        self.directions = directions
         // As the original: E-VPN over VXLAN only; IP VPN default and MPLS.
         encapsulations = vpnType == .evpn ? [.vxlan] : [.default, .mpls]
+    }
+
+    public func validate(_ direction: Direction) throws(APIError) {
+        guard directions.contains(direction) else { throw APIError("Unsupported direction: \(direction.rawValue)") }
     }
 
     public func makeInstance(id: UInt32, externalID: String, label: UInt32) throws -> any DataplaneInstance {

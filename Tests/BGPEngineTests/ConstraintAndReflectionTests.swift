@@ -5,7 +5,7 @@ import NIOCore
 import Testing
 
 @Suite struct RouteTargetConstraintTests {
-    @Test func oneMembershipRoutePerImportedTargetWithdrawnWithTheLastImporter() {
+    @Test func behaviours43And54OneMembershipRoutePerImportedTargetInFamilyRTCWithdrawnWithTheLastImporter() {
         let engine = host()
         let evi = engine.addLocalWorker(name: "evi"), vrf = engine.addLocalWorker(name: "vrf")
         engine.subscribe(evi, to: Match(family: .evpn, routeTarget: rt1)!)
@@ -13,6 +13,11 @@ import Testing
         // Flowspec imports do not make RTC routes.
         engine.subscribe(vrf, to: Match(family: .ipv4FlowSpecVPN, routeTarget: rt2)!)
         #expect(engine.routes(.routeTargetConstraint).map(\.element) == [membership(rt1)])
+        #expect(engine.routes(.routeTargetConstraint).allSatisfy { $0.family == .routeTargetConstraint && $0.source == engine.routeTargetConstraintWorker })
+        // A peer subscribes to nothing: its routes never originate membership routes.
+        let p = engine.addPeer(name: "p", source: peerSource(id: 5))
+        engine.receive(from: p, family: .ipv4VPN, [announce(vpn(5), attributes([rt3]))])
+        #expect(engine.routes(.routeTargetConstraint).count == 1)
         // Q10 of the original: the first of two importers to leave withdrew the shared RTC route.
         engine.unsubscribe(evi, from: Match(family: .evpn, routeTarget: rt1)!)
         #expect(engine.routes(.routeTargetConstraint).count == 1)

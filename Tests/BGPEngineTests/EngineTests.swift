@@ -73,7 +73,7 @@ func reflector() -> RouteEngine {
 // MARK: Publish / subscribe
 
 @Suite struct PublishSubscribeTests {
-    @Test func subscriptionReplaysStoredRoutesExceptToTheirSource() {
+    @Test func behaviour42SubscriptionReplaysStoredRoutesExceptToTheirSourceOrTwice() {
         let engine = host()
         let a = engine.addLocalWorker(name: "a"), b = engine.addLocalWorker(name: "b")
         engine.advertise(from: a, family: .ipv4VPN, vpn(1), nextHop: nh, attributes: attributes([rt1]))
@@ -93,7 +93,7 @@ func reflector() -> RouteEngine {
         #expect(second.count == 1, "only the rt2 route is new to b: \(second)")
     }
 
-    @Test func unsubscriptionWithdrawsOnlyWhatNoOtherSubscriptionCovers() {
+    @Test func behaviour44UnsubscriptionWithdrawsOnlyWhatNoOtherSubscriptionCovers() {
         let engine = host()
         let a = engine.addLocalWorker(name: "a"), b = engine.addLocalWorker(name: "b")
         engine.advertise(from: a, family: .ipv4VPN, vpn(1), nextHop: nh, attributes: attributes([rt1, rt2]))
@@ -108,7 +108,7 @@ func reflector() -> RouteEngine {
         #expect(r.element == vpn(2), "vpn(1) is still covered by rt2")
     }
 
-    @Test func replacementIsOneAdvertiseNamingTheReplacedRoute() {
+    @Test func behaviour46ReplacementIsOneAdvertiseAndWorkersLosingTheTargetGetAWithdraw() {
         let engine = host()
         let a = engine.addLocalWorker(name: "a"), b = engine.addLocalWorker(name: "b"), c = engine.addLocalWorker(name: "c")
         engine.subscribe(b, to: Match(family: .ipv4VPN, routeTarget: rt1)!)
@@ -128,7 +128,7 @@ func reflector() -> RouteEngine {
         #expect(engine.takeLocalEvents().isEmpty)
     }
 
-    @Test func peerRoutesReachLocalSubscribersAndWithdrawsWithoutRouteTargetsToo() {
+    @Test func behaviour45PeerRoutesReachLocalSubscribersAndWithdrawsWithoutRouteTargetsToo() {
         let engine = host()
         let vrf = engine.addLocalWorker(name: "vrf")
         let p = engine.addPeer(name: "p", source: peerSource(id: 2))
@@ -145,7 +145,7 @@ func reflector() -> RouteEngine {
         #expect(engine.takeLocalEvents().isEmpty)
     }
 
-    @Test func cleanupWithdrawsAWorkersRoutesAndDropsItsSubscriptions() {
+    @Test func behaviour48CleanupWithdrawsAWorkersRoutesAndDropsItsSubscriptions() {
         let engine = host()
         let a = engine.addLocalWorker(name: "a"), b = engine.addLocalWorker(name: "b")
         engine.subscribe(a, to: Match(family: .ipv4VPN, routeTarget: rt2)!)
@@ -159,7 +159,7 @@ func reflector() -> RouteEngine {
         #expect(engine.pathCount(.ipv4VPN) == 0)
     }
 
-    @Test func transitivityBitIsIgnoredAndRouteWithoutTargetsReachesWildcard() {
+    @Test func behaviour49TransitivityBitIsIgnoredAndRouteWithoutTargetsReachesWildcard() {
         let engine = host()
         let a = engine.addLocalWorker(name: "a"), b = engine.addLocalWorker(name: "b"), c = engine.addLocalWorker(name: "c")
         engine.subscribe(b, to: Match(family: .ipv4VPN, routeTarget: .routeTarget(as: 64512, 1, transitive: false))!)
@@ -169,5 +169,30 @@ func reflector() -> RouteEngine {
         let all = engine.takeLocalEvents()
         #expect(all.filter { $0.0 == b }.count == 1)
         #expect(all.filter { $0.0 == c }.count == 2)
+    }
+
+    @Test func behaviour47IdenticalReadvertisementDroppedUnknownWithdrawIgnored() {
+        let engine = host()
+        let a = engine.addLocalWorker(name: "a"), b = engine.addLocalWorker(name: "b")
+        engine.subscribe(b, to: Match(family: .ipv4VPN, routeTarget: rt1)!)
+        engine.advertise(from: a, family: .ipv4VPN, vpn(1), nextHop: nh, attributes: attributes([rt1]))
+        #expect(events(engine, for: b).count == 1)
+        engine.advertise(from: a, family: .ipv4VPN, vpn(1), nextHop: nh, attributes: attributes([rt1]))
+        #expect(engine.takeLocalEvents().isEmpty, "identical: dropped")
+        engine.withdraw(from: a, family: .ipv4VPN, vpn(2))
+        #expect(engine.takeLocalEvents().isEmpty, "unknown withdraw: ignored")
+    }
+
+    /// NLRI identity (what a withdraw names and a replacement keeps): VPNv4 without its label; EVPN
+    /// MAC/IP without ESI and labels, but with its IP.
+    @Test func behaviour53RouteIdentityIgnoresLabelsAndESIButNotTheIP() {
+        #expect(RouteKey(vpn(1, label: 100)) == RouteKey(vpn(1, label: 200)))
+        #expect(RouteKey(vpn(1)) != RouteKey(vpn(1, rd: 2)))
+        func mac(esi: UInt8, label: UInt32, ip: UInt8) -> NLRIElement {
+            let e = EthernetSegmentIdentifier(high: 0, low: UInt64(esi))
+            return NLRIElement(.evpn(.macIPAdvertisement(EVPNMACIPRoute(routeDistinguisher: .as2(64512, 1), esi: e, mac: MACAddress(7), ip: .v4(IPv4Address(10, 0, 0, ip)), labelField1: label))))
+        }
+        #expect(RouteKey(mac(esi: 0, label: 10, ip: 1)) == RouteKey(mac(esi: 3, label: 20, ip: 1)))
+        #expect(RouteKey(mac(esi: 0, label: 10, ip: 1)) != RouteKey(mac(esi: 0, label: 10, ip: 2)))
     }
 }

@@ -13,7 +13,7 @@ import Testing
     final class Host {
         let engine: RouteEngine
         let evpnDriver = DummyDriver(vpnType: .evpn, localAddress: VPNManagerTests.local)
-        let ipvpnDriver = DummyDriver(vpnType: .ipvpn, localAddress: VPNManagerTests.local)
+        let ipvpnDriver = DummyDriver(vpnType: .ipvpn, localAddress: VPNManagerTests.local, directions: [.both, .toPort, .fromPort])
         let manager: VPNManager
         let peer: WorkerID
         var sent: [AddressFamily: [RouteKey: (NLRIElement, AttributeSet)]] = [:]
@@ -212,6 +212,31 @@ import Testing
         try h.attach(Self.ipvpn(extra: ["export_rt": ["64512:4"]]))
         let route = try #require(h.vpnRoutes.first)
         #expect(route.1.routeTargetKeys == [RouteTargetKey(.routeTarget(as: 64512, 4))])
+    }
+
+    @Test func behaviour14StopStopsAndForgetsEveryInstance() throws {
+        let h = Host()
+        try h.attach(Self.evpn())
+        try h.attach(Self.ipvpn())
+        let (evi, vrf) = (try #require(h.evpnDummy("net-1")), try #require(h.ipvpnDummy("vrf-1")))
+        h.manager.stopAll()
+        h.drain()
+        #expect(h.manager.externalIDs.isEmpty && evi.cleanedUp && vrf.cleanedUp)
+        #expect((h.sent[.evpn] ?? [:]).isEmpty && (h.sent[.ipv4VPN] ?? [:]).isEmpty)
+    }
+
+    @Test func behaviour28ToPortAdvertisesFromPortDoesNot() throws {
+        let h = Host()
+        try h.attach(Self.ipvpn(extra: ["direction": "to-port"]))
+        #expect(h.ipvpnDummy("vrf-1")?.plugged.count == 1 && h.vpnRoutes.count == 1)
+        try h.attach(Self.ipvpn("52:54:00:00:00:02", ip: "10.0.0.6", extra: ["direction": "from-port"]))
+        #expect(h.ipvpnDummy("vrf-1")?.plugged.count == 2 && h.vpnRoutes.count == 1, "from-port: plugged, no route")
+        // Quirk Q8: a from-port endpoint can be detached.
+        try h.detach(Self.ipvpn("52:54:00:00:00:02", ip: "10.0.0.6"))
+        #expect(h.ipvpnDummy("vrf-1")?.plugged.count == 1)
+        // The E-VPN dummy driver forwards both ways only, as the original's.
+        #expect(throws: APIError("Unsupported direction: to-port")) { try h.attach(Self.evpn(extra: ["direction": "to-port"])) }
+        #expect(h.manager.instance("net-1") == nil, "the refused first attach left no instance (Q17)")
     }
 
     @Test func ipvpnLabelsPerMACAndRDsForSubnets() throws {
