@@ -1,0 +1,60 @@
+import BGPEngine
+import BGPWire
+import BagpipeAPI
+import BagpipeVPN
+import Hummingbird
+import HummingbirdTesting
+import NIOCore
+import NIOPosix
+import Testing
+
+/// The REST API in process, through Hummingbird's test client.
+@Suite struct APITests {
+    static func withAPI(_ body: @Sendable (any TestClientProtocol) async throws -> Void) async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let local = IPv4Address(127, 0, 0, 1)
+        let speaker = BGPSpeaker(configuration: .init(localAS: 64512, routerID: local), eventLoop: group.next())
+        let service = VPNService(speaker: speaker, configuration: .init(bgpAddress: local, salt: "test")) {
+            [.evpn: DummyDriver(vpnType: .evpn, localAddress: local), .ipvpn: DummyDriver(vpnType: .ipvpn, localAddress: local)]
+        }
+        let app = Application(router: BagpipeAPI.router(service: service, ping: "340282366920938463463374607431768211455"))
+        do {
+            try await app.test(.router) { client in try await body(client) }
+        } catch {
+            Issue.record("\(error)")
+        }
+        try await group.shutdownGracefully()
+    }
+
+    /// Behaviour 58: the API server can be instantiated (and answers).
+    @Test func behaviour58TheAPIServerAnswers() async throws {
+        try await Self.withAPI { client in
+            try await client.execute(uri: "/ping", method: .get) { response in
+                #expect(response.status == .ok && String(buffer: response.body) == "340282366920938463463374607431768211455")
+            }
+            let attach = #"{"vpn_type": "evpn", "vpn_instance_id": "net-1", "mac_address": "52:54:00:00:00:01", "local_port": "tap1", "import_rt": "64512:1", "export_rt": "64512:1"}"#
+            try await client.execute(uri: "/attach_localport", method: .post, body: ByteBuffer(string: attach)) { response in
+                #expect(response.status == .ok && String(buffer: response.body) == "null")
+            }
+            try await client.execute(uri: "/attach_localport", method: .post, body: ByteBuffer(string: #"{"vpn_type": "evpn"}"#)) { response in
+                #expect(response.status == .badRequest)
+                #expect(String(buffer: response.body) == #"{"code":400,"title":"Bad Request","message":"Missing parameter: 'vpn_instance_id'"}"#)
+            }
+            try await client.execute(uri: "/attach_localport", method: .post, body: ByteBuffer(string: "not json")) { response in
+                #expect(response.status == .badRequest)
+            }
+            try await client.execute(uri: "/detach_localport", method: .get) { response in
+                #expect(response.status == .methodNotAllowed)
+            }
+            try await client.execute(uri: "/looking-glass/vpns/instances/net-1/route_targets/export", method: .get) { response in
+                #expect(String(buffer: response.body) == #"["target:64512:1"]"#)
+            }
+        }
+    }
+
+    @Test func pingValueIsA128BitInteger() {
+        let values = Set((0..<20).map { _ in BagpipeAPI.pingValue() })
+        #expect(values.count == 20)
+        #expect(values.allSatisfy { v in v.allSatisfy(\.isNumber) && (v.count < 39 || (v.count == 39 && v <= "340282366920938463463374607431768211455")) })
+    }
+}
