@@ -22,7 +22,7 @@ import Testing
     /// The original's test comparison: ECMP when next hops differ and LOCAL_PREF is equal.
     var tracker: Tracker { Tracker(compare: Tracker.ecmp) }
 
-    @Test func a1DifferentNLRISameSource() {
+    @Test func behaviour50A1DifferentNLRISameSource() {
         var t = tracker
         let r1 = route(a, localPref: 100), r2 = RouteEngine.Route(family: .ipv4VPN, element: NLRIElement(.vpnPrefix(VPNPrefix(labels: MPLSLabelStack(labels: [42]), routeDistinguisher: .as2(64512, 1), prefix: IPPrefix(.v4(IPv4Address(10, 0, 0, 2)), length: 32)))), attributes: route(a, localPref: 100).attributes, source: a)
         var calls = t.advertise(r1, replaced: nil, entry: "1") + t.advertise(r2, replaced: nil, entry: "2")
@@ -30,12 +30,12 @@ import Testing
         #expect(calls == [.newBest("1", r1), .newBest("2", r2), .bestRemoved("1", r1, last: true), .bestRemoved("2", r2, last: true)])
     }
 
-    @Test func a4WithdrawOfAnUnknownRouteDoesNothing() {
+    @Test func behaviour50A4WithdrawOfAnUnknownRouteDoesNothing() {
         var t = tracker
         #expect(t.withdraw(route(a, localPref: 100), entry: "1").isEmpty)
     }
 
-    @Test func b1AnEquivalentRouteFromAnotherSourceCountsOnce() {
+    @Test func behaviour50B1AnEquivalentRouteFromAnotherSourceCountsOnce() {
         var t = tracker
         let ra = route(a, localPref: 100), rb = route(b, localPref: 100)
         #expect(t.advertise(ra, replaced: nil, entry: "1") == [.newBest("1", ra)])
@@ -44,7 +44,7 @@ import Testing
         #expect(t.withdraw(rb, entry: "1") == [.bestRemoved("1", rb, last: true)])
     }
 
-    @Test func b2NewBestBeforeRemovalOfTheOld() {
+    @Test func behaviour50B2NewBestBeforeRemovalOfTheOld() {
         var t = tracker
         let r1 = route(a, localPref: 300), r2 = route(b, localPref: 200), r2c = route(c, localPref: 200)
         #expect(t.advertise(r1, replaced: nil, entry: "1") == [.newBest("1", r1)])
@@ -53,7 +53,7 @@ import Testing
         #expect(t.withdraw(r1, entry: "1") == [.newBest("1", r2), .bestRemoved("1", r1, last: false)])
     }
 
-    @Test func c1c2c3BestRouteSelection() {
+    @Test func behaviour50C1c2c3BestRouteSelection() {
         var t = tracker
         let r300 = route(a, localPref: 300), r200 = route(b, localPref: 200), r100 = route(c, localPref: 100)
         #expect(t.advertise(r300, replaced: nil, entry: "1") == [.newBest("1", r300)])
@@ -70,7 +70,7 @@ import Testing
         #expect(u.withdraw(low, entry: "1").isEmpty)
     }
 
-    @Test func d1ECMPRoutesAreAllBest() {
+    @Test func behaviour50D1ECMPRoutesAreAllBest() {
         var t = tracker
         let r1 = route(a, localPref: 100, nextHop: Self.nh1), r2 = route(a, localPref: 100, nextHop: Self.nh2)
         #expect(t.advertise(r1, replaced: nil, entry: "1") == [.newBest("1", r1)])
@@ -80,7 +80,7 @@ import Testing
         #expect(t.withdraw(r2, entry: "1") == [.bestRemoved("1", r2, last: true)])
     }
 
-    @Test func e1e2ReplacementOfTheBestRoute() {
+    @Test func behaviour50E1e2ReplacementOfTheBestRoute() {
         var t = tracker
         let r1 = route(a, localPref: 200), r2 = route(a, localPref: 100)
         _ = t.advertise(r1, replaced: nil, entry: "1")
