@@ -62,6 +62,19 @@ public struct FloodEndpoint: Sendable, Hashable {
     }
 }
 
+/// What an attach may ask of the dataplane when it creates an instance.
+public struct InstanceOptions: Sendable, Hashable {
+    /// The `vni` the instance was created with, when forced.
+    public var vni: UInt32?
+    /// `linuxbr`: an existing Linux bridge for an E-VPN instance.
+    public var linuxbr: String?
+
+    public init(vni: UInt32? = nil, linuxbr: String? = nil) {
+        self.vni = vni
+        self.linuxbr = linuxbr
+    }
+}
+
 /// What an instance needs from its dataplane (reference §9.1). Called on the engine's loop.
 public protocol DataplaneInstance: AnyObject {
     func plug(_ endpoint: Endpoint) throws
@@ -90,7 +103,7 @@ public protocol DataplaneDriver: AnyObject {
     func validate(_ direction: Direction) throws(APIError)
     /// Removes leftovers of an earlier run (also `bagpipe-bgp-cleanup`).
     func resetState() throws
-    func makeInstance(id: UInt32, externalID: String, label: UInt32) throws -> any DataplaneInstance
+    func makeInstance(id: UInt32, externalID: String, label: UInt32, options: InstanceOptions) throws -> any DataplaneInstance
 }
 
 extension DataplaneDriver {
@@ -135,8 +148,8 @@ public final class DummyDriver: DataplaneDriver {
         guard directions.contains(direction) else { throw APIError("Unsupported direction: \(direction.rawValue)") }
     }
 
-    public func makeInstance(id: UInt32, externalID: String, label: UInt32) throws -> any DataplaneInstance {
-        let instance = DummyInstance(id: id, externalID: externalID, label: label)
+    public func makeInstance(id: UInt32, externalID: String, label: UInt32, options: InstanceOptions) throws -> any DataplaneInstance {
+        let instance = DummyInstance(id: id, externalID: externalID, label: label, options: options)
         instances[id] = instance
         return instance
     }
@@ -146,6 +159,7 @@ public final class DummyInstance: DataplaneInstance {
     public let id: UInt32
     public let externalID: String
     public let label: UInt32
+    public let options: InstanceOptions
     public private(set) var plugged: [Endpoint] = []
     public private(set) var remotes: Set<RemoteEndpoint> = []
     public private(set) var floodList: Set<FloodEndpoint> = []
@@ -153,10 +167,11 @@ public final class DummyInstance: DataplaneInstance {
     /// Every call, in order (tests check sequences such as make-before-break).
     public private(set) var calls: [String] = []
 
-    init(id: UInt32, externalID: String, label: UInt32) {
+    init(id: UInt32, externalID: String, label: UInt32, options: InstanceOptions) {
         self.id = id
         self.externalID = externalID
         self.label = label
+        self.options = options
     }
 
     public func plug(_ endpoint: Endpoint) throws {

@@ -19,11 +19,12 @@ public final class EVPNInstance: VPNInstance {
 
     public init(
         id: UInt32, externalID: String, vni: UInt32, routeDistinguisher: RouteDistinguisher, importRTs: [ExtendedCommunity], exportRTs: [ExtendedCommunity],
-        engine: RouteEngine, driver: any DataplaneDriver, bgpAddress: IPv4Address, salt: String
+        engine: RouteEngine, driver: any DataplaneDriver, bgpAddress: IPv4Address, salt: String,
+        options: InstanceOptions = InstanceOptions()
     ) throws {
         try super.init(
             id: id, externalID: externalID, label: vni, routeDistinguisher: routeDistinguisher, importRTs: importRTs, exportRTs: exportRTs, engine: engine,
-            driver: driver, bgpAddress: bgpAddress, salt: salt)
+            driver: driver, bgpAddress: bgpAddress, salt: salt, options: options)
         advertiseInstanceRoutes()
     }
 

@@ -18,13 +18,14 @@ public final class IPVPNInstance: VPNInstance {
 
     public init(
         id: UInt32, externalID: String, label: UInt32, routeDistinguisher: RouteDistinguisher, importRTs: [ExtendedCommunity], exportRTs: [ExtendedCommunity],
-        gateway: IPv4Address, prefixLength: UInt8, engine: RouteEngine, driver: any DataplaneDriver, bgpAddress: IPv4Address, salt: String
+        gateway: IPv4Address, prefixLength: UInt8, engine: RouteEngine, driver: any DataplaneDriver, bgpAddress: IPv4Address, salt: String,
+        options: InstanceOptions = InstanceOptions()
     ) throws {
         self.gateway = gateway
         self.prefixLength = prefixLength
         try super.init(
             id: id, externalID: externalID, label: label, routeDistinguisher: routeDistinguisher, importRTs: importRTs, exportRTs: exportRTs, engine: engine,
-            driver: driver, bgpAddress: bgpAddress, salt: salt)
+            driver: driver, bgpAddress: bgpAddress, salt: salt, options: options)
     }
 
     func route(_ prefix: IPPrefix, label: UInt32, routeDistinguisher: RouteDistinguisher) -> NLRIElement {

@@ -46,7 +46,7 @@ public class VPNInstance {
 
     init(
         id: UInt32, externalID: String, label: UInt32, routeDistinguisher: RouteDistinguisher, importRTs: [ExtendedCommunity], exportRTs: [ExtendedCommunity],
-        engine: RouteEngine, driver: any DataplaneDriver, bgpAddress: IPv4Address, salt: String
+        engine: RouteEngine, driver: any DataplaneDriver, bgpAddress: IPv4Address, salt: String, options: InstanceOptions = InstanceOptions()
     ) throws {
         self.id = id
         self.externalID = externalID
@@ -59,7 +59,7 @@ public class VPNInstance {
         self.bgpAddress = bgpAddress
         let name = "\(Self.namePrefix)-\(id)"
         tracker = BestRouteTracker(compare: driver.supportsECMP ? BestRouteTracker<TrackedEntry>.ecmp : BestRouteTracker<TrackedEntry>.single(salt: salt + "|" + name))
-        dataplane = try driver.makeInstance(id: id, externalID: externalID, label: label)
+        dataplane = try driver.makeInstance(id: id, externalID: externalID, label: label, options: options)
         worker = engine.addLocalWorker(name: name)
         subscribe(importRTs)
     }

@@ -120,17 +120,19 @@ public final class VPNManager {
         }
         let rd = RouteDistinguisher.ipv4(configuration.bgpAddress, UInt16(rdNumber))
         let instance: VPNInstance
+        let options = InstanceOptions(vni: r.vni > 0 ? r.vni : nil, linuxbr: r.vpnType == .evpn ? r.linuxbr : nil)
         do {
             switch r.vpnType {
             case .evpn:
                 instance = try EVPNInstance(
                     id: id, externalID: r.vpnInstanceID, vni: label, routeDistinguisher: rd, importRTs: r.importRTs, exportRTs: r.exportRTs, engine: engine,
-                    driver: driver, bgpAddress: configuration.bgpAddress, salt: configuration.salt)
+                    driver: driver, bgpAddress: configuration.bgpAddress, salt: configuration.salt, options: options)
             case .ipvpn:
                 guard let gateway = r.gatewayIP, let address = r.ipAddress else { throw APIError.missing("gateway_ip") }
                 instance = try IPVPNInstance(
                     id: id, externalID: r.vpnInstanceID, label: label, routeDistinguisher: rd, importRTs: r.importRTs, exportRTs: r.exportRTs, gateway: gateway,
-                    prefixLength: address.prefix.length, engine: engine, driver: driver, bgpAddress: configuration.bgpAddress, salt: configuration.salt)
+                    prefixLength: address.prefix.length, engine: engine, driver: driver, bgpAddress: configuration.bgpAddress, salt: configuration.salt,
+                    options: options)
             }
         } catch let e as APIError {
             throw e

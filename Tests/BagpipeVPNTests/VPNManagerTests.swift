@@ -103,6 +103,17 @@ import Testing
         #expect(h.manager.instance("net-2")?.label == 5000)
     }
 
+    @Test func behaviour12VNIAndLinuxBridgeReachTheDataplaneAtCreation() throws {
+        let h = Host()
+        try h.attach(Self.evpn(extra: ["vni": 5000, "linuxbr": "br-test"]))
+        #expect(h.evpnDummy("net-1")?.options == InstanceOptions(vni: 5000, linuxbr: "br-test"))
+        try h.attach(Self.evpn(id: "net-2"))
+        #expect(h.evpnDummy("net-2")?.options == InstanceOptions(), "no vni when none was given")
+        // Instance-level parameters are fixed by the creating attach (quirk Q5, kept).
+        try h.attach(Self.evpn("52:54:00:00:00:02", ip: "10.0.0.2", extra: ["vni": 5000, "linuxbr": "br-other"]))
+        #expect(h.evpnDummy("net-1")?.options.linuxbr == "br-test")
+    }
+
     @Test func behaviour13InstanceIdsUniqueAcrossCyclesAndExhaustion() throws {
         let h = Host(instanceIDs: IdentifierAllocator(name: "VPN instance id", range: 1...3, reuses: false))
         var seen = Set<UInt32>()
