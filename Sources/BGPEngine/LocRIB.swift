@@ -213,10 +213,4 @@ final class FamilyTable {
         return all
     }
 
-    /// Slots of destinations with a path carrying any of these route targets.
-    func slots(withAnyOf routeTargets: [RouteTargetKey]) -> Set<Int32> {
-        var out = Set<Int32>()
-        for rt in routeTargets { out.formUnion(byRouteTarget[rt] ?? []) }
-        return out
-    }
 }

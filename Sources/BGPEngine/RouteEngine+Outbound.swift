@@ -21,10 +21,6 @@ extension RouteEngine {
         }
     }
 
-    func exportable(_ path: Path, family: AddressFamily, to peerID: WorkerID, _ p: PeerState) -> Bool {
-        exportable(source: path.source, attributes: path.attributes, family: family, to: peerID, p)
-    }
-
     func exportable(source: WorkerID, attributes: AttributeSet, family: AddressFamily, to peerID: WorkerID, _ p: PeerState) -> Bool {
         guard reflectionAllows(from: source, to: peerID) else { return false }
         if family == .routeTargetConstraint || !p.rtcActive { return true }
@@ -37,7 +33,7 @@ extension RouteEngine {
         if family == .routeTargetConstraint {
             // RFC 4684 §3.2: the best membership route among those the peer did not send, so that a
             // client learns that others import the same route target.
-            let i = DecisionProcess.best(of: d.paths, sources: { self.sources[$0] ?? PathSource(kind: .local, routerID: IPv4Address(0), address: IPv6Address(high: 0, low: 0)) }, eligible: { self.reflectionAllows($0, to: peerID) })
+            let i = DecisionProcess.best(of: d.paths, sources: pathSource, eligible: { self.reflectionAllows($0, to: peerID) })
             return i >= 0 ? i : nil
         }
         let i = Int(d.best)

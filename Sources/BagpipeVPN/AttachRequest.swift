@@ -33,9 +33,6 @@ public struct LocalPort: Sendable, Hashable {
         self.linuxif = linuxif
         self.raw = raw
     }
-    public var vlan: Int64? { raw["vlan"]?.intValue }
-    /// `evpn.id`: plug an existing EVI into this VRF (§8.6).
-    public var evpnID: String? { raw["evpn"]?["id"]?.stringValue }
 }
 
 /// `readvertise` (reference §8.3): routes with a `from_rt` are re-advertised with `to_rt`.

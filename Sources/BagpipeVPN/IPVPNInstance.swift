@@ -65,10 +65,4 @@ public final class IPVPNInstance: VPNInstance {
         for c in communities { if case .consistentHashSortOrder(let o) = c.kind { order = o; break } }
         return .remote(RemoteEndpoint(destination: .prefix(p.prefix), remotePE: pe, label: label, encapsulations: encapsulations, loadBalancingOrder: order))
     }
-
-    public override var lookingGlass: JSONValue {
-        guard case .object(var fields) = super.lookingGlass else { return super.lookingGlass }
-        fields.append(("gateway_ip", .string("\(gateway)/\(prefixLength)")))
-        return .object(fields)
-    }
 }

@@ -235,12 +235,4 @@ public class VPNInstance {
         if family.safi == .mplsVPN || family == .evpn { fields.append(("route_targets", .array(route.attributes.routeTargetKeys.map { .string("\($0)") }))) }
         return .object([(nlriText(route.element.nlri), .object(fields))])
     }
-
-    public var lookingGlass: JSONValue {
-        .object([
-            ("id", JSONValue(id)), ("external_instance_id", .string(externalID)), ("label", JSONValue(label)),
-            ("route_distinguisher", .string("\(routeDistinguisher)")), ("import_rts", .array(importRTs.map { .string("\($0)") })),
-            ("export_rts", .array(exportRTs.map { .string("\($0)") })), ("dataplane", dataplane.lookingGlass),
-        ])
-    }
 }

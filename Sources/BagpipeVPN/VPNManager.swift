@@ -276,10 +276,6 @@ public final class VPNManager {
         for (id, m) in instances { remove(m, externalID: id) }
     }
 
-    public var lookingGlass: JSONValue {
-        .object(instances.keys.sorted().compactMap { id in instances[id].map { (id, $0.instance.lookingGlass) } })
-    }
-
     /// `/vpns/instances`: one entry per instance (reference §2.2).
     public func instanceList(href: (String) -> JSONValue) -> JSONValue {
         .array(instances.keys.sorted().compactMap { id in

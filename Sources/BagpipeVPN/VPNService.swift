@@ -46,11 +46,6 @@ public final class VPNService: @unchecked Sendable {
     public func attach(_ request: AttachRequest) -> EventLoopFuture<Void> { withManager { try $0.attach(request) } }
     public func detach(_ request: DetachRequest) -> EventLoopFuture<Void> { withManager { try $0.detach(request) } }
 
-    /// One instance's state (nil: no such instance), or every instance's.
-    public func lookingGlass(instance: String? = nil) -> EventLoopFuture<JSONValue?> {
-        withManager { m in instance.map { m.instance($0)?.lookingGlass } ?? m.lookingGlass }
-    }
-
     public func stop() -> EventLoopFuture<Void> { withManager { $0.stopAll() } }
 }
 
