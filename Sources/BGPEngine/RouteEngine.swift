@@ -101,7 +101,7 @@ public final class RouteEngine {
     var subscriptions: [WorkerID: Set<Match>] = [:]
     var subscribers: [Match: Set<WorkerID>] = [:]
     var tables: [AddressFamily: FamilyTable] = [:]
-    var attributeSets = AttributeSetTable()
+    var attributeSets = AttributeInterner()
     /// Local importers per route target (across families: one RTC route per RT, withdrawn when the last goes).
     var importers: [RouteTargetKey: Int] = [:]
     /// The worker that owns our RT-Constraint routes.
@@ -306,7 +306,7 @@ public final class RouteEngine {
             case (nil, nil): break
             }
             // A host advertises only its own routes; a reflector, the best of all.
-            let best = DecisionProcess.best(of: d.paths, sources: { self.sources[$0] ?? PathSource(kind: .local, routerID: IPv4Address(0), address: IPv6Address(high: 0, low: 0)) }, eligible: { reflector || self.sources[$0.source]?.isLocal == true })
+            let best = DecisionProcess.best(of: d.paths, sources: pathSource, eligible: { reflector || self.sources[$0.source]?.isLocal == true })
             // 32,767 paths to one destination is far beyond any deployment; past it, none is advertised.
             d.best = best <= Int(Int16.max) ? Int16(best) : -1
             return (old, before, d.bestPath)
@@ -340,6 +340,11 @@ public final class RouteEngine {
         if family == .routeTargetConstraint || !samePath(bestBefore, bestAfter) { table.logChange(slot) }
         if let old { attributeSets.release(old.attributes) }
         table.releaseIfUnused(slot)
+    }
+
+    /// Where a path came from, for the decision process (a worker that went is treated as local).
+    func pathSource(_ worker: WorkerID) -> PathSource {
+        sources[worker] ?? PathSource(kind: .local, routerID: IPv4Address(0), address: IPv6Address(high: 0, low: 0))
     }
 
     func newTable(_ family: AddressFamily) -> FamilyTable {

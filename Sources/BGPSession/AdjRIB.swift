@@ -76,35 +76,51 @@ public final class AttributeSet: Hashable, Sendable {
 }
 
 /// Interns attribute sets: equal sets come back as the same object, counted by use so that a set no
-/// route uses any more is dropped.
+/// route uses any more is dropped. Uses are counted by identity: releasing a route's set hashes
+/// nothing (only the last release hashes the content, to forget it), and a set already interned
+/// (the routes of one UPDATE share one) is taken again without hashing its content.
 public struct AttributeInterner: Sendable {
-    private var table: [AttributeSet: (set: AttributeSet, uses: Int)] = [:]
+    private var byContent: [AttributeSet: AttributeSet] = [:]
+    private var uses: [ObjectIdentifier: Int] = [:]
 
     public init() {}
 
     /// Distinct sets in use.
-    public var count: Int { table.count }
+    public var count: Int { byContent.count }
 
     /// The shared set equal to these attributes, with one more use.
     public mutating func intern(attributes: [PathAttribute], nextHop: NextHop) -> AttributeSet {
-        let candidate = AttributeSet(attributes: attributes, nextHop: nextHop)
-        if let existing = table[candidate] {
-            table[candidate]?.uses += 1
-            return existing.set
-        }
-        table[candidate] = (candidate, 1)
-        return candidate
+        intern(AttributeSet(attributes: attributes, nextHop: nextHop))
     }
 
-    /// One more use of a set already interned.
+    /// The shared set equal to `set` (`set` itself when it is new or already the shared one), with
+    /// one more use.
+    public mutating func intern(_ set: AttributeSet) -> AttributeSet {
+        if let n = uses[ObjectIdentifier(set)] {
+            uses[ObjectIdentifier(set)] = n + 1
+            return set
+        }
+        let shared = byContent[set] ?? set
+        if shared === set { byContent[set] = set }
+        uses[ObjectIdentifier(shared), default: 0] += 1
+        return shared
+    }
+
+    /// One more use of a set this interner returned.
     public mutating func retain(_ set: AttributeSet) {
-        table[set]?.uses += 1
+        if let n = uses[ObjectIdentifier(set)] { uses[ObjectIdentifier(set)] = n + 1 }
     }
 
     /// One use fewer; the set goes when nothing uses it.
     public mutating func release(_ set: AttributeSet) {
-        guard let entry = table[set] else { return }
-        if entry.uses <= 1 { table[set] = nil } else { table[set]?.uses -= 1 }
+        let id = ObjectIdentifier(set)
+        guard let n = uses[id] else { return }
+        if n > 1 {
+            uses[id] = n - 1
+        } else {
+            uses[id] = nil
+            if byContent[set] === set { byContent[set] = nil }
+        }
     }
 }
 
