@@ -43,60 +43,27 @@ public struct BGPOptions: Sendable, Equatable {
     /// Reads the section; an invalid value throws an error naming the option. `warnings` gets one line
     /// per unknown option.
     public init(_ file: INIFile, warnings: inout [String]) throws {
-        let section = "BGP"
-        for (key, entry) in file.sections[section] ?? [:] where !Self.knownOptions.contains(key) {
-            warnings.append("\(entry.origin): unknown option [BGP] \(key) ignored")
-        }
-        func entry(_ key: String) -> INIFile.Entry? { file.value(section, key) }
-        func fail(_ key: String, _ message: String) -> ConfigurationError {
-            ConfigurationError("[BGP] \(key)\(entry(key).map { " (\($0.origin))" } ?? ""): \(message)")
-        }
-        guard let local = entry("local_address")?.value, !local.isEmpty else { throw fail("local_address", "required (an IPv4 address or an interface name)") }
-        guard let address = IPv4Address(local) ?? Self.interfaceAddress(local) else {
-            throw fail("local_address", "'\(local)' is neither an IPv4 address nor an interface with an IPv4 address")
+        let r = SectionReader(file: file, section: "BGP")
+        r.warnUnknown(Self.knownOptions, &warnings)
+        guard let address = try r.addressOrInterface("local_address") else {
+            throw r.error("local_address", "required (an IPv4 address or an interface name)")
         }
         localAddress = address
-        clusterID = address
-        guard let asText = entry("my_as")?.value else { throw fail("my_as", "required") }
-        guard let asn = UInt32(asText), asn >= 1 else { throw fail("my_as", "'\(asText)' is not an AS number (1-4294967295)") }
+        guard let asText = r.string("my_as") else { throw r.error("my_as", "required") }
+        guard let asn = UInt32(asText), asn >= 1 else { throw r.error("my_as", "'\(asText)' is not an AS number (1-4294967295)") }
         myAS = asn
-        func list(_ key: String) throws -> [IPv4Address] {
-            guard let text = entry(key)?.value else { return [] }
-            return try text.split(whereSeparator: { $0 == "," || $0 == "\n" }).map { $0.trimmingWhitespace }.filter { !$0.isEmpty }.map { item in
-                guard let a = IPv4Address(item) else { throw fail(key, "'\(item)' is not an IPv4 address") }
-                return a
-            }
-        }
-        func bool(_ key: String, _ fallback: Bool) throws -> Bool {
-            guard let text = entry(key)?.value else { return fallback }
-            switch text.lowercased() {
-            case "true", "yes", "on", "1": return true
-            case "false", "no", "off", "0": return false
-            default: throw fail(key, "'\(text)' is not a boolean (true or false)")
-            }
-        }
-        func port(_ key: String, _ fallback: Int) throws -> Int {
-            guard let text = entry(key)?.value else { return fallback }
-            guard let p = Int(text), (0...65535).contains(p) else { throw fail(key, "'\(text)' is not a port (0-65535)") }
-            return p
-        }
-        func ipv4(_ key: String) throws -> IPv4Address? {
-            guard let text = entry(key)?.value else { return nil }
-            guard let a = IPv4Address(text) else { throw fail(key, "'\(text)' is not an IPv4 address") }
-            return a
-        }
-        peers = try list("peers")
-        enableRTC = try bool("enable_rtc", true)
-        bgpPort = try port("bgp_port", 179)
-        routeReflector = try bool("route_reflector", false)
-        clusterID = try ipv4("cluster_id") ?? address
-        nonClientPeers = try list("non_client_peers")
-        if let stray = nonClientPeers.first(where: { !peers.contains($0) }) { throw fail("non_client_peers", "\(stray) is not in [BGP] peers") }
-        passive = try bool("passive", routeReflector)
-        listenAddress = try ipv4("listen_address")
-        listenPort = try port("listen_port", bgpPort)
-        if let text = entry("hold_time")?.value {
-            guard let h = UInt16(text), h == 0 || h >= 3 else { throw fail("hold_time", "'\(text)' is not 0 or 3-65535 seconds") }
+        peers = try r.ipv4List("peers")
+        enableRTC = try r.bool("enable_rtc", true)
+        bgpPort = try r.port("bgp_port") ?? 179
+        routeReflector = try r.bool("route_reflector", false)
+        clusterID = try r.ipv4("cluster_id") ?? address
+        nonClientPeers = try r.ipv4List("non_client_peers")
+        if let stray = nonClientPeers.first(where: { !peers.contains($0) }) { throw r.error("non_client_peers", "\(stray) is not in [BGP] peers") }
+        passive = try r.bool("passive", routeReflector)
+        listenAddress = try r.ipv4("listen_address")
+        listenPort = try r.port("listen_port") ?? bgpPort
+        if let text = r.string("hold_time") {
+            guard let h = UInt16(text), h == 0 || h >= 3 else { throw r.error("hold_time", "'\(text)' is not 0 or 3-65535 seconds") }
             holdTime = h
         }
     }

@@ -63,12 +63,7 @@ public struct DataplaneDriverOptions: Sendable, Equatable {
             }
             driver = canonical
         }
-        if let text = reader.string("dataplane_local_address") {
-            guard let address = IPv4Address(text) ?? BGPOptions.interfaceAddress(text) else {
-                throw reader.error("dataplane_local_address", "'\(text)' is neither an IPv4 address nor an interface with an IPv4 address")
-            }
-            localAddress = address
-        }
+        localAddress = try reader.addressOrInterface("dataplane_local_address")
         for (key, entry) in file.sections[reader.section] ?? [:] where key != "dataplane_driver" && key != "dataplane_local_address" {
             driverOptions[key] = entry.value
         }
@@ -145,9 +140,49 @@ struct SectionReader {
     }
 
     func port(_ key: String, deprecated alias: String, _ warnings: inout [String]) throws -> Int? {
-        let used = string(key) != nil ? key : alias
-        guard let text = string(key, deprecated: alias, &warnings) else { return nil }
-        guard let p = Int(text), (0...65535).contains(p) else { throw error(used, "'\(text)' is not a port (0-65535)") }
+        if string(key) == nil, string(alias) != nil {
+            warnings.append("[\(section)] \(alias) is deprecated: use \(key)")
+            return try port(alias)
+        }
+        return try port(key)
+    }
+
+    func port(_ key: String) throws -> Int? {
+        guard let text = string(key) else { return nil }
+        guard let p = Int(text), (0...65535).contains(p) else { throw error(key, "'\(text)' is not a port (0-65535)") }
         return p
+    }
+
+    func bool(_ key: String, _ fallback: Bool) throws -> Bool {
+        guard let text = string(key) else { return fallback }
+        switch text.lowercased() {
+        case "true", "yes", "on", "1": return true
+        case "false", "no", "off", "0": return false
+        default: throw error(key, "'\(text)' is not a boolean (true or false)")
+        }
+    }
+
+    func ipv4(_ key: String) throws -> IPv4Address? {
+        guard let text = string(key) else { return nil }
+        guard let a = IPv4Address(text) else { throw error(key, "'\(text)' is not an IPv4 address") }
+        return a
+    }
+
+    /// A comma-separated (or multi-line) list of IPv4 addresses.
+    func ipv4List(_ key: String) throws -> [IPv4Address] {
+        guard let text = string(key) else { return [] }
+        return try text.split(whereSeparator: { $0 == "," || $0 == "\n" }).map { $0.trimmingWhitespace }.filter { !$0.isEmpty }.map { item in
+            guard let a = IPv4Address(item) else { throw error(key, "'\(item)' is not an IPv4 address") }
+            return a
+        }
+    }
+
+    /// An IPv4 address or an interface name (its first IPv4 address).
+    func addressOrInterface(_ key: String) throws -> IPv4Address? {
+        guard let text = string(key), !text.isEmpty else { return nil }
+        guard let a = IPv4Address(text) ?? BGPOptions.interfaceAddress(text) else {
+            throw error(key, "'\(text)' is neither an IPv4 address nor an interface with an IPv4 address")
+        }
+        return a
     }
 }
