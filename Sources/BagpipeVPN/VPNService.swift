@@ -19,7 +19,7 @@ public final class VPNService: @unchecked Sendable {
         self.makeDrivers = makeDrivers
     }
 
-    private func withManager<T>(_ body: @escaping (VPNManager) throws -> T) -> EventLoopFuture<T> {
+    private func withManager<T: Sendable>(_ body: @escaping @Sendable (VPNManager) throws -> T) -> EventLoopFuture<T> {
         let promise = speaker.eventLoop.makePromise(of: T.self)
         speaker.eventLoop.execute {
             do {
