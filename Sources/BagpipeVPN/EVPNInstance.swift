@@ -46,18 +46,16 @@ public final class EVPNInstance: VPNInstance {
 
     // MARK: Endpoints
 
-    /// Plugs an endpoint into the dataplane and advertises its MAC/IP route (unless `from-port`).
+    /// The MAC/IP route, with the instance RD and VNI whatever the placement says.
+    override func endpointRoute(_ endpoint: Endpoint, _ placement: Placement) -> NLRIElement? { macRoute(endpoint) }
+
+    /// Plugs an endpoint and advertises its MAC/IP route (unless `from-port`).
     public func plug(_ endpoint: Endpoint, localPref: UInt32?) throws {
-        try driver.validate(endpoint.direction)
-        try dataplane.plug(endpoint)
-        guard endpoint.direction != .fromPort else { return }
-        advertiseEndpointRoute(macRoute(endpoint), localPref: localPref)
+        try plug(endpoint, Placement(prefix: nil, routeDistinguisher: routeDistinguisher, localPref: localPref))
     }
 
-    /// Withdraws the endpoint's route and unplugs it.
     public func unplug(_ endpoint: Endpoint, lastEndpointOfPort: Bool) throws {
-        withdrawEndpointRoute(macRoute(endpoint))
-        try dataplane.unplug(endpoint, lastEndpointOfPort: lastEndpointOfPort)
+        try unplug(endpoint, Placement(prefix: nil, routeDistinguisher: routeDistinguisher, localPref: nil), lastEndpointOfPort: lastEndpointOfPort)
     }
 
     // MARK: Routes we receive

@@ -32,18 +32,21 @@ public final class IPVPNInstance: VPNInstance {
         NLRIElement(.vpnPrefix(VPNPrefix(labels: MPLSLabelStack(labels: [label]), routeDistinguisher: routeDistinguisher, prefix: prefix)))
     }
 
-    /// Plugs an endpoint and advertises `prefix` for it (unless `from-port`), with `routeDistinguisher`
-    /// (the instance's for a /32, a per-endpoint one otherwise) and the load-balancing order.
+    /// The placement's prefix with its RD (the instance's for a /32, a per-endpoint one otherwise)
+    /// and the endpoint's port label.
+    override func endpointRoute(_ endpoint: Endpoint, _ placement: Placement) -> NLRIElement? {
+        placement.prefix.map { route($0, label: endpoint.label, routeDistinguisher: placement.routeDistinguisher) }
+    }
+
+    override func endpointCommunities(_ placement: Placement) -> [ExtendedCommunity] { [.consistentHashSortOrder(placement.loadBalancingOrder)] }
+
+    /// Plugs an endpoint and advertises `prefix` for it (unless `from-port`).
     public func plug(_ endpoint: Endpoint, prefix: IPPrefix, routeDistinguisher: RouteDistinguisher, localPref: UInt32?, loadBalancingOrder: UInt32) throws {
-        try driver.validate(endpoint.direction)
-        try dataplane.plug(endpoint)
-        guard endpoint.direction != .fromPort else { return }
-        advertiseEndpointRoute(route(prefix, label: endpoint.label, routeDistinguisher: routeDistinguisher), localPref: localPref, extra: [.consistentHashSortOrder(loadBalancingOrder)])
+        try plug(endpoint, Placement(prefix: prefix, routeDistinguisher: routeDistinguisher, localPref: localPref, loadBalancingOrder: loadBalancingOrder))
     }
 
     public func unplug(_ endpoint: Endpoint, prefix: IPPrefix, routeDistinguisher: RouteDistinguisher, lastEndpointOfPort: Bool) throws {
-        withdrawEndpointRoute(route(prefix, label: endpoint.label, routeDistinguisher: routeDistinguisher))
-        try dataplane.unplug(endpoint, lastEndpointOfPort: lastEndpointOfPort)
+        try unplug(endpoint, Placement(prefix: prefix, routeDistinguisher: routeDistinguisher, localPref: nil), lastEndpointOfPort: lastEndpointOfPort)
     }
 
     // MARK: Routes we receive

@@ -97,6 +97,45 @@ public class VPNInstance {
         engine.withdraw(from: worker, family: Self.family, element)
     }
 
+    /// How an endpoint is advertised: the prefix (IP VPN), the RD, LOCAL_PREF and load-balancing order.
+    public struct Placement: Sendable, Hashable {
+        public var prefix: IPPrefix?
+        public var routeDistinguisher: RouteDistinguisher
+        public var localPref: UInt32?
+        public var loadBalancingOrder: UInt32
+
+        public init(prefix: IPPrefix?, routeDistinguisher: RouteDistinguisher, localPref: UInt32?, loadBalancingOrder: UInt32 = 0) {
+            self.prefix = prefix
+            self.routeDistinguisher = routeDistinguisher
+            self.localPref = localPref
+            self.loadBalancingOrder = loadBalancingOrder
+        }
+    }
+
+    /// The route an endpoint is advertised with (subclasses), nil when it has none.
+    func endpointRoute(_ endpoint: Endpoint, _ placement: Placement) -> NLRIElement? { nil }
+    /// Extended communities an endpoint route carries besides the targets and encapsulations.
+    func endpointCommunities(_ placement: Placement) -> [ExtendedCommunity] { [] }
+
+    /// Plugs an endpoint into the dataplane and advertises its route (unless `from-port`).
+    public func plug(_ endpoint: Endpoint, _ placement: Placement) throws {
+        try driver.validate(endpoint.direction)
+        try dataplane.plug(endpoint)
+        advertise(endpoint, placement)
+    }
+
+    /// Advertises (or replaces, when it changed) an endpoint's route, without touching the dataplane.
+    public func advertise(_ endpoint: Endpoint, _ placement: Placement) {
+        guard endpoint.direction != .fromPort, let route = endpointRoute(endpoint, placement) else { return }
+        advertiseEndpointRoute(route, localPref: placement.localPref, extra: endpointCommunities(placement))
+    }
+
+    /// Withdraws the endpoint's route and unplugs it.
+    public func unplug(_ endpoint: Endpoint, _ placement: Placement, lastEndpointOfPort: Bool) throws {
+        if let route = endpointRoute(endpoint, placement) { withdrawEndpointRoute(route) }
+        try dataplane.unplug(endpoint, lastEndpointOfPort: lastEndpointOfPort)
+    }
+
     /// Next hop of endpoint routes.
     var nextHop: NextHop { .forFamily(Self.family, .v4(driver.localAddress)) }
 

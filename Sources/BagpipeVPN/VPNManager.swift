@@ -163,7 +163,7 @@ public final class VPNManager {
             existing.loadBalancingOrder = r.lbConsistentHashOrder
             existing.description = r.description
             m.endpoints[key] = existing
-            advertise(existing, in: m)
+            m.instance.advertise(existing.endpoint, placement(existing, m))
             return
         }
         var rds = routeDistinguishers, labelAllocator = labels
@@ -183,13 +183,7 @@ public final class VPNManager {
             endpoint: Endpoint(mac: r.mac, ip: address, port: r.localPort, label: label, direction: r.direction), prefix: prefix, ownRD: ownRD,
             localPref: r.localPref, loadBalancingOrder: r.lbConsistentHashOrder, description: r.description)
         do {
-            switch m.instance {
-            case let evi as EVPNInstance: try evi.plug(record.endpoint, localPref: r.localPref)
-            case let vrf as IPVPNInstance:
-                guard let prefix else { throw APIError.missing("ip_address") }
-                try vrf.plug(record.endpoint, prefix: prefix, routeDistinguisher: rd(record, m), localPref: r.localPref, loadBalancingOrder: r.lbConsistentHashOrder)
-            default: break
-            }
+            try m.instance.plug(record.endpoint, placement(record, m))
         } catch let e as APIError {
             throw e
         } catch {
@@ -208,18 +202,8 @@ public final class VPNManager {
         record.ownRD.map { .ipv4(configuration.bgpAddress, UInt16($0)) } ?? m.instance.routeDistinguisher
     }
 
-    private func advertise(_ record: EndpointRecord, in m: Managed) {
-        guard record.endpoint.direction != .fromPort else { return }
-        switch m.instance {
-        case let evi as EVPNInstance:
-            evi.advertiseEndpointRoute(evi.macRoute(record.endpoint), localPref: record.localPref)
-        case let vrf as IPVPNInstance:
-            guard let prefix = record.prefix else { return }
-            vrf.advertiseEndpointRoute(
-                vrf.route(prefix, label: record.endpoint.label, routeDistinguisher: rd(record, m)), localPref: record.localPref,
-                extra: [.consistentHashSortOrder(record.loadBalancingOrder)])
-        default: break
-        }
+    private func placement(_ record: EndpointRecord, _ m: Managed) -> VPNInstance.Placement {
+        VPNInstance.Placement(prefix: record.prefix, routeDistinguisher: rd(record, m), localPref: record.localPref, loadBalancingOrder: record.loadBalancingOrder)
     }
 
     // MARK: Detach
@@ -247,12 +231,7 @@ public final class VPNManager {
         m.endpoints[key] = nil
         let port = record.endpoint.port
         let lastOfPort = !m.endpoints.values.contains { $0.endpoint.port.linuxif == port.linuxif }
-        switch m.instance {
-        case let evi as EVPNInstance: try? evi.unplug(record.endpoint, lastEndpointOfPort: lastOfPort)
-        case let vrf as IPVPNInstance:
-            if let prefix = record.prefix { try? vrf.unplug(record.endpoint, prefix: prefix, routeDistinguisher: rd(record, m), lastEndpointOfPort: lastOfPort) }
-        default: break
-        }
+        try? m.instance.unplug(record.endpoint, placement(record, m), lastEndpointOfPort: lastOfPort)
         if let n = record.ownRD { routeDistinguishers.release(n) }
         if let ip = key.ip { m.macOfIP[ip] = nil }
         if !m.endpoints.keys.contains(where: { $0.mac == key.mac }) {
