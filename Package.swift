@@ -120,7 +120,7 @@ let package = Package(
         .testTarget(
             name: "BGPWireTests",
             dependencies: [
-                "BGPWire", "BGPCapture",
+                "BGPWire", "BGPCapture", "BGPTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             // Data the tests read from the source tree.

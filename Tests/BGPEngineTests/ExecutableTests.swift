@@ -8,15 +8,6 @@ import NIOCore
 import NIOPosix
 import Testing
 
-/// The built executables, beside the test bundle.
-func builtProduct(_ name: String) -> String {
-    let here = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-    for candidate in [here, here.deletingLastPathComponent()] where FileManager.default.isExecutableFile(atPath: candidate.appendingPathComponent(name).path) {
-        return candidate.appendingPathComponent(name).path
-    }
-    return here.appendingPathComponent(name).path
-}
-
 @Suite struct ConfigurationTests {
     func options(_ text: String) throws -> (BGPOptions, [String]) {
         var warnings: [String] = []

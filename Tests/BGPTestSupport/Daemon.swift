@@ -49,19 +49,29 @@ public final class Daemon: @unchecked Sendable {
     public static func installed(_ path: String) -> Bool { FileManager.default.isExecutableFile(atPath: path) }
 }
 
-/// Runs a command and returns its standard output.
+/// Runs a command and returns its standard output, with its standard error unless
+/// `includingStandardError` is false (a tool whose output is parsed, and whose stderr has warnings).
 @discardableResult
-public func shell(_ executable: String, _ arguments: [String]) throws -> String {
+public func shell(_ executable: String, _ arguments: [String], includingStandardError: Bool = true) throws -> String {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: executable)
     process.arguments = arguments
     let pipe = Pipe()
     process.standardOutput = pipe
-    process.standardError = pipe
+    process.standardError = includingStandardError ? pipe : FileHandle.nullDevice
     try process.run()
     let data = pipe.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
     return String(decoding: data, as: UTF8.self)
+}
+
+/// The built executables, beside the test bundle.
+public func builtProduct(_ name: String) -> String {
+    let here = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    for candidate in [here, here.deletingLastPathComponent()] where FileManager.default.isExecutableFile(atPath: candidate.appendingPathComponent(name).path) {
+        return candidate.appendingPathComponent(name).path
+    }
+    return here.appendingPathComponent(name).path
 }
 
 /// A TCP port nobody listens on right now.

@@ -1,4 +1,5 @@
 import BGPCapture
+import BGPTestSupport
 import BGPWire
 import Foundation
 import Testing
@@ -6,10 +7,7 @@ import Testing
 /// `bagpipe-bgp-decode` as an operator runs it: hex lines and captures in, one JSON object per
 /// message out, bad messages reported without stopping the others, exit status telling.
 @Suite struct DecoderToolTests {
-    static var tool: URL {
-        // The test bundle sits beside the executables SwiftPM builds.
-        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("bagpipe-bgp-decode")
-    }
+    static var tool: URL { URL(fileURLWithPath: builtProduct("bagpipe-bgp-decode")) }
 
     func run(_ arguments: [String], input: String? = nil) throws -> (status: Int32, lines: [[String: Any]]) {
         let process = Process()

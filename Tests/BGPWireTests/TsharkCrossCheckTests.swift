@@ -1,3 +1,4 @@
+import BGPTestSupport
 import BGPWire
 import Foundation
 import NIOCore
@@ -177,7 +178,7 @@ import Testing
             }
             let file = directory.appendingPathComponent("\(name).pcap")
             try PcapWriter.capture(messages: [bytes]).write(to: file)
-            let output = try run(tshark, ["-r", file.path, "-V", "-O", "bgp", "-o", "tcp.analyze_sequence_numbers:FALSE"])
+            let output = try shell(tshark, ["-r", file.path, "-V", "-O", "bgp", "-o", "tcp.analyze_sequence_numbers:FALSE"], includingStandardError: false)
             if ProcessInfo.processInfo.environment["BAGPIPE_TSHARK_DUMP"] != nil { print("=== \(name)\n\(output)") }
             if output.contains("Malformed") || output.contains("Expert Info (Error") { failures.append("\(name): tshark reports a malformed packet") }
             for line in expected {
@@ -187,19 +188,6 @@ import Testing
         }
         print("tshark cross-check: \(cases.count) messages, \(checked - failures.count)/\(checked) fields as encoded")
         if !failures.isEmpty { Issue.record("\(failures.count) mismatches:\n\(failures.joined(separator: "\n"))") }
-    }
-
-    func run(_ executable: String, _ arguments: [String]) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return String(decoding: data, as: UTF8.self)
     }
 }
 
