@@ -100,7 +100,7 @@ let package = Package(
         .executableTarget(
             name: "bagpipe-bench",
             dependencies: [
-                "BGPWire", "BGPSession", "AllocationCounter",
+                "BGPWire", "BGPSession", "AllocationCounter", "BGPTestSupport",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -1,5 +1,6 @@
 import ArgumentParser
 import BGPSession
+import BGPTestSupport
 import BGPWire
 import Foundation
 import NIOCore
@@ -163,23 +164,10 @@ final class LineReader: @unchecked Sendable {
 
 enum GoBGPReceiver {
     static func configuration(port: Int) -> String {
-        """
-        [global.config]
-          as = 64512
-          router-id = "192.0.2.1"
-          port = \(port)
-          local-address-list = ["127.0.0.1"]
-        [[neighbors]]
-          [neighbors.config]
-            neighbor-address = "127.0.0.2"
-            peer-as = 64512
-          [neighbors.transport.config]
-            passive-mode = true
-            local-address = "127.0.0.1"
-          [[neighbors.afi-safis]]
-            [neighbors.afi-safis.config]
-              afi-safi-name = "l3vpn-ipv4-unicast"
-        """
+        GoBGPConfiguration(
+            routerID: "192.0.2.1", port: port, localAddress: "127.0.0.1",
+            neighbors: [.init(address: "127.0.0.2", localAddress: "127.0.0.1", passive: true, fastTimers: false)]
+        ).toml
     }
 
     static func accepted(api: Int) -> Int {
@@ -227,15 +215,6 @@ func residentKB(_ pid: Int32) -> Int {
         let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") })
     else { return 0 }
     return Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
-}
-
-func freePort() throws -> Int {
-    let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-    defer { try? group.syncShutdownGracefully() }
-    let channel = try ServerBootstrap(group: group).bind(host: "127.0.0.1", port: 0).wait()
-    let port = channel.localAddress?.port ?? 0
-    try channel.close().wait()
-    return port
 }
 
 func waitForListener(port: Int) throws {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import BGPSession
+import BGPTestSupport
 import BGPWire
 import Foundation
 import NIOConcurrencyHelpers
@@ -74,24 +75,10 @@ struct ReflectorBenchmark: ParsableCommand {
             process.arguments = ["--config-file", directory.appendingPathComponent("bgp.conf").path]
         case "gobgpd":
             let api = try freePort()
-            let neighbors = peers.map { address in
-                """
-                [[neighbors]]
-                  [neighbors.config]
-                    neighbor-address = "\(address)"
-                    peer-as = 64512
-                  [neighbors.transport.config]
-                    passive-mode = true
-                    local-address = "127.0.0.1"
-                  [neighbors.route-reflector.config]
-                    route-reflector-client = true
-                    route-reflector-cluster-id = "192.0.2.1"
-                  [[neighbors.afi-safis]]
-                    [neighbors.afi-safis.config]
-                      afi-safi-name = "l3vpn-ipv4-unicast"
-                """
-            }.joined(separator: "\n")
-            let conf = "[global.config]\n  as = 64512\n  router-id = \"192.0.2.1\"\n  port = \(port)\n  local-address-list = [\"127.0.0.1\"]\n" + neighbors
+            let conf = GoBGPConfiguration(
+                routerID: "192.0.2.1", port: port, localAddress: "127.0.0.1",
+                neighbors: peers.map { .init(address: $0, localAddress: "127.0.0.1", passive: true, fastTimers: false, routeReflectorClusterID: "192.0.2.1") }
+            ).toml
             try conf.write(to: directory.appendingPathComponent("gobgpd.toml"), atomically: true, encoding: .utf8)
             process.executableURL = URL(fileURLWithPath: "/usr/bin/gobgpd")
             process.arguments = ["-f", directory.appendingPathComponent("gobgpd.toml").path, "--api-hosts=127.0.0.1:\(api)", "--pprof-disable", "-l", "warn"]

@@ -202,11 +202,12 @@ import Testing
             rr = try Self.run("bagpipe-bgp", ["--config-file", "$DIR/bgp.conf"], files: ["bgp.conf": "[BGP]\nlocal_address = 127.0.0.3\nmy_as = 64512\npeers = 127.0.0.2, 127.0.0.4\nroute_reflector = True\nlisten_port = \(rrPort)\nhold_time = 9\n"])
         } else {
             guard Daemon.installed("/usr/bin/gobgpd") else { Issue.record("gobgpd is not installed"); return }
-            let neighbors = ["127.0.0.2", "127.0.0.4"].map { a in
-                "[[neighbors]]\n  [neighbors.config]\n    neighbor-address = \"\(a)\"\n    peer-as = 64512\n  [neighbors.transport.config]\n    passive-mode = true\n    local-address = \"127.0.0.3\"\n  [neighbors.route-reflector.config]\n    route-reflector-client = true\n    route-reflector-cluster-id = \"127.0.0.3\"\n"
-                    + ["l3vpn-ipv4-unicast", "l2vpn-evpn", "rtc"].map { "  [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]\n      afi-safi-name = \"\($0)\"\n" }.joined()
-            }.joined()
-            let config = "[global.config]\n  as = 64512\n  router-id = \"127.0.0.3\"\n  port = \(rrPort)\n  local-address-list = [\"127.0.0.3\"]\n" + neighbors
+            let config = GoBGPConfiguration(
+                routerID: "127.0.0.3", port: rrPort, localAddress: "127.0.0.3",
+                neighbors: ["127.0.0.2", "127.0.0.4"].map {
+                    .init(address: $0, localAddress: "127.0.0.3", passive: true, families: ["l3vpn-ipv4-unicast", "l2vpn-evpn", "rtc"], fastTimers: false, routeReflectorClusterID: "127.0.0.3")
+                }
+            ).toml
             rr = try Daemon(name: "gobgpd", executable: "/usr/bin/gobgpd", arguments: ["-f", "$DIR/gobgpd.toml", "--api-hosts=127.0.0.1:\(try freePort())", "--pprof-disable"], files: ["gobgpd.toml": config])
         }
         var hosts: [Daemon] = []

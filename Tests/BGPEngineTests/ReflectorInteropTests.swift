@@ -17,31 +17,11 @@ import Testing
 
     static func goBGPClient(rrPort: Int, api: Int, routeReflector: Bool = false, clients: [String] = []) -> Daemon? {
         let neighbors = (routeReflector ? clients : ["127.0.0.3"]).map { address in
-            """
-            [[neighbors]]
-              [neighbors.config]
-                neighbor-address = "\(address)"
-                peer-as = 64512
-              [neighbors.transport.config]
-                passive-mode = \(routeReflector)
-                local-address = "127.0.0.1"
-                \(routeReflector ? "" : "remote-port = \(rrPort)")
-              [neighbors.timers.config]
-                hold-time = 9
-                keepalive-interval = 3
-                connect-retry = 1
-              \(routeReflector ? "[neighbors.route-reflector.config]\n    route-reflector-client = true\n    route-reflector-cluster-id = \"192.0.2.100\"" : "")
-            \(["l3vpn-ipv4-unicast", "l2vpn-evpn", "rtc"].map { "  [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]\n      afi-safi-name = \"\($0)\"" }.joined(separator: "\n"))
-            """
-        }.joined(separator: "\n")
-        let config = """
-            [global.config]
-              as = 64512
-              router-id = "192.0.2.100"
-              port = \(routeReflector ? rrPort : -1)
-              local-address-list = ["127.0.0.1"]
-            \(neighbors)
-            """
+            GoBGPConfiguration.Neighbor(
+                address: address, localAddress: "127.0.0.1", passive: routeReflector, remotePort: routeReflector ? nil : rrPort, families: ["l3vpn-ipv4-unicast", "l2vpn-evpn", "rtc"],
+                routeReflectorClusterID: routeReflector ? "192.0.2.100" : nil)
+        }
+        let config = GoBGPConfiguration(routerID: "192.0.2.100", port: routeReflector ? rrPort : -1, localAddress: "127.0.0.1", neighbors: neighbors).toml
         return try? Daemon(
             name: "gobgpd", executable: gobgpd, arguments: ["-f", "$DIR/gobgpd.toml", "--api-hosts=127.0.0.1:\(api)", "--pprof-disable", "-l", "info"],
             files: ["gobgpd.toml": config])

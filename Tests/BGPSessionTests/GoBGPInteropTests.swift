@@ -22,37 +22,14 @@ import Testing
     }
 
     static func configuration(port: Int, neighbor: String, passive: Bool, remotePort: Int? = nil, options: Options = Options()) -> String {
-        let afiSafis = ["l3vpn-ipv4-unicast", "l2vpn-evpn", "rtc"].map { name in
-            """
-              [[neighbors.afi-safis]]
-                [neighbors.afi-safis.config]
-                  afi-safi-name = "\(name)"
-                \(options.gracefulRestart ? "[neighbors.afi-safis.mp-graceful-restart.config]\n      enabled = true" : "")
-            """
-        }.joined(separator: "\n")
-        return """
-        [global.config]
-          as = 64512
-          router-id = "192.0.2.100"
-          port = \(port)
-          local-address-list = ["127.0.0.1"]
-        [[neighbors]]
-          [neighbors.config]
-            neighbor-address = "\(neighbor)"
-            peer-as = 64512
-            \(options.password.map { "auth-password = \"\($0)\"" } ?? "")
-          \(options.gracefulRestart ? "[neighbors.graceful-restart.config]\n    enabled = true\n    restart-time = 60" : "")
-          \(options.ttlSecurity ? "[neighbors.ttl-security.config]\n    enabled = true\n    ttl-min = 255" : "")
-          [neighbors.transport.config]
-            passive-mode = \(passive)
-            local-address = "127.0.0.1"
-            \(remotePort.map { "remote-port = \($0)" } ?? "")
-          [neighbors.timers.config]
-            hold-time = 9
-            keepalive-interval = 3
-            connect-retry = 1
-        \(afiSafis)
-        """
+        GoBGPConfiguration(
+            routerID: "192.0.2.100", port: port, localAddress: "127.0.0.1",
+            neighbors: [
+                .init(
+                    address: neighbor, localAddress: "127.0.0.1", passive: passive, remotePort: remotePort, families: ["l3vpn-ipv4-unicast", "l2vpn-evpn", "rtc"],
+                    password: options.password, gracefulRestart: options.gracefulRestart, ttlSecurity: options.ttlSecurity)
+            ]
+        ).toml
     }
 
     static func startGoBGP(port: Int, api: Int, neighbor: String, passive: Bool, remotePort: Int? = nil, options: Options = Options()) throws -> Daemon {
