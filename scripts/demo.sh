@@ -3,7 +3,7 @@
 # messages: the two benchmark UPDATEs, and every BGP message of a real capture.
 set -eu
 cd "$(dirname "$0")/.."
-shared="${BAGPIPE_SHARED:-$(cd .. && pwd)/shared}"
+. scripts/shared-dir.sh
 swift build --product bagpipe-bgp-decode >/dev/null
 decode=.build/debug/bagpipe-bgp-decode
 echo "== A VPNv4 UPDATE of 251 routes (first route shown)"

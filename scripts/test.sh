@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The project's test command: installs what the tests need when it is missing, builds, runs every
 # test (unit, conformance over ../shared/vectors, tshark cross-check, tools), then a short fuzz smoke run.
-# Needs root for apt-get on a fresh machine. Environment: BAGPIPE_SHARED overrides ../shared.
+# Needs root for apt-get on a fresh machine. The shared data: see scripts/shared-dir.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-shared="${BAGPIPE_SHARED:-$(cd .. && pwd)/shared}"
+. scripts/shared-dir.sh
 if [ ! -d "$shared/vectors" ]; then
     echo "test.sh: the conformance vectors are not at $shared/vectors (set BAGPIPE_SHARED)" >&2
     exit 2
