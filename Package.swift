@@ -23,6 +23,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.5.0"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.5.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.0.0"),
     ],
     targets: [
         .target(
@@ -51,11 +53,19 @@ let package = Package(
             ]
         ),
         // VPN instances (E-VPN, IP VPN) and their identifier allocators, on the engine.
-        .target(name: "BagpipeVPN", dependencies: ["BGPEngine", "BGPSession", "BGPWire", .product(name: "NIOCore", package: "swift-nio")]),
+        .target(
+            name: "BagpipeVPN",
+            dependencies: [
+                "BGPEngine", "BGPSession", "BGPWire", .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
+            ]),
         // The original's REST API and looking glass, on Hummingbird.
         .target(
             name: "BagpipeAPI",
-            dependencies: ["BagpipeVPN", "BGPWire", .product(name: "Hummingbird", package: "hummingbird"), .product(name: "NIOCore", package: "swift-nio")]
+            dependencies: [
+                "BagpipeVPN", "BGPWire", .product(name: "Hummingbird", package: "hummingbird"), .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Metrics", package: "swift-metrics"), .product(name: "Prometheus", package: "swift-prometheus"),
+            ]
         ),
         // bgp.conf: the INI reader and the options of each section.
         .target(name: "BagpipeConfig", dependencies: ["BGPWire"]),

@@ -62,9 +62,12 @@ public final class BGPSpeaker: @unchecked Sendable {
             let address = (try? SocketAddress(ipAddress: configuration.address, port: 0)).map(Self.sixteenBytes) ?? IPv6Address(high: 0, low: 0)
             let source = PathSource(kind: .peer(external: external, client: configuration.client), routerID: IPv4Address(0), address: address)
             let id = self.engine.addPeer(name: configuration.address, source: source)
+            // The looking glass shows each peer's warnings under its worker name.
+            var logger = self.logger
+            logger[metadataKey: "lg"] = .string("BGP-\(configuration.address)")
             let peer = BGPPeer(
                 configuration: configuration.session, remoteAddress: configuration.address, remotePort: configuration.port,
-                localAddress: configuration.localAddress, eventLoop: self.eventLoop, logger: self.logger)
+                localAddress: configuration.localAddress, eventLoop: self.eventLoop, logger: logger)
             peer.outbound = EngineOutbound(speaker: self, peer: id)
             peer.keepsAdjRIBIn = configuration.keepsAdjRIBIn
             let dropRoutes = !configuration.keepsAdjRIBIn
@@ -121,10 +124,10 @@ public final class BGPSpeaker: @unchecked Sendable {
         otherWorkers = handler
     }
 
-    /// On the loop only: every peer, by address.
-    public var peersOnLoop: [(address: String, peer: BGPPeer)] {
+    /// On the loop only: every peer, by address, with its worker in the engine.
+    public var peersOnLoop: [(address: String, worker: WorkerID, peer: BGPPeer)] {
         eventLoop.preconditionInEventLoop()
-        return peers.values.map { ($0.remoteAddress, $0) }.sorted { $0.address < $1.address }
+        return peers.map { ($0.value.remoteAddress, $0.key, $0.value) }.sorted { $0.address < $1.address }
     }
 
     public func peer(_ id: WorkerID) -> EventLoopFuture<BGPPeer?> { eventLoop.submit { self.peers[id] } }

@@ -41,6 +41,14 @@ extension RouteEngine {
         return table.liveSlots.flatMap { slot in table[slot]?.paths.map { route(family, $0) } ?? [] }
     }
 
+    /// Every path a worker originates, in every family (a VPN instance's `adv_routes`).
+    public func routes(originatedBy worker: WorkerID) -> [Route] {
+        tables.keys.sorted().flatMap { family in routes(family).filter { $0.source == worker } }
+    }
+
+    /// Whether a worker is a BGP peer (not a local worker).
+    public func isPeer(_ worker: WorkerID) -> Bool { peers[worker] != nil }
+
     /// The best path per destination (what a reflector advertises).
     public func bestRoutes(_ family: AddressFamily) -> [Route] {
         guard let table = tables[family] else { return [] }

@@ -217,11 +217,18 @@ public final class RouteEngine {
 
     // MARK: Routes in
 
-    /// Routes a local worker originates (replacing its earlier route with the same NLRI).
+    /// Routes a local worker originates (replacing its earlier route with the same NLRI). The order
+    /// of extended communities carries no meaning (RFC 4360), so they are put in one order and
+    /// duplicates dropped: a route advertised again with its communities reordered is the same
+    /// route, and is not sent again (the original's behaviour 52).
     public func advertise(from worker: WorkerID, family: AddressFamily, _ element: NLRIElement, nextHop: NextHop, attributes: [PathAttribute]) {
         var e = element
         e.pathID = nil
-        setPath(family, RouteKey(e), source: worker, pathID: 0, to: (e, AttributeSet(attributes: attributes, nextHop: nextHop)))
+        let canonical = attributes.map { a -> PathAttribute in
+            guard case .extendedCommunities(let list) = a.value else { return a }
+            return PathAttribute(.extendedCommunities(Array(Set(list)).sorted()))
+        }
+        setPath(family, RouteKey(e), source: worker, pathID: 0, to: (e, AttributeSet(attributes: canonical, nextHop: nextHop)))
     }
 
     public func withdraw(from worker: WorkerID, family: AddressFamily, _ element: NLRIElement) {
@@ -350,7 +357,12 @@ public final class RouteEngine {
     func newTable(_ family: AddressFamily) -> FamilyTable {
         let t = FamilyTable(family: family)
         tables[family] = t
-        for p in peers.values where p.established && p.families.contains(family) { p.logPosition[family] = 0 }
+        // A new table is empty: its change log from 0 tells each peer everything, so a walk still
+        // pending from the peer's establishment would send every route a second time.
+        for p in peers.values where p.established && p.families.contains(family) {
+            p.logPosition[family] = 0
+            p.cursor[family] = nil
+        }
         return t
     }
 

@@ -1,4 +1,7 @@
 import BGPWire
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -72,6 +75,9 @@ final class BGPConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
 public struct PeerStatistics: Hashable, Sendable {
     public var state: SessionStateMachine.State = .idle
     public var lastStateChange: NIODeadline = .now()
+    /// The state before the last change, and the wall-clock time of that change (seconds since 1970).
+    public var previousState: SessionStateMachine.State?
+    public var lastStateChangeWallClock: Double = 0
     public var establishedSince: NIODeadline?
     public var messagesReceived: [String: Int] = [:]
     public var messagesSent: [String: Int] = [:]
@@ -197,15 +203,7 @@ public final class BGPPeer: @unchecked Sendable {
 
     public func state() -> EventLoopFuture<SessionStateMachine.State> { eventLoop.submit { self.machine.state } }
 
-    public func currentStatistics() -> EventLoopFuture<PeerStatistics> {
-        eventLoop.submit {
-            var s = self.statistics
-            s.state = self.machine.state
-            s.lastNotificationSent = self.machine.lastNotificationSent
-            s.lastNotificationReceived = self.machine.lastNotificationReceived
-            return s
-        }
-    }
+    public func currentStatistics() -> EventLoopFuture<PeerStatistics> { eventLoop.submit { self.statisticsOnLoop } }
 
     /// Sends encoded UPDATEs when Established. The returned future completes when they are flushed,
     /// which is what lets a sender apply back-pressure.
@@ -273,6 +271,16 @@ public final class BGPPeer: @unchecked Sendable {
     public var stateOnLoop: SessionStateMachine.State {
         eventLoop.preconditionInEventLoop()
         return machine.state
+    }
+
+    /// On the peer's loop: its statistics now.
+    public var statisticsOnLoop: PeerStatistics {
+        eventLoop.preconditionInEventLoop()
+        var s = statistics
+        s.state = machine.state
+        s.lastNotificationSent = machine.lastNotificationSent
+        s.lastNotificationReceived = machine.lastNotificationReceived
+        return s
     }
 
     public var negotiatedOnLoop: NegotiatedSession? {
@@ -666,8 +674,12 @@ public final class BGPPeer: @unchecked Sendable {
             onRouteRefresh(refresh)
             answerRefresh(refresh)
         case .stateChanged(let from, let to, let reason):
+            statistics.previousState = from
             statistics.state = to
             statistics.lastStateChange = .now()
+            var now = timespec()
+            clock_gettime(CLOCK_REALTIME, &now)
+            statistics.lastStateChangeWallClock = Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
             logger.info("\(from.rawValue) -> \(to.rawValue): \(reason)")
             onStateChange(to)
         }

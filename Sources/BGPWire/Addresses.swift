@@ -205,3 +205,15 @@ public struct MACAddress: Hashable, Sendable, Comparable, CustomStringConvertibl
 
     public static func < (lhs: Self, rhs: Self) -> Bool { lhs.value < rhs.value }
 }
+
+extension IPv6Address {
+    /// `::ffff:a.b.c.d` (RFC 4291 §2.5.5.2): how an IPv4 next hop of a VPNv6 route is written
+    /// (RFC 4659 §3.2.1.2).
+    public init(mapping v4: IPv4Address) { self.init(high: 0, low: 0xFFFF_0000_0000 | UInt64(v4.value)) }
+
+    /// The IPv4 address of an IPv4-mapped address, nil for any other.
+    public var mappedIPv4: IPv4Address? {
+        guard high == 0, low >> 32 == 0xFFFF else { return nil }
+        return IPv4Address(UInt32(truncatingIfNeeded: low))
+    }
+}

@@ -30,20 +30,19 @@ public enum BagpipeAPI {
         return digits.isEmpty ? "0" : String(digits.reversed())
     }
 
-    public static let version = "0.4.0"
+    public static let version = "0.5.0"
 
-    /// "YYYY-MM-DD HH:MM:SS", UTC, as the original's summary shows it.
-    static func startTime() -> String {
-        var t = time(nil)
-        var parts = tm()
-        gmtime_r(&t, &parts)
-        func two(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
-        return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday)) \(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec))"
-    }
-
-    public static func router(service: VPNService, ping: String = pingValue()) -> Router<BasicRequestContext> {
+    /// The API's routes. With a `metrics` registry, `GET /metrics` serves it in Prometheus text
+    /// format, with the daemon's gauges refreshed at each scrape, and every request is counted and
+    /// timed (Hummingbird's metrics middleware, through swift-metrics).
+    public static func router(service: VPNService, config: JSONValue = .object([]), ping: String = pingValue(), metrics: DaemonMetrics? = nil) -> Router<BasicRequestContext> {
         let router = Router()
+        if metrics != nil { router.add(middleware: MetricsMiddleware()) }
+        router.get("/") { _, _ in json("{}") }
         router.get("/ping") { _, _ in json(ping) }
+        // As the original: GET on attach and detach answers an empty object.
+        router.get("/attach_localport") { _, _ in json("{}") }
+        router.get("/detach_localport") { _, _ in json("{}") }
         router.post("/attach_localport") { request, _ in
             try await handle(request) { body in
                 let attach = try AttachRequest(json: body)
@@ -57,37 +56,59 @@ public enum BagpipeAPI {
             }
         }
         // The looking glass: GET only; hrefs absolute, from the Host header; unknown paths are 404s.
-        let started = startTime()
+        let info = VPNService.Info(startTime: WarningLog.timestamp(), version: version, config: config)
         let lookingGlass: @Sendable (Request, BasicRequestContext) async throws -> Response = { request, _ in
             let segments = request.uri.path.split(separator: "/").dropFirst().map { String($0).removingPercentEncoding ?? String($0) }
             let host = request.head.authority ?? "127.0.0.1"
             let base = "http://\(host)/looking-glass"
-            guard let node = try await service.lookingGlass(path: segments, base: base, startTime: started, version: version).get() else {
-                return error(APIError(status: 404, title: "Not Found", "\(request.uri.path) is not in the looking glass"))
+            guard let node = try await service.lookingGlass(path: segments, base: base, info: info).get() else {
+                let prefix = "/" + (["looking-glass"] + segments.dropLast()).joined(separator: "/")
+                return error(APIError(status: 404, title: "Not Found", "No such looking glass object: \(segments.last ?? "") at \(prefix)"))
             }
             return json(node.serialized())
         }
         router.get("/looking-glass", use: lookingGlass)
         router.get("/looking-glass/**", use: lookingGlass)
-        for path in ["/ping", "/attach_localport", "/detach_localport"] {
-            for method in [HTTPRequest.Method.put, .delete, .patch, path == "/ping" ? .post : .get] {
-                router.on(RouterPath(path), method: method) { _, _ in
-                    error(APIError(status: 405, title: "Method Not Allowed", "\(method.rawValue) is not allowed on \(path)"))
+        if let metrics {
+            router.get("/metrics") { _, _ in
+                let snapshot = try await service.metrics().get()
+                let text = metrics.render(snapshot)
+                return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(string: text)))
+            }
+        }
+        var paths: [(String, [HTTPRequest.Method])] = [
+            ("/", [.post, .put, .delete, .patch]), ("/ping", [.post, .put, .delete, .patch]),
+            ("/attach_localport", [.put, .delete, .patch]), ("/detach_localport", [.put, .delete, .patch]),
+            ("/looking-glass", [.post, .put, .delete, .patch]), ("/looking-glass/**", [.post, .put, .delete, .patch]),
+        ]
+        if metrics != nil { paths.append(("/metrics", [.post, .put, .delete, .patch])) }
+        for (path, methods) in paths {
+            for method in methods {
+                router.on(RouterPath(path), method: method) { request, _ in
+                    error(APIError(status: 405, title: "Method Not Allowed", "\(method.rawValue) is not allowed on \(request.uri.path)"))
                 }
             }
         }
         return router
     }
 
+    /// Attach and detach bodies are a few hundred bytes; 1 MiB leaves room for long descriptions.
+    static let maximumBody = 1 << 20
+
     /// Reads a JSON body and runs `body`; API errors become their JSON responses.
     static func handle(_ request: Request, _ body: (JSONValue) async throws -> Void) async throws -> Response {
         var request = request
-        let bytes = try await request.collectBody(upTo: 1 << 20)
+        let bytes: ByteBuffer
+        do {
+            bytes = try await request.collectBody(upTo: maximumBody)
+        } catch {
+            return BagpipeAPI.error(APIError(status: 413, title: "Request Entity Too Large", "the request body is over \(maximumBody) bytes"))
+        }
         let parsed: JSONValue
         do {
             parsed = try JSONDecoder().decode(JSONValue.self, from: Data(bytes.readableBytesView))
         } catch {
-            return BagpipeAPI.error(APIError("the request body is not JSON"))
+            return BagpipeAPI.error(APIError("No local port details received (the body is not JSON)"))
         }
         do {
             try await body(parsed)
@@ -101,8 +122,10 @@ public enum BagpipeAPI {
         Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: text)))
     }
 
+    /// WebOb's error body, as the original answers with `Accept: application/json`: the code is the
+    /// status line ("400 Bad Request").
     static func error(_ e: APIError) -> Response {
-        let body = JSONValue.object([("code", JSONValue(e.status)), ("title", .string(e.title)), ("message", .string(e.message))])
+        let body = JSONValue.object([("code", .string("\(e.status) \(e.title)")), ("title", .string(e.title)), ("message", .string(e.message))])
         return json(body.serialized(), status: HTTPResponse.Status(code: e.status))
     }
 }

@@ -31,10 +31,17 @@ public struct BGPOptions: Sendable, Equatable {
     public var listenPort = 179
     /// `hold_time`: proposed hold time, seconds (0, or 3 and more). The original used 180.
     public var holdTime: UInt16 = 180
+    /// `enable_ipv6_vpn`: negotiate VPNv6 (RFC 4659) and accept IPv6 addresses on IP VPN ports.
+    public var enableIPv6VPN = false
+    /// `md5_password`: RFC 2385 TCP MD5 signature on every session (at most 80 characters).
+    public var md5Password: String?
+    /// `graceful_restart_time`: RFC 4724 restart time advertised, seconds (1-4095); unset: no
+    /// graceful restart. Peers then keep our routes while we restart, and we keep theirs.
+    public var gracefulRestartTime: UInt16?
 
     public static let knownOptions: Set<String> = [
         "local_address", "peers", "my_as", "enable_rtc", "bgp_port", "route_reflector", "cluster_id", "non_client_peers", "passive", "listen_address",
-        "listen_port", "hold_time",
+        "listen_port", "hold_time", "enable_ipv6_vpn", "md5_password", "graceful_restart_time",
     ]
 
     /// Whether a listener is started.
@@ -65,6 +72,15 @@ public struct BGPOptions: Sendable, Equatable {
         if let text = r.string("hold_time") {
             guard let h = UInt16(text), h == 0 || h >= 3 else { throw r.error("hold_time", "'\(text)' is not 0 or 3-65535 seconds") }
             holdTime = h
+        }
+        enableIPv6VPN = try r.bool("enable_ipv6_vpn", false)
+        if let password = r.string("md5_password") {
+            guard !password.isEmpty, password.utf8.count <= 80 else { throw r.error("md5_password", "must be 1 to 80 characters") }
+            md5Password = password
+        }
+        if let text = r.string("graceful_restart_time") {
+            guard let t = UInt16(text), (1...4095).contains(t) else { throw r.error("graceful_restart_time", "'\(text)' is not 1-4095 seconds") }
+            gracefulRestartTime = t
         }
     }
 

@@ -96,6 +96,30 @@ public struct BagpipeConfiguration: Sendable, Equatable {
         evpn = try DataplaneDriverOptions(file, type: .evpn, warnings: &warnings)
     }
 
+    /// `/looking-glass/config`: every section with its values (defaults included), passwords hidden.
+    public var lookingGlass: JSONValue {
+        func list(_ a: [IPv4Address]) -> JSONValue { .string(a.map(\.description).joined(separator: ", ")) }
+        let b = bgp
+        var bgpFields: [(String, JSONValue)] = [
+            ("local_address", .string("\(b.localAddress)")), ("peers", list(b.peers)), ("my_as", JSONValue(b.myAS)), ("enable_rtc", .bool(b.enableRTC)),
+            ("bgp_port", JSONValue(b.bgpPort)), ("route_reflector", .bool(b.routeReflector)), ("cluster_id", .string("\(b.clusterID)")),
+            ("non_client_peers", list(b.nonClientPeers)), ("passive", .bool(b.passive)), ("listen_address", b.listenAddress.map { .string("\($0)") } ?? .null),
+            ("listen_port", JSONValue(b.listenPort)), ("hold_time", JSONValue(b.holdTime)), ("enable_ipv6_vpn", .bool(b.enableIPv6VPN)),
+            ("graceful_restart_time", b.gracefulRestartTime.map { JSONValue($0) } ?? .null),
+        ]
+        bgpFields.append(("md5_password", b.md5Password == nil ? .null : "****"))
+        func driver(_ d: DataplaneDriverOptions) -> JSONValue {
+            .object(
+                [("dataplane_driver", .string(d.driver)), ("dataplane_local_address", .string("\(d.localAddress ?? b.localAddress)"))]
+                    + d.driverOptions.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) })
+        }
+        return .object([
+            ("COMMON", .object([("root_helper", .string(common.rootHelper)), ("root_helper_daemon", common.rootHelperDaemon.map { .string($0) } ?? .null)])),
+            ("API", .object([("host", .string(api.host)), ("port", JSONValue(api.port))])), ("BGP", .object(bgpFields)),
+            ("DATAPLANE_DRIVER_IPVPN", driver(ipvpn)), ("DATAPLANE_DRIVER_EVPN", driver(evpn)),
+        ])
+    }
+
     /// `--config-file` (repeatable, later files win) then `--config-dir` (its *.conf in name order).
     public static func load(files: [String], directory: String?, warnings: inout [String]) throws -> BagpipeConfiguration {
         var ini = INIFile()

@@ -26,11 +26,14 @@ public enum Direction: String, Sendable, Hashable { case both, toPort = "to-port
 /// The `local_port` object (reference §1.4). A string is `{"linuxif": s}`.
 public struct LocalPort: Sendable, Hashable {
     public var linuxif: String?
+    /// `evpn.id`: an IP VPN attach that links this E-VPN instance into the VRF (reference §8.6).
+    public var eviID: String?
     /// The whole object as sent: a MAC is bound to one of these (compared as a whole).
     public var raw: JSONValue
 
-    public init(linuxif: String?, raw: JSONValue) {
+    public init(linuxif: String?, eviID: String? = nil, raw: JSONValue) {
         self.linuxif = linuxif
+        self.eviID = eviID
         self.raw = raw
     }
 }
@@ -41,12 +44,24 @@ public struct Readvertise: Sendable, Hashable {
     public var to: [ExtendedCommunity]
 }
 
-/// `attract_traffic` (reference §8.3).
+/// `attract_traffic` (reference §8.3), when it is on: a non-empty object, with `readvertise` or
+/// its own `to_rt`.
 public struct AttractTraffic: Sendable, Hashable {
     public var redirectRTs: [ExtendedCommunity]
-    public var classifier: JSONValue?
+    public var classifier: TrafficClassifier
+    /// The one route target traffic is attracted to: `to_rt`, else `readvertise.to_rt`.
     public var to: [ExtendedCommunity]
+    /// `to_rt` was given (static destination prefixes are used only then).
+    public var explicitTo: Bool
     public var staticDestinationPrefixes: [IPPrefix]
+
+    public init(redirectRTs: [ExtendedCommunity], classifier: TrafficClassifier, to: [ExtendedCommunity], explicitTo: Bool, staticDestinationPrefixes: [IPPrefix]) {
+        self.redirectRTs = redirectRTs
+        self.classifier = classifier
+        self.to = to
+        self.explicitTo = explicitTo
+        self.staticDestinationPrefixes = staticDestinationPrefixes
+    }
 }
 
 /// A parsed `attach_localport` request (reference §1.3), validated; nothing is changed until a
@@ -60,7 +75,7 @@ public struct AttachRequest: Sendable {
     public var exportRTs: [ExtendedCommunity]
     /// As given (the original keeps the string) and parsed; required for IP VPN.
     public var ipAddress: (text: String, prefix: IPPrefix)?
-    public var gatewayIP: IPv4Address?
+    public var gatewayIP: IPAddress?
     public var advertiseSubnet = false
     public var direction = Direction.both
     public var localPref: UInt32?
@@ -85,7 +100,7 @@ public struct AttachRequest: Sendable {
         }
         ipAddress = try r.ipAddress()
         if let text = try r.optionalString("gateway_ip") {
-            guard let a = IPv4Address(text) else { throw APIError("IP address \(text) is not valid") }
+            guard let a = IPAddress(text) else { throw APIError("IP address \(text) is not valid") }
             gatewayIP = a
         }
         if let v = r.json["advertise_subnet"], v != .null {
@@ -106,7 +121,7 @@ public struct AttachRequest: Sendable {
         instanceDescription = r.json["instance_description"]
         fallback = r.json["fallback"].flatMap { $0 == .null ? nil : $0 }
         readvertise = try r.readvertise()
-        attractTraffic = try r.attractTraffic()
+        attractTraffic = try r.attractTraffic(readvertise: readvertise)
     }
 }
 
@@ -188,7 +203,19 @@ struct RequestReader {
         guard case .object = v, v["linuxif"] != nil || v["evpn"] != nil else {
             throw APIError("Mandatory key is missing in local_port parameter (linuxif, or evpn)")
         }
-        return LocalPort(linuxif: v["linuxif"]?.stringValue, raw: v)
+        var linuxif: String?
+        if let l = v["linuxif"], l != .null {
+            guard let name = l.stringValue, !name.isEmpty else { throw APIError("local_port.linuxif must be a non-empty string") }
+            linuxif = name
+        }
+        var eviID: String?
+        if let e = v["evpn"], e != .null {
+            guard let id = e["id"]?.stringValue, !id.isEmpty else { throw APIError("local_port.evpn must be an object with the id of an E-VPN instance") }
+            guard linuxif == nil else { throw APIError("local_port: linuxif and evpn cannot be given together") }
+            eviID = id
+        }
+        guard linuxif != nil || eviID != nil else { throw APIError("Mandatory key is missing in local_port parameter (linuxif, or evpn)") }
+        return LocalPort(linuxif: linuxif, eviID: eviID, raw: v)
     }
 
     func routeTargets(_ key: String) throws(APIError) -> [ExtendedCommunity] {
@@ -226,13 +253,14 @@ struct RequestReader {
         return (text, p)
     }
 
-    /// `A.B.C.D` (a /32) or `A.B.C.D/len`.
+    /// `A.B.C.D` (a /32) or `A.B.C.D/len`; IPv6 likewise (a bare address is a /128).
     static func parsePrefix(_ text: String) -> IPPrefix? {
         let parts = text.split(separator: "/", omittingEmptySubsequences: false)
-        guard parts.count <= 2, let address = IPv4Address(parts[0]) else { return nil }
-        guard parts.count == 2 else { return IPPrefix(.v4(address), length: 32) }
-        guard let length = UInt8(parts[1]), length <= 32 else { return nil }
-        return IPPrefix(.v4(address), length: length)
+        guard parts.count <= 2, let address = IPAddress(parts[0]) else { return nil }
+        let width = UInt8(address.bitWidth)
+        guard parts.count == 2 else { return IPPrefix(address, length: width) }
+        guard parts[1].allSatisfy(\.isASCII), let length = UInt8(parts[1]), length <= width else { return nil }
+        return IPPrefix(address, length: length)
     }
 
     func readvertise() throws(APIError) -> Readvertise? {
@@ -243,21 +271,37 @@ struct RequestReader {
         return Readvertise(from: try Self.routeTargets(from, name: "readvertise.from_rt"), to: try Self.routeTargets(to, name: "readvertise.to_rt"))
     }
 
-    func attractTraffic() throws(APIError) -> AttractTraffic? {
+    /// The rules of reference §8.3: on only with `readvertise` or `to_rt`; `redirect_rts` and
+    /// `classifier` required; exactly one target; `to_rt` equal to `readvertise.to_rt` when both are
+    /// given; with `to_rt`, `static_destination_prefixes` required.
+    func attractTraffic(readvertise: Readvertise?) throws(APIError) -> AttractTraffic? {
         guard let v = json["attract_traffic"], v != .null, v != .object([]) else { return nil }
         guard case .object = v else { throw APIError("'attract_traffic' must be an object") }
-        guard let redirect = v["redirect_rts"] else { throw APIError("'attract_traffic' requires 'redirect_rts'") }
+        guard let redirect = v["redirect_rts"], redirect != .null else { throw APIError("'attract_traffic' requires 'redirect_rts'") }
+        let redirectRTs = try Self.routeTargets(redirect, name: "attract_traffic.redirect_rts")
+        guard !redirectRTs.isEmpty else { throw APIError("attract_traffic.redirect_rts must name at least one route target") }
         var prefixes: [IPPrefix] = []
-        for item in v["static_destination_prefixes"]?.arrayValue ?? [] {
-            guard let text = item.stringValue, let p = Self.parsePrefix(text) else {
-                throw APIError("attract_traffic.static_destination_prefixes: \(item.serialized()) is not a prefix")
+        if let list = v["static_destination_prefixes"], list != .null {
+            guard let items = list.arrayValue else { throw APIError("attract_traffic.static_destination_prefixes must be a list of prefixes") }
+            for item in items {
+                guard let text = item.stringValue, let p = Self.parsePrefix(text) else {
+                    throw APIError("attract_traffic.static_destination_prefixes: \(item.serialized()) is not a prefix")
+                }
+                prefixes.append(p)
             }
-            prefixes.append(p)
         }
-        return AttractTraffic(
-            redirectRTs: try Self.routeTargets(redirect, name: "attract_traffic.redirect_rts"), classifier: v["classifier"],
-            to: try v["to_rt"].map { (x) throws(APIError) in try Self.routeTargets(x, name: "attract_traffic.to_rt") } ?? [],
-            staticDestinationPrefixes: prefixes)
+        let explicitTo = v["to_rt"].map { $0 != .null } ?? false
+        let to = explicitTo ? try Self.routeTargets(v["to_rt"] ?? .null, name: "attract_traffic.to_rt") : nil
+        // Off without a target to attract to (as the original: the object is then ignored).
+        guard let effective = to ?? readvertise?.to else { return nil }
+        if let to, let readvertise, Set(to) != Set(readvertise.to) {
+            throw APIError("attract_traffic.to_rt must be readvertise.to_rt when both are given")
+        }
+        guard effective.count == 1 else { throw APIError("attract_traffic needs exactly one route target to attract traffic to (to_rt or readvertise.to_rt), not \(effective.count)") }
+        if explicitTo && prefixes.isEmpty { throw APIError("attract_traffic.static_destination_prefixes is required with attract_traffic.to_rt") }
+        guard let classifierJSON = v["classifier"], classifierJSON != .null else { throw APIError("'attract_traffic' requires 'classifier'") }
+        let classifier = try TrafficClassifier(json: classifierJSON)
+        return AttractTraffic(redirectRTs: redirectRTs, classifier: classifier, to: effective, explicitTo: explicitTo, staticDestinationPrefixes: prefixes)
     }
 }
 

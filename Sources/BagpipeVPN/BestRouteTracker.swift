@@ -65,10 +65,11 @@ public struct BestRouteTracker<Entry: Hashable> {
         return reselect(entry)
     }
 
-    /// Every route of every entry goes (the instance stops and its driver wants to be told).
-    public mutating func removeAll() -> [Call] {
+    /// Every route of every entry (that `filter` selects) goes: the instance stops and its
+    /// dataplane wants to be told route by route.
+    public mutating func removeAll(where filter: (Entry) -> Bool = { _ in true }) -> [Call] {
         var calls: [Call] = []
-        for entry in Array(routes.keys) {
+        for entry in Array(routes.keys) where filter(entry) {
             routes[entry] = nil
             calls += reselect(entry)
         }

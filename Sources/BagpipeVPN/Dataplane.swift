@@ -3,13 +3,13 @@ import BGPWire
 /// A local endpoint as the dataplane sees it.
 public struct Endpoint: Sendable, Hashable {
     public var mac: MACAddress
-    /// The address without its length (the original passes "ip-without-mask").
-    public var ip: IPv4Address?
+    /// The address without its length (the original passes "ip-without-mask"); IPv4 or IPv6.
+    public var ip: IPAddress?
     public var port: LocalPort
     public var label: UInt32
     public var direction: Direction
 
-    public init(mac: MACAddress, ip: IPv4Address?, port: LocalPort, label: UInt32, direction: Direction) {
+    public init(mac: MACAddress, ip: IPAddress?, port: LocalPort, label: UInt32, direction: Direction) {
         self.mac = mac
         self.ip = ip
         self.port = port
@@ -68,10 +68,38 @@ public struct InstanceOptions: Sendable, Hashable {
     public var vni: UInt32?
     /// `linuxbr`: an existing Linux bridge for an E-VPN instance.
     public var linuxbr: String?
+    /// A VRF's gateway address and subnet length (from its first attach).
+    public var gateway: IPv4Address?
+    public var prefixLength: UInt8?
 
-    public init(vni: UInt32? = nil, linuxbr: String? = nil) {
+    public init(vni: UInt32? = nil, linuxbr: String? = nil, gateway: IPv4Address? = nil, prefixLength: UInt8? = nil) {
         self.vni = vni
         self.linuxbr = linuxbr
+        self.gateway = gateway
+        self.prefixLength = prefixLength
+    }
+}
+
+/// The veth pair that links an E-VPN instance into a VRF (reference §8.6): the E-VPN side joins the
+/// EVI's bridge as its gateway port, the VRF side is plugged into the VRF like a VM port.
+public struct GatewayLink: Sendable, Hashable {
+    public var eviSide: String
+    public var vrfSide: String
+
+    /// `evpn<E>-ipvpn<V>` and `ipvpn<V>-evpn<E>`, as the original names them, while that fits the
+    /// 15 characters of an interface name; beyond (the original then failed, quirk Q18) a fixed-width
+    /// base-36 form: `e` or `v` and both ids in 7 characters each.
+    public init(evi: UInt32, vrf: UInt32) {
+        let (e, v) = ("evpn\(evi)-ipvpn\(vrf)", "ipvpn\(vrf)-evpn\(evi)")
+        if e.utf8.count <= 15 {
+            (eviSide, vrfSide) = (e, v)
+        } else {
+            func base36(_ n: UInt32) -> String {
+                let s = String(n, radix: 36)
+                return String(repeating: "0", count: 7 - s.count) + s
+            }
+            (eviSide, vrfSide) = ("e" + base36(evi) + base36(vrf), "v" + base36(vrf) + base36(evi))
+        }
     }
 }
 
@@ -84,10 +112,35 @@ public protocol DataplaneInstance: AnyObject {
     /// E-VPN flooding (type-3 routes).
     func addFlood(_ flood: FloodEndpoint) throws
     func removeFlood(_ flood: FloodEndpoint) throws
+    /// IP VPN: steer traffic matching `classifier` into the VRF `redirectTo` (flowspec redirect).
+    func addTrafficClassifier(_ classifier: TrafficClassifier, redirectTo instance: UInt32) throws
+    func removeTrafficClassifier(_ classifier: TrafficClassifier) throws
+    /// E-VPN: the instance's gateway port into a VRF (reference §8.6).
+    func setGatewayPort(_ linuxif: String, gateway: IPAddress) throws
+    func gatewayPortDown(_ linuxif: String) throws
+    /// The `fallback` of an attach (only the IP VPN `ovs` driver acts on it).
+    func updateFallback(_ fallback: JSONValue?)
     /// The instance stops: remove everything it installed.
     func cleanup()
     /// State for the looking glass.
     var lookingGlass: JSONValue { get }
+}
+
+/// What a driver does not do.
+public struct DataplaneNotSupported: Error, CustomStringConvertible {
+    public var what: String
+    public init(_ what: String) { self.what = what }
+    public var description: String { "\(what) is not supported by this dataplane driver" }
+}
+
+extension DataplaneInstance {
+    public func addTrafficClassifier(_ classifier: TrafficClassifier, redirectTo instance: UInt32) throws { throw DataplaneNotSupported("traffic redirection") }
+    public func removeTrafficClassifier(_ classifier: TrafficClassifier) throws { throw DataplaneNotSupported("traffic redirection") }
+    public func addFlood(_ flood: FloodEndpoint) throws { throw DataplaneNotSupported("flooding") }
+    public func removeFlood(_ flood: FloodEndpoint) throws { throw DataplaneNotSupported("flooding") }
+    public func setGatewayPort(_ linuxif: String, gateway: IPAddress) throws {}
+    public func gatewayPortDown(_ linuxif: String) throws {}
+    public func updateFallback(_ fallback: JSONValue?) {}
 }
 
 /// A dataplane driver for one VPN type (reference §9.1).
@@ -101,9 +154,19 @@ public protocol DataplaneDriver: AnyObject {
     var localAddress: IPv4Address { get }
     /// Directions it can forward (the original: only `both` except the IP VPN `ovs` driver).
     func validate(_ direction: Direction) throws(APIError)
-    /// Removes leftovers of an earlier run (also `bagpipe-bgp-cleanup`).
+    /// Wants a removal call per installed route when an instance stops (reference §7.3), instead of
+    /// removing everything in `cleanup()`.
+    var needsCleanupAssist: Bool { get }
+    /// Removes leftovers of an earlier run (also `bagpipe-bgp-cleanup`). Errors are only logged.
     func resetState() throws
+    /// Prepares the host, after `resetState`, before the first instance; an error fails that attach.
+    func initialize() throws
     func makeInstance(id: UInt32, externalID: String, label: UInt32, options: InstanceOptions) throws -> any DataplaneInstance
+    /// Creates (or recreates) the veth pair of an EVI-VRF link; `deleteGatewayLink` removes it.
+    func createGatewayLink(_ link: GatewayLink) throws
+    func deleteGatewayLink(_ link: GatewayLink)
+    /// The driver's node of the looking glass (`/vpns/dataplane/drivers/<type>`).
+    var lookingGlass: JSONValue { get }
 }
 
 extension DataplaneDriver {
@@ -112,6 +175,20 @@ extension DataplaneDriver {
     }
 
     public func resetState() throws {}
+    public func initialize() throws {}
+    public var needsCleanupAssist: Bool { false }
+    public func createGatewayLink(_ link: GatewayLink) throws {}
+    public func deleteGatewayLink(_ link: GatewayLink) {}
+
+    /// What every driver shows: its name, tunnel address and encapsulations.
+    public var commonLookingGlass: [(String, JSONValue)] {
+        [
+            ("name", .string(String(describing: type(of: self)))), ("local_address", .string("\(localAddress)")),
+            ("supported_encaps", .array(encapsulations.map { .string("\($0)") })), ("ecmp_support", .bool(supportsECMP)),
+        ]
+    }
+
+    public var lookingGlass: JSONValue { .object(commonLookingGlass) }
 
     /// The encapsulations of a route that this driver can use: the route's (default when it names
     /// none) that the driver supports. Empty: the route cannot be used here.
@@ -119,102 +196,5 @@ extension DataplaneDriver {
         var advertised: [TunnelType] = communities.compactMap { if case .encapsulation(let t) = $0.kind { t } else { nil } }
         if advertised.isEmpty { advertised = [.default] }
         return encapsulations.filter { advertised.contains($0) }
-    }
-}
-
-/// The dummy drivers (reference §9.2): they install nothing but keep what they were asked, which
-/// the looking glass shows and the tests read.
-public final class DummyDriver: DataplaneDriver {
-    public let vpnType: VPNType
-    public let encapsulations: [TunnelType]
-    public let supportsECMP: Bool
-    public let localAddress: IPv4Address
-    public private(set) var instances: [UInt32: DummyInstance] = [:]
-
-    /// Directions it forwards (the original's dummies: `both` only).
-    public let directions: Set<Direction>
-
-    /// `ecmp` and `directions`: behave as a driver that has them (as the IP VPN `ovs` driver does).
-    public init(vpnType: VPNType, localAddress: IPv4Address, ecmp: Bool = false, directions: Set<Direction> = [.both]) {
-        self.vpnType = vpnType
-        self.localAddress = localAddress
-        supportsECMP = ecmp
-        self.directions = directions
-        // As the original: E-VPN over VXLAN only; IP VPN default and MPLS.
-        encapsulations = vpnType == .evpn ? [.vxlan] : [.default, .mpls]
-    }
-
-    public func validate(_ direction: Direction) throws(APIError) {
-        guard directions.contains(direction) else { throw APIError("Unsupported direction: \(direction.rawValue)") }
-    }
-
-    public func makeInstance(id: UInt32, externalID: String, label: UInt32, options: InstanceOptions) throws -> any DataplaneInstance {
-        let instance = DummyInstance(id: id, externalID: externalID, label: label, options: options)
-        instances[id] = instance
-        return instance
-    }
-}
-
-public final class DummyInstance: DataplaneInstance {
-    public let id: UInt32
-    public let externalID: String
-    public let label: UInt32
-    public let options: InstanceOptions
-    public private(set) var plugged: [Endpoint] = []
-    public private(set) var remotes: Set<RemoteEndpoint> = []
-    public private(set) var floodList: Set<FloodEndpoint> = []
-    public private(set) var cleanedUp = false
-    /// Every call, in order (tests check sequences such as make-before-break).
-    public private(set) var calls: [String] = []
-
-    init(id: UInt32, externalID: String, label: UInt32, options: InstanceOptions) {
-        self.id = id
-        self.externalID = externalID
-        self.label = label
-        self.options = options
-    }
-
-    public func plug(_ endpoint: Endpoint) throws {
-        plugged.append(endpoint)
-        calls.append("plug \(endpoint.mac) \(endpoint.ip.map { "\($0)" } ?? "-")")
-    }
-
-    public func unplug(_ endpoint: Endpoint, lastEndpointOfPort: Bool) throws {
-        if let i = plugged.firstIndex(where: { $0.mac == endpoint.mac && $0.ip == endpoint.ip }) { plugged.remove(at: i) }
-        calls.append("unplug \(endpoint.mac) \(endpoint.ip.map { "\($0)" } ?? "-") last=\(lastEndpointOfPort)")
-    }
-
-    public func setUp(_ remote: RemoteEndpoint) throws {
-        remotes.insert(remote)
-        calls.append("setup \(remote.destination) via \(remote.remotePE) label \(remote.label)")
-    }
-
-    public func remove(_ remote: RemoteEndpoint) throws {
-        remotes.remove(remote)
-        calls.append("remove \(remote.destination) via \(remote.remotePE) label \(remote.label)")
-    }
-
-    public func addFlood(_ flood: FloodEndpoint) throws {
-        floodList.insert(flood)
-        calls.append("flood add \(flood.remotePE) vni \(flood.vni)")
-    }
-
-    public func removeFlood(_ flood: FloodEndpoint) throws {
-        floodList.remove(flood)
-        calls.append("flood remove \(flood.remotePE) vni \(flood.vni)")
-    }
-
-    public func cleanup() {
-        cleanedUp = true
-        calls.append("cleanup")
-    }
-
-    public var lookingGlass: JSONValue {
-        .object([
-            ("driver", "dummy"), ("label", JSONValue(label)),
-            ("plugged", .array(plugged.map { .string("\($0.mac) \($0.ip.map { "\($0)" } ?? "")") })),
-            ("remotes", .array(remotes.map { .string("\($0.destination) via \($0.remotePE) label \($0.label)") }.sorted { $0.serialized() < $1.serialized() })),
-            ("flood_list", .array(floodList.map { .string("\($0.remotePE) vni \($0.vni)") }.sorted { $0.serialized() < $1.serialized() })),
-        ])
     }
 }

@@ -35,6 +35,8 @@ public struct IdentifierAllocator: Sendable {
     public func isAllocated(_ value: UInt32) -> Bool { allocated[value] != nil }
     /// What a value was allocated for (for logs and the looking glass).
     public func description(of value: UInt32) -> String? { allocated[value] }
+    /// Every value in use with what it was allocated for, in value order.
+    public var allocations: [(value: UInt32, description: String)] { allocated.sorted { $0.key < $1.key }.map { ($0.key, $0.value) } }
 
     /// A new identifier; `hint` when it is in range and free.
     public mutating func allocate(for description: String = "", hint: UInt32? = nil) throws -> UInt32 {

@@ -1,26 +1,32 @@
 import BGPEngine
 import BGPSession
 import BGPWire
+import Logging
 
 /// The VPN instances of this host, by external id, and the attach/detach rules of the original's
 /// API (reference §1.5-1.8): instances are created on their first attach and stopped after their
 /// last detach; endpoints obey one IP ↔ one MAC and one MAC ↔ one local port; a repeated attach
 /// refreshes the route; a MAC-only E-VPN endpoint gives way to the same MAC with an IP.
-/// Every refused request changes nothing. Lives on the engine's event loop.
+/// Every refused request changes nothing. It also owns the redirect VRFs (§8.3) and the E-VPN to
+/// VRF links (§8.6). Lives on the engine's event loop.
 public final class VPNManager {
     public struct Configuration: Sendable {
         /// Our BGP address: route distinguishers `<address>:<n>`, type-3 originating router.
         public var bgpAddress: IPv4Address
         /// Salts the tie-break between equal routes (the host name in the original).
         public var salt: String
+        /// IP VPN endpoints with IPv6 addresses (VPNv6) are accepted only when the sessions carry
+        /// the family (`[BGP] enable_ipv6_vpn`).
+        public var ipv6VPN: Bool
 
-        public init(bgpAddress: IPv4Address, salt: String) {
+        public init(bgpAddress: IPv4Address, salt: String, ipv6VPN: Bool = true) {
             self.bgpAddress = bgpAddress
             self.salt = salt
+            self.ipv6VPN = ipv6VPN
         }
     }
 
-    /// An endpoint as attached: the key is (MAC, IP as given).
+    /// An endpoint as attached: the key is (MAC, IP as parsed).
     struct EndpointKey: Hashable {
         var mac: MACAddress
         var ip: String?
@@ -28,9 +34,9 @@ public final class VPNManager {
 
     struct EndpointRecord {
         var endpoint: Endpoint
-        /// What is advertised: the /32, or the prefix as given with `advertise_subnet`.
+        /// What is advertised: the host route, or the prefix as given with `advertise_subnet`.
         var prefix: IPPrefix?
-        /// A per-endpoint RD (allocated), when the instance RD is not used.
+        /// The endpoint's own RD (allocated), for IP VPN endpoints that forward to the port.
         var ownRD: UInt32?
         var localPref: UInt32?
         var loadBalancingOrder: UInt32
@@ -45,10 +51,15 @@ public final class VPNManager {
         let forcedVNI: UInt32?
         let rdNumber: UInt32
         var description: JSONValue?
+        var fallback: JSONValue?
         var endpoints: [EndpointKey: EndpointRecord] = [:]
         var portOfMAC: [MACAddress: LocalPort] = [:]
         var labelOfMAC: [MACAddress: UInt32] = [:]
         var macOfIP: [String: MACAddress] = [:]
+        /// A VRF's link to an E-VPN instance, and that instance's external id.
+        var gatewayLink: (link: GatewayLink, evi: String)?
+        /// A redirect VRF: the route target it imports.
+        var redirectTarget: ExtendedCommunity?
 
         init(type: VPNType, instance: VPNInstance, forcedVNI: UInt32?, rdNumber: UInt32) {
             self.type = type
@@ -61,11 +72,15 @@ public final class VPNManager {
     public let configuration: Configuration
     let engine: RouteEngine
     let drivers: [VPNType: any DataplaneDriver]
+    var initializedDrivers: Set<VPNType> = []
     var labels = IdentifierAllocator.labels()
     var routeDistinguishers = IdentifierAllocator.routeDistinguishers()
     var instanceIDs = IdentifierAllocator.instanceIDs()
     var instances: [String: Managed] = [:]
     var byWorker: [WorkerID: Managed] = [:]
+    /// Redirect VRFs by route target, with the instance ids of the VRFs redirecting to them.
+    var redirects = SharedObjects<ExtendedCommunity, UInt32, Managed>()
+    let logger = Logger(label: "bagpipe.vpn.manager")
 
     public init(configuration: Configuration, engine: RouteEngine, drivers: [VPNType: any DataplaneDriver]) {
         self.configuration = configuration
@@ -81,68 +96,122 @@ public final class VPNManager {
 
     public func instance(_ externalID: String) -> VPNInstance? { instances[externalID]?.instance }
     public var externalIDs: [String] { instances.keys.sorted() }
+    public var instanceCount: Int { instances.count }
+    /// Endpoints attached, every instance.
+    public var endpointCount: Int { instances.values.reduce(0) { $0 + $1.endpoints.count } }
 
     /// Delivers an engine event to the instance whose worker it is for.
     public func deliver(_ worker: WorkerID, _ event: RouteEngine.LocalEvent) { byWorker[worker]?.instance.handle(event) }
 
+    static func serverError(_ message: String) -> APIError { APIError(status: 500, title: "Internal Server Error", message) }
+
     // MARK: Attach
 
     public func attach(_ r: AttachRequest) throws(APIError) {
+        try check(r)
         let created = instances[r.vpnInstanceID] == nil
         let managed: Managed
         if let existing = instances[r.vpnInstanceID] { managed = existing } else { managed = try create(r) }
         guard managed.type == r.vpnType else {
             throw APIError("VPN instance \(r.vpnInstanceID) exists with vpn_type \(managed.type.rawValue), not \(r.vpnType.rawValue)")
         }
+        guard managed.redirectTarget == nil else { throw APIError("\(r.vpnInstanceID) is a redirect VRF, which has no ports") }
         do throws(APIError) {
-            try plug(r, into: managed)
+            var request = r
+            if let eviID = r.localPort.eviID { request.localPort = try link(managed, toEVI: eviID, request: r) }
+            try plug(request, into: managed)
         } catch {
-            if created { remove(managed, externalID: r.vpnInstanceID) }
+            if created { remove(managed) }
             throw error
         }
         managed.description = r.instanceDescription
+        if let fallback = r.fallback, fallback != managed.fallback {
+            managed.fallback = fallback
+            managed.instance.dataplane.updateFallback(fallback)
+        }
         managed.instance.updateRouteTargets(import: r.importRTs, export: r.exportRTs)
     }
 
+    /// What can be refused before anything is looked up.
+    private func check(_ r: AttachRequest) throws(APIError) {
+        if r.vpnType == .evpn, r.advertiseSubnet, let ip = r.ipAddress, ip.prefix.length != UInt8(ip.prefix.address.bitWidth) {
+            throw APIError("advertise_subnet with a prefix (\(ip.text)) is for IP VPN; an E-VPN endpoint has one address")
+        }
+        if r.vpnType == .ipvpn, let ip = r.ipAddress, !ip.prefix.isIPv4, !configuration.ipv6VPN {
+            throw APIError("IPv6 endpoints need the VPNv6 family: set [BGP] enable_ipv6_vpn = True")
+        }
+        if r.localPort.eviID != nil, r.vpnType != .ipvpn { throw APIError("local_port.evpn links an E-VPN instance into an IP VPN: vpn_type must be ipvpn") }
+    }
+
+    private func driver(_ type: VPNType) throws(APIError) -> any DataplaneDriver {
+        guard let driver = drivers[type] else { throw Self.serverError("no \(type.rawValue) dataplane driver") }
+        // Reference §9.1: on the first instance of a type, leftovers of an earlier run go (errors
+        // only logged), then the driver prepares the host (errors fail this attach).
+        if !initializedDrivers.contains(type) {
+            do { try driver.resetState() } catch { logger.warning("\(type.rawValue) dataplane driver: cleaning up an earlier run failed: \(error)") }
+            do { try driver.initialize() } catch { throw Self.serverError("the \(type.rawValue) dataplane driver could not initialize: \(error)") }
+            initializedDrivers.insert(type)
+        }
+        return driver
+    }
+
     private func create(_ r: AttachRequest) throws(APIError) -> Managed {
-        guard let driver = drivers[r.vpnType] else { throw APIError(status: 500, title: "Internal Server Error", "no \(r.vpnType.rawValue) dataplane driver") }
         if r.vni > 0, instances.values.contains(where: { $0.forcedVNI == r.vni }) {
             throw APIError("A VPN instance using vni \(r.vni) already exists.")
         }
-        var ids = instanceIDs, labelAllocator = labels, rds = routeDistinguishers
-        let id: UInt32, label: UInt32, rdNumber: UInt32
-        do {
-            id = try ids.allocate(for: r.vpnInstanceID)
-            label = r.vni > 0 ? r.vni : try labelAllocator.allocate(for: r.vpnInstanceID)
-            rdNumber = try rds.allocate(for: r.vpnInstanceID)
-        } catch {
-            throw APIError(status: 500, title: "Internal Server Error", "\(error)")
-        }
-        let rd = RouteDistinguisher.ipv4(configuration.bgpAddress, UInt16(rdNumber))
-        let instance: VPNInstance
         let options = InstanceOptions(vni: r.vni > 0 ? r.vni : nil, linuxbr: r.vpnType == .evpn ? r.linuxbr : nil)
-        do {
+        return try create(type: r.vpnType, externalID: r.vpnInstanceID, vni: r.vni, importRTs: r.importRTs, exportRTs: r.exportRTs, options: options) {
+            (id, label, rd, driver) throws(APIError) -> VPNInstance in
             switch r.vpnType {
             case .evpn:
-                instance = try EVPNInstance(
-                    id: id, externalID: r.vpnInstanceID, vni: label, routeDistinguisher: rd, importRTs: r.importRTs, exportRTs: r.exportRTs, engine: engine,
-                    driver: driver, bgpAddress: configuration.bgpAddress, salt: configuration.salt, options: options)
+                return try Self.dataplaneErrors {
+                    try EVPNInstance(
+                        id: id, externalID: r.vpnInstanceID, vni: label, routeDistinguisher: rd, importRTs: r.importRTs, exportRTs: r.exportRTs, engine: self.engine,
+                        driver: driver, bgpAddress: self.configuration.bgpAddress, salt: self.configuration.salt, options: options)
+                }
             case .ipvpn:
                 guard let gateway = r.gatewayIP, let address = r.ipAddress else { throw APIError.missing("gateway_ip") }
-                instance = try IPVPNInstance(
-                    id: id, externalID: r.vpnInstanceID, label: label, routeDistinguisher: rd, importRTs: r.importRTs, exportRTs: r.exportRTs, gateway: gateway,
-                    prefixLength: address.prefix.length, engine: engine, driver: driver, bgpAddress: configuration.bgpAddress, salt: configuration.salt,
-                    options: options)
+                return try Self.dataplaneErrors {
+                    try IPVPNInstance(
+                        id: id, externalID: r.vpnInstanceID, label: label, routeDistinguisher: rd, importRTs: r.importRTs, exportRTs: r.exportRTs, gateway: gateway,
+                        prefixLength: address.prefix.length, engine: self.engine, driver: driver, bgpAddress: self.configuration.bgpAddress, salt: self.configuration.salt,
+                        options: options, readvertise: r.readvertise, attract: r.attractTraffic, redirector: self)
+                }
             }
+        }
+    }
+
+    static func dataplaneErrors<T>(_ body: () throws -> T) throws(APIError) -> T {
+        do {
+            return try body()
         } catch let e as APIError {
             throw e
         } catch {
-            throw APIError(status: 500, title: "Internal Server Error", "the dataplane could not create the instance: \(error)")
+            throw serverError("the dataplane could not create the instance: \(error)")
         }
+    }
+
+    /// Allocates the instance's identifiers, builds it, and registers it; nothing is kept when a step fails.
+    private func create(
+        type: VPNType, externalID: String, vni: UInt32, importRTs: [ExtendedCommunity], exportRTs: [ExtendedCommunity], options: InstanceOptions,
+        build: (UInt32, UInt32, RouteDistinguisher, any DataplaneDriver) throws(APIError) -> VPNInstance
+    ) throws(APIError) -> Managed {
+        let driver = try driver(type)
+        var ids = instanceIDs, labelAllocator = labels, rds = routeDistinguishers
+        let id: UInt32, label: UInt32, rdNumber: UInt32
+        do {
+            id = try ids.allocate(for: externalID)
+            label = vni > 0 ? vni : try labelAllocator.allocate(for: externalID)
+            rdNumber = try rds.allocate(for: externalID)
+        } catch {
+            throw Self.serverError("\(error)")
+        }
+        let instance = try build(id, label, .ipv4(configuration.bgpAddress, UInt16(rdNumber)), driver)
         (instanceIDs, labels, routeDistinguishers) = (ids, labelAllocator, rds)
-        let managed = Managed(type: r.vpnType, instance: instance, forcedVNI: r.vni > 0 ? r.vni : nil, rdNumber: rdNumber)
-        instances[r.vpnInstanceID] = managed
+        let managed = Managed(type: type, instance: instance, forcedVNI: vni > 0 ? vni : nil, rdNumber: rdNumber)
+        instances[externalID] = managed
         byWorker[instance.worker] = managed
+        logger.info("created \(instance.name) for \(externalID)")
         return managed
     }
 
@@ -156,7 +225,7 @@ public final class VPNManager {
         if let port = m.portOfMAC[r.mac], port != r.localPort {
             throw APIError("Port information is not consistent. MAC address cannot be bound to two different ports. Previous plug for port \(port.raw.serialized()) (current plug for port \(r.localPort.raw.serialized()))")
         }
-        let prefix = r.ipAddress.map { r.advertiseSubnet ? $0.prefix : IPPrefix($0.prefix.address, length: 32) }
+        let prefix = r.ipAddress.map { r.advertiseSubnet ? $0.prefix : IPPrefix($0.prefix.address, length: UInt8($0.prefix.address.bitWidth)) }
         if var existing = m.endpoints[key] {
             // The same endpoint again: the route is refreshed (LOCAL_PREF may change), not the dataplane.
             existing.localPref = r.localPref
@@ -168,26 +237,24 @@ public final class VPNManager {
         }
         var rds = routeDistinguishers, labelAllocator = labels
         let label: UInt32
+        var ownRD: UInt32?
         do {
             label = m.type == .evpn ? m.instance.label : try m.labelOfMAC[r.mac] ?? labelAllocator.allocate(for: "\(r.vpnInstanceID) \(r.mac)")
+            // Every IP VPN endpoint that forwards to its port has an RD of its own: its subnet route
+            // and what the VRF re-advertises through it use it (reference §8.1).
+            if m.type == .ipvpn, r.direction != .fromPort { ownRD = try rds.allocate(for: "\(r.vpnInstanceID) \(key.mac) \(key.ip ?? "")") }
         } catch {
-            throw APIError(status: 500, title: "Internal Server Error", "\(error)")
+            throw Self.serverError("\(error)")
         }
-        var ownRD: UInt32?
-        if m.type == .ipvpn, let prefix, prefix.length != 32 {
-            do { ownRD = try rds.allocate(for: "\(r.vpnInstanceID) \(prefix)") } catch { throw APIError(status: 500, title: "Internal Server Error", "\(error)") }
-        }
-        var address: IPv4Address?
-        if case .v4(let a)? = r.ipAddress?.prefix.address { address = a }
         let record = EndpointRecord(
-            endpoint: Endpoint(mac: r.mac, ip: address, port: r.localPort, label: label, direction: r.direction), prefix: prefix, ownRD: ownRD,
+            endpoint: Endpoint(mac: r.mac, ip: r.ipAddress?.prefix.address, port: r.localPort, label: label, direction: r.direction), prefix: prefix, ownRD: ownRD,
             localPref: r.localPref, loadBalancingOrder: r.lbConsistentHashOrder, description: r.description)
         do {
             try m.instance.plug(record.endpoint, placement(record, m))
         } catch let e as APIError {
             throw e
         } catch {
-            throw APIError(status: 500, title: "Internal Server Error", "the dataplane could not plug the endpoint: \(error)")
+            throw Self.serverError("the dataplane could not plug the endpoint: \(error)")
         }
         (routeDistinguishers, labels) = (rds, labelAllocator)
         m.endpoints[key] = record
@@ -198,12 +265,12 @@ public final class VPNManager {
         if key.ip != nil, let wildcard = m.endpoints[EndpointKey(mac: r.mac, ip: nil)] { unplug(wildcard, key: EndpointKey(mac: r.mac, ip: nil), from: m) }
     }
 
-    private func rd(_ record: EndpointRecord, _ m: Managed) -> RouteDistinguisher {
-        record.ownRD.map { .ipv4(configuration.bgpAddress, UInt16($0)) } ?? m.instance.routeDistinguisher
-    }
-
-    private func placement(_ record: EndpointRecord, _ m: Managed) -> VPNInstance.Placement {
-        VPNInstance.Placement(prefix: record.prefix, routeDistinguisher: rd(record, m), localPref: record.localPref, loadBalancingOrder: record.loadBalancingOrder)
+    func placement(_ record: EndpointRecord, _ m: Managed) -> VPNInstance.Placement {
+        let own = record.ownRD.map { RouteDistinguisher.ipv4(configuration.bgpAddress, UInt16($0)) }
+        let isHost = record.prefix.map { Int($0.length) == $0.address.bitWidth } ?? true
+        return VPNInstance.Placement(
+            prefix: record.prefix, routeDistinguisher: isHost ? m.instance.routeDistinguisher : own ?? m.instance.routeDistinguisher, endpointRD: own,
+            localPref: record.localPref, loadBalancingOrder: record.loadBalancingOrder)
     }
 
     // MARK: Detach
@@ -224,14 +291,19 @@ public final class VPNManager {
             if m.endpoints[EndpointKey(mac: r.mac, ip: nil)] != nil { keys.append(EndpointKey(mac: r.mac, ip: nil)) }
         }
         for key in keys { if let record = m.endpoints[key] { unplug(record, key: key, from: m) } }
-        if m.endpoints.isEmpty { remove(m, externalID: r.vpnInstanceID) }
+        if let (link, eviID) = m.gatewayLink, !m.endpoints.values.contains(where: { $0.endpoint.port.linuxif == link.vrfSide }) { unlink(m, link: link, eviID: eviID) }
+        if m.endpoints.isEmpty { remove(m) }
     }
 
     private func unplug(_ record: EndpointRecord, key: EndpointKey, from m: Managed) {
         m.endpoints[key] = nil
         let port = record.endpoint.port
         let lastOfPort = !m.endpoints.values.contains { $0.endpoint.port.linuxif == port.linuxif }
-        try? m.instance.unplug(record.endpoint, placement(record, m), lastEndpointOfPort: lastOfPort)
+        do {
+            try m.instance.unplug(record.endpoint, placement(record, m), lastEndpointOfPort: lastOfPort)
+        } catch {
+            logger.warning("\(m.instance.name): the dataplane could not unplug \(record.endpoint.mac): \(error)")
+        }
         if let n = record.ownRD { routeDistinguishers.release(n) }
         if let ip = key.ip { m.macOfIP[ip] = nil }
         if !m.endpoints.keys.contains(where: { $0.mac == key.mac }) {
@@ -241,69 +313,90 @@ public final class VPNManager {
     }
 
     /// Stops an instance and forgets it; its label (unless forced) and RD go back to the allocators.
-    private func remove(_ m: Managed, externalID: String) {
+    private func remove(_ m: Managed) {
+        let externalID = m.instance.externalID
+        guard instances[externalID] === m else { return }
+        instances[externalID] = nil
+        byWorker[m.instance.worker] = nil
+        if let (link, eviID) = m.gatewayLink { unlink(m, link: link, eviID: eviID) }
+        if let evi = m.instance as? EVPNInstance { evi.gatewayPortDown() }
         m.instance.stop()
+        for record in m.endpoints.values { if let n = record.ownRD { routeDistinguishers.release(n) } }
+        for label in m.labelOfMAC.values { labels.release(label) }
         if m.forcedVNI == nil { labels.release(m.instance.label) }
         routeDistinguishers.release(m.rdNumber)
         instanceIDs.release(m.instance.id)
-        instances[externalID] = nil
-        byWorker[m.instance.worker] = nil
+        logger.info("stopped \(m.instance.name) (\(externalID))")
     }
 
     /// Every instance stops (daemon shutdown).
     public func stopAll() {
-        for (id, m) in instances { remove(m, externalID: id) }
+        for m in instances.values { remove(m) }
     }
 
-    /// `/vpns/instances`: one entry per instance (reference §2.2).
-    public func instanceList(href: (String) -> JSONValue) -> JSONValue {
-        .array(instances.keys.sorted().compactMap { id in
-            guard let m = instances[id] else { return nil }
-            var fields: [(String, JSONValue)] = [("id", .string(id)), ("name", .string(name(m)))]
-            if let d = m.description { fields.append(("description", d)) }
-            fields.append(("href", href(id)))
-            return .object(fields)
-        })
-    }
+    // MARK: E-VPN to VRF links (reference §8.6)
 
-    func name(_ m: Managed) -> String { "\(m.type == .evpn ? "EVI" : "VRF")-\(m.instance.id)" }
-
-    /// `/vpns/instances_per_vni`: instances with a forced VNI.
-    public var instancesPerVNI: JSONValue {
-        .object(instances.sorted { $0.key < $1.key }.compactMap { id, m in
-            m.forcedVNI.map { ("\($0)", .object([("name", .string(name(m))), ("external_instance_id", .string(id))])) }
-        })
-    }
-
-    /// `/vpns/instances/<id>` (reference §2.3), the parts this version has.
-    public func instanceNode(_ externalID: String) -> JSONValue? {
-        guard let m = instances[externalID] else { return nil }
-        let i = m.instance
-        var fields: [(String, JSONValue)] = [
-            ("instance_type", .string(m.type == .evpn ? "EVI" : "VRF")), ("external_instance_id", .string(externalID)),
-            ("description", m.description ?? .null), ("name", .string(name(m))),
-            ("route_targets", .object([("import", .array(i.importRTs.map { .string("\($0)") })), ("export", .array(i.exportRTs.map { .string("\($0)") }))])),
-            ("instance_dataplane_id", JSONValue(i.label)),
-        ]
-        if let vrf = i as? IPVPNInstance {
-            fields += [("gateway_ip", .string("\(vrf.gateway)")), ("subnet_prefix_length", JSONValue(vrf.prefixLength))]
+    /// Links the E-VPN instance `eviID` into the VRF of `m` (or reuses the link); the endpoint is then
+    /// plugged on the VRF side of the veth pair.
+    private func link(_ m: Managed, toEVI eviID: String, request r: AttachRequest) throws(APIError) -> LocalPort {
+        guard let eviManaged = instances[eviID], let evi = eviManaged.instance as? EVPNInstance else {
+            throw APIError("local_port.evpn.id: no E-VPN instance \(eviID)")
         }
-        var ports: [String: [JSONValue]] = [:]
-        for record in m.endpoints.values.sorted(by: { "\($0.endpoint.mac)\($0.prefix.map { "\($0)" } ?? "")" < "\($1.endpoint.mac)\($1.prefix.map { "\($0)" } ?? "")" }) {
-            let e = record.endpoint
-            ports[e.port.linuxif ?? e.port.raw.serialized(), default: []].append(.object([
-                ("label", JSONValue(e.label)), ("mac_address", .string("\(e.mac)")), ("ip_address", record.prefix.map { .string("\($0)") } ?? .null),
-                ("local_pref", record.localPref.map { JSONValue($0) } ?? .null), ("rd", .string("\(rd(record, m))")),
-                ("description", record.description ?? .null), ("direction", .string(e.direction.rawValue)),
-            ]))
+        guard let vrf = m.instance as? IPVPNInstance else { throw APIError("local_port.evpn is for IP VPN instances") }
+        if let (link, linked) = m.gatewayLink {
+            guard linked == eviID else { throw APIError("\(r.vpnInstanceID) is already linked to the E-VPN instance \(linked)") }
+            return LocalPort(linuxif: link.vrfSide, eviID: eviID, raw: r.localPort.raw)
         }
-        fields += [
-            ("ports", .object(ports.keys.sorted().map { ($0, .object([("endpoints", .array(ports[$0] ?? []))])) })),
-            ("readvertise", .object([])), ("attract_traffic", .object([])), ("fallback", .null),
-            ("dataplane", i.dataplane.lookingGlass), ("best_routes", i.bestRoutesLookingGlass), ("adv_routes", i.advertisedLookingGlass),
-        ]
-        return .object(fields)
+        if let port = evi.gatewayPort { throw APIError("the E-VPN instance \(eviID) is already linked to \(port.vrf.externalID)") }
+        let link = GatewayLink(evi: evi.id, vrf: vrf.id)
+        guard let driver = drivers[.ipvpn] else { throw Self.serverError("no ipvpn dataplane driver") }
+        do {
+            try driver.createGatewayLink(link)
+            try evi.setGatewayPort(link.eviSide, vrf: vrf)
+        } catch {
+            driver.deleteGatewayLink(link)
+            throw Self.serverError("could not link \(eviID) into \(r.vpnInstanceID): \(error)")
+        }
+        m.gatewayLink = (link, eviID)
+        logger.info("linked \(evi.name) into \(vrf.name) through \(link.eviSide)/\(link.vrfSide)")
+        return LocalPort(linuxif: link.vrfSide, eviID: eviID, raw: r.localPort.raw)
     }
 
-    public var instanceCount: Int { instances.count }
+    private func unlink(_ m: Managed, link: GatewayLink, eviID: String) {
+        m.gatewayLink = nil
+        if let evi = instances[eviID]?.instance as? EVPNInstance { evi.gatewayPortDown() }
+        drivers[.ipvpn]?.deleteGatewayLink(link)
+    }
+}
+
+// MARK: Redirect VRFs (reference §8.3)
+
+extension VPNManager: TrafficRedirector {
+    /// `redirect-to-ipvpn-<asn>_<number>`: one per route target, shared by the VRFs redirecting to it.
+    public static func redirectInstanceID(_ routeTarget: ExtendedCommunity) -> String {
+        "redirect-to-ipvpn-\(routeTarget.value >> 32)_\(routeTarget.value & 0xFFFF_FFFF)"
+    }
+
+    public func redirectInstance(for routeTarget: ExtendedCommunity, user: IPVPNInstance) throws -> IPVPNInstance {
+        let managed = try redirects.acquire(routeTarget, by: user.id) { () throws -> Managed in
+            let externalID = Self.redirectInstanceID(routeTarget)
+            let managed = try create(type: .ipvpn, externalID: externalID, vni: 0, importRTs: [routeTarget], exportRTs: [], options: InstanceOptions()) {
+                (id, label, rd, driver) throws(APIError) -> VPNInstance in
+                try Self.dataplaneErrors {
+                    try IPVPNInstance(
+                        id: id, externalID: externalID, label: label, routeDistinguisher: rd, importRTs: [routeTarget], exportRTs: [],
+                        gateway: IPv4Address(127, 0, 0, 1), prefixLength: 32, engine: self.engine, driver: driver, bgpAddress: self.configuration.bgpAddress,
+                        salt: self.configuration.salt, redirector: self)
+                }
+            }
+            managed.redirectTarget = routeTarget
+            return managed
+        }
+        guard let vrf = managed.instance as? IPVPNInstance else { throw Self.serverError("redirect instance is not a VRF") }
+        return vrf
+    }
+
+    public func stopRedirect(to routeTarget: ExtendedCommunity, user: IPVPNInstance) {
+        if let managed = redirects.release(routeTarget, by: user.id) { remove(managed) }
+    }
 }

@@ -44,10 +44,11 @@ struct BagpipeBGP: AsyncParsableCommand {
 
     func run() async throws {
         let level: Logger.Level = debug ? .debug : .info
+        // Warnings and errors are also kept for the looking glass (`logs`, `warnings_and_errors`).
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level
-            return handler
+            return RecordingLogHandler(label: label, inner: handler)
         }
         let logger = Logger(label: "bagpipe.bgp")
         let files = configFiles.isEmpty ? ["/etc/bagpipe-bgp/bgp.conf"] : configFiles
@@ -78,11 +79,10 @@ struct BagpipeBGP: AsyncParsableCommand {
             configuration: RouteEngine.Configuration(localAS: options.myAS, routerID: options.localAddress, localAddress: options.localAddress, routeTargetConstraint: options.enableRTC),
             eventLoop: group.next(), logger: logger)
         var families: [AddressFamily] = [.ipv4VPN, .evpn, .ipv4FlowSpecVPN]
+        if options.enableIPv6VPN { families += [.ipv6VPN, .ipv6FlowSpecVPN] }
         if options.enableRTC { families.append(.routeTargetConstraint) }
         for peer in options.peers {
-            let session = SessionConfiguration(
-                localAS: options.myAS, peerAS: options.myAS, routerID: options.localAddress, families: families, holdTime: options.holdTime, active: !options.passive)
-            try await speaker.addPeer(.init(address: "\(peer)", port: options.bgpPort, session: session, client: false, localAddress: options.passive ? nil : "\(options.localAddress)")).get()
+            try await speaker.addPeer(.init(address: "\(peer)", port: options.bgpPort, session: session(options, families: families), client: false, localAddress: options.passive ? nil : "\(options.localAddress)")).get()
         }
         if options.listens {
             let host = "\(options.listenAddress ?? options.localAddress)"
@@ -90,11 +90,13 @@ struct BagpipeBGP: AsyncParsableCommand {
         }
         let ipvpnAddress = configuration.ipvpn.localAddress ?? options.localAddress
         let evpnAddress = configuration.evpn.localAddress ?? options.localAddress
-        let service = VPNService(speaker: speaker, configuration: .init(bgpAddress: options.localAddress, salt: ProcessInfo.processInfo.hostName)) {
+        let service = VPNService(speaker: speaker, configuration: .init(bgpAddress: options.localAddress, salt: ProcessInfo.processInfo.hostName, ipv6VPN: options.enableIPv6VPN)) {
             [.ipvpn: DummyDriver(vpnType: .ipvpn, localAddress: ipvpnAddress), .evpn: DummyDriver(vpnType: .evpn, localAddress: evpnAddress)]
         }
+        let metrics = DaemonMetrics()
+        metrics.bootstrap()
         let api = Application(
-            router: BagpipeAPI.router(service: service),
+            router: BagpipeAPI.router(service: service, config: configuration.lookingGlass, metrics: metrics),
             configuration: .init(address: .hostname(configuration.api.host, port: configuration.api.port), serverName: "bagpipe-bgp"),
             onServerRunning: { channel in logger.notice("REST API listening on \(channel.localAddress?.description ?? "?")") },
             eventLoopGroupProvider: .shared(group), logger: logger)
@@ -104,6 +106,15 @@ struct BagpipeBGP: AsyncParsableCommand {
                 services: [.init(service: api), .init(service: SpeakerService(speaker: speaker, vpn: service, logger: logger))], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await services.run()
         try await group.shutdownGracefully()
+    }
+
+    /// One peer's session from `[BGP]`: iBGP, the hold time, MD5 and graceful restart when set.
+    static func session(_ options: BGPOptions, families: [AddressFamily]) -> SessionConfiguration {
+        var session = SessionConfiguration(
+            localAS: options.myAS, peerAS: options.myAS, routerID: options.localAddress, families: families, holdTime: options.holdTime, active: !options.passive,
+            gracefulRestartTime: options.gracefulRestartTime)
+        session.security.md5Password = options.md5Password
+        return session
     }
 
     /// A start-up failure: the message on standard error (no usage text: the command line was
@@ -118,15 +129,13 @@ struct BagpipeBGP: AsyncParsableCommand {
         let engineConfiguration = RouteEngine.Configuration(
             localAS: options.myAS, routerID: options.localAddress, localAddress: options.localAddress, clusterID: options.clusterID, routeTargetConstraint: options.enableRTC)
         let speaker = BGPSpeaker(configuration: engineConfiguration, eventLoop: group.next(), logger: logger)
-        var families: [AddressFamily] = [.ipv4VPN, .ipv6VPN, .evpn, .ipv4FlowSpecVPN]
+        var families: [AddressFamily] = [.ipv4VPN, .ipv6VPN, .evpn, .ipv4FlowSpecVPN, .ipv6FlowSpecVPN]
         if options.enableRTC { families.append(.routeTargetConstraint) }
         for peer in options.peers {
-            let session = SessionConfiguration(
-                localAS: options.myAS, peerAS: options.myAS, routerID: options.localAddress, families: families, holdTime: options.holdTime, active: !options.passive)
             // The Loc-RIB holds the peers' routes: no Adj-RIB-In copy per peer.
             try await speaker.addPeer(
                 .init(
-                    address: "\(peer)", port: options.bgpPort, session: session, client: !options.nonClientPeers.contains(peer),
+                    address: "\(peer)", port: options.bgpPort, session: session(options, families: families), client: !options.nonClientPeers.contains(peer),
                     localAddress: options.passive ? nil : "\(options.localAddress)", keepsAdjRIBIn: false)
             ).get()
         }

@@ -233,10 +233,10 @@ import Testing
                 #expect(try call(i, "POST", "/attach_localport", ipvpn) == "null")
             }
             // Each host's dataplane learns the other's MAC, flood entry and /32.
-            let a = try await poll(timeout: 20) { try call(0, "GET", "/looking-glass/vpns/instances/net-1") } until: { $0.contains("52:54:00:00:00:0b") && $0.contains("127.0.0.4 vni 5001") }
+            let a = try await poll(timeout: 20) { try call(0, "GET", "/looking-glass/vpns/instances/net-1/dataplane") } until: { $0.contains("52:54:00:00:00:0b") && $0.contains("127.0.0.4 vni 5001") }
             #expect(a.contains("via 127.0.0.4"))
-            _ = try await poll(timeout: 20) { try call(1, "GET", "/looking-glass/vpns/instances/net-1") } until: { $0.contains("52:54:00:00:00:0a") && $0.contains("127.0.0.2 vni 5001") }
-            _ = try await poll(timeout: 20) { try call(1, "GET", "/looking-glass/vpns/instances/vrf-1") } until: { $0.contains("10.1.0.10/32 via 127.0.0.2") }
+            _ = try await poll(timeout: 20) { try call(1, "GET", "/looking-glass/vpns/instances/net-1/dataplane") } until: { $0.contains("52:54:00:00:00:0a") && $0.contains("127.0.0.2 vni 5001") }
+            _ = try await poll(timeout: 20) { try call(1, "GET", "/looking-glass/vpns/instances/vrf-1/dataplane") } until: { $0.contains("10.1.0.10/32 via 127.0.0.2") }
             // The looking glass: summary, absolute hrefs, best routes, key lookups, 404s.
             let summary = try await poll { try call(0, "GET", "/looking-glass/summary") } until: { $0.contains(#""BGP_established_peers":1"#) }
             #expect(summary.contains(#""vpn_instances_count":2"#) && summary.contains("received_routes_count"))
@@ -245,29 +245,29 @@ import Testing
             #expect(best.contains("type2:") && best.contains("52:54:00:00:00:0b") && best.contains("target:64512:1"), "\(best)")
             #expect(try call(0, "GET", "/looking-glass/vpns/instances/vrf-1/route_targets/import") == #"["target:64512:2"]"#)
             #expect(try call(0, "GET", "/looking-glass/bgp/peers/127.0.0.3/protocol/state") == #""Established""#)
-            #expect(try call(0, "GET", "/looking-glass/vpns/instances/vrf-1/nope").contains(#""code":404"#))
+            #expect(try call(0, "GET", "/looking-glass/vpns/instances/vrf-1/nope").contains(#""code":"404 Not Found""#))
             // Errors are JSON 4xx; a known path with another method is a 405.
             let bad = try shell("/usr/bin/curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", "-d", #"{"vpn_type": "evpn"}"#, "http://127.0.0.1:\(apis[0])/attach_localport"])
             #expect(bad == "400")
-            #expect(try call(0, "POST", "/attach_localport", "[1]").contains(#""code":400"#))
+            #expect(try call(0, "POST", "/attach_localport", "[1]").contains(#""code":"400 Bad Request""#))
             #expect(try shell("/usr/bin/curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "PUT", "http://127.0.0.1:\(apis[0])/attach_localport"]) == "405")
             // Host B's VRF stops importing 64512:2 (another attach with new targets): A's route goes from
             // B's dataplane; importing it again brings it back.
             let retarget = #"{"vpn_type": "ipvpn", "vpn_instance_id": "vrf-1", "mac_address": "52:54:00:00:00:0b", "ip_address": "10.1.0.11/24", "gateway_ip": "10.1.0.1", "local_port": "tap1", "import_rt": ["64512:3"], "export_rt": ["64512:2"]}"#
             #expect(try call(1, "POST", "/attach_localport", retarget) == "null")
-            _ = try await poll(timeout: 20) { try call(1, "GET", "/looking-glass/vpns/instances/vrf-1") } until: { !$0.contains("via 127.0.0.2") }
+            _ = try await poll(timeout: 20) { try call(1, "GET", "/looking-glass/vpns/instances/vrf-1/dataplane") } until: { !$0.contains("via 127.0.0.2") }
             #expect(try call(1, "POST", "/attach_localport", retarget.replacingOccurrences(of: "64512:3", with: "64512:2")) == "null")
-            _ = try await poll(timeout: 20) { try call(1, "GET", "/looking-glass/vpns/instances/vrf-1") } until: { $0.contains("10.1.0.10/32 via 127.0.0.2") }
+            _ = try await poll(timeout: 20) { try call(1, "GET", "/looking-glass/vpns/instances/vrf-1/dataplane") } until: { $0.contains("10.1.0.10/32 via 127.0.0.2") }
             // Host A detaches its E-VPN port: B forgets the MAC, and A's instance is gone (its last port).
             let detach = #"{"vpn_type": "evpn", "vpn_instance_id": "net-1", "mac_address": "52:54:00:00:00:0a", "local_port": "tap0"}"#
             #expect(try call(0, "POST", "/detach_localport", detach) == "null")
-            _ = try await poll(timeout: 20) { try call(1, "GET", "/looking-glass/vpns/instances/net-1") } until: { !$0.contains("52:54:00:00:00:0a") && !$0.contains("127.0.0.2 vni") }
-            #expect(try call(0, "GET", "/looking-glass/vpns/instances/net-1").contains(#""code":404"#))
+            _ = try await poll(timeout: 20) { try call(1, "GET", "/looking-glass/vpns/instances/net-1/dataplane") } until: { !$0.contains("52:54:00:00:00:0a") && !$0.contains("127.0.0.2 vni") }
+            #expect(try call(0, "GET", "/looking-glass/vpns/instances/net-1").contains(#""code":"404 Not Found""#))
             // Host A stops: B withdraws its VRF route.
             hosts[0].process.terminate()
             hosts[0].process.waitUntilExit()
             #expect(hosts[0].process.terminationStatus == 0)
-            _ = try await poll(timeout: 20) { try call(1, "GET", "/looking-glass/vpns/instances/vrf-1") } until: { !$0.contains("via 127.0.0.2") }
+            _ = try await poll(timeout: 20) { try call(1, "GET", "/looking-glass/vpns/instances/vrf-1/dataplane") } until: { !$0.contains("via 127.0.0.2") }
         } catch {
             Issue.record("\(error)\nrr: \(rr.log.suffix(3000))\nhost A: \(hosts.first?.log.suffix(2500) ?? "")\nhost B: \(hosts.last?.log.suffix(1500) ?? "")")
         }

@@ -38,12 +38,16 @@ import Testing
             }
             try await client.execute(uri: "/attach_localport", method: .post, body: ByteBuffer(string: #"{"vpn_type": "evpn"}"#)) { response in
                 #expect(response.status == .badRequest)
-                #expect(String(buffer: response.body) == #"{"code":400,"title":"Bad Request","message":"Missing parameter: 'vpn_instance_id'"}"#)
+                #expect(String(buffer: response.body) == #"{"code":"400 Bad Request","title":"Bad Request","message":"Missing parameter: 'vpn_instance_id'"}"#)
             }
             try await client.execute(uri: "/attach_localport", method: .post, body: ByteBuffer(string: "not json")) { response in
                 #expect(response.status == .badRequest)
             }
+            // As the original: GET on attach and detach is an empty object; other methods are 405s.
             try await client.execute(uri: "/detach_localport", method: .get) { response in
+                #expect(response.status == .ok && String(buffer: response.body) == "{}")
+            }
+            try await client.execute(uri: "/detach_localport", method: .put) { response in
                 #expect(response.status == .methodNotAllowed)
             }
             try await client.execute(uri: "/looking-glass/vpns/instances/net-1/route_targets/export", method: .get) { response in

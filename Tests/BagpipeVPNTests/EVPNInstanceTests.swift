@@ -80,7 +80,7 @@ import Testing
     @Test func plugAdvertisesAMACIPRouteAndFromPortDoesNot() throws {
         let h = try Host()
         let port = LocalPort(linuxif: "tap1", raw: .object([("linuxif", "tap1")]))
-        try h.evi.plug(Endpoint(mac: Self.mac1, ip: IPv4Address(10, 0, 0, 1), port: port, label: 5001, direction: .both), localPref: 300)
+        try h.evi.plug(Endpoint(mac: Self.mac1, ip: .v4(IPv4Address(10, 0, 0, 1)), port: port, label: 5001, direction: .both), localPref: 300)
         h.drain()
         let mac = try #require(h.sent[.evpn]?.values.first { if case .evpn(.macIPAdvertisement) = $0.0.nlri { true } else { false } })
         guard case .evpn(.macIPAdvertisement(let r)) = mac.0.nlri else { return }
@@ -93,7 +93,7 @@ import Testing
         }
         #expect(h.dummy.plugged.count == 1, "nothing plugged for the refused endpoint")
         // Unplug withdraws.
-        try h.evi.unplug(Endpoint(mac: Self.mac1, ip: IPv4Address(10, 0, 0, 1), port: port, label: 5001, direction: .both), lastEndpointOfPort: true)
+        try h.evi.unplug(Endpoint(mac: Self.mac1, ip: .v4(IPv4Address(10, 0, 0, 1)), port: port, label: 5001, direction: .both), lastEndpointOfPort: true)
         h.drain()
         #expect(h.sent[.evpn]?.count == 1, "only the type-3 route left")
         #expect(h.dummy.calls.last == "unplug 52:54:00:00:00:01 10.0.0.1 last=true")

@@ -51,9 +51,9 @@ import Testing
 
     @Test func endpointRoutesHostOrSubnetWithLabelRDAndLoadBalancingOrder() throws {
         let h = try Host()
-        let e1 = Endpoint(mac: MACAddress(1), ip: IPv4Address(10, 0, 0, 5), port: Self.port, label: 4001, direction: .both)
+        let e1 = Endpoint(mac: MACAddress(1), ip: .v4(IPv4Address(10, 0, 0, 5)), port: Self.port, label: 4001, direction: .both)
         try h.vrf.plug(e1, prefix: IPPrefix(.v4(IPv4Address(10, 0, 0, 5)), length: 32), routeDistinguisher: h.vrf.routeDistinguisher, localPref: nil, loadBalancingOrder: 0)
-        let e2 = Endpoint(mac: MACAddress(2), ip: IPv4Address(10, 0, 0, 6), port: Self.port, label: 4002, direction: .both)
+        let e2 = Endpoint(mac: MACAddress(2), ip: .v4(IPv4Address(10, 0, 0, 6)), port: Self.port, label: 4002, direction: .both)
         try h.vrf.plug(e2, prefix: IPPrefix(.v4(IPv4Address(10, 0, 0, 0)), length: 24), routeDistinguisher: .ipv4(Self.local, 9), localPref: 200, loadBalancingOrder: 7)
         h.drain()
         let routes = h.sent.values.compactMap { v -> (VPNPrefix, AttributeSet)? in if case .vpnPrefix(let p) = v.0.nlri { (p, v.1) } else { nil } }.sorted { $0.0.prefix.length > $1.0.prefix.length }

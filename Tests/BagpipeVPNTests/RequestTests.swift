@@ -52,7 +52,7 @@ import Testing
         #expect(r.vpnType == .ipvpn && r.vpnInstanceID == "vrf-1" && r.localPort.linuxif == "tap1")
         #expect(r.mac == MACAddress("52:54:00:aa:bb:01") && r.importRTs == [.routeTarget(as: 64512, 2)] && r.exportRTs == [.routeTarget(as: 64512, 2)])
         #expect(r.ipAddress?.text == "10.0.0.5/24" && r.ipAddress?.prefix == IPPrefix(.v4(IPv4Address(10, 0, 0, 5)), length: 24))
-        #expect(r.gatewayIP == IPv4Address(10, 0, 0, 1) && r.direction == .both && !r.advertiseSubnet && r.vni == 0)
+        #expect(r.gatewayIP == .v4(IPv4Address(10, 0, 0, 1)) && r.direction == .both && !r.advertiseSubnet && r.vni == 0)
         let e = try AttachRequest(json: try json(Self.evpn))
         #expect(e.localPort.raw == .object([("linuxif", "tap1")]), "a string local_port is {linuxif: s}")
     }
