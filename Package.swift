@@ -16,6 +16,10 @@ let package = Package(
         .executable(name: "bagpipe-bgp", targets: ["bagpipe-bgp"]),
         .executable(name: "bagpipe-fakerr", targets: ["bagpipe-fakerr"]),
         .executable(name: "bgp-wire-fuzz", targets: ["bgp-wire-fuzz"]),
+        .executable(name: "bagpipe-rest-attach", targets: ["bagpipe-rest-attach"]),
+        .executable(name: "bagpipe-looking-glass", targets: ["bagpipe-looking-glass"]),
+        .executable(name: "bagpipe-impex2dot", targets: ["bagpipe-impex2dot"]),
+        .executable(name: "bagpipe-bgp-cleanup", targets: ["bagpipe-bgp-cleanup"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.81.0"),
@@ -25,6 +29,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.5.0"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.5.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.0.0"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.30.0"),
     ],
     targets: [
         .target(
@@ -67,12 +72,33 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"), .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
+        // The dataplane drivers a bgp.conf names: dummy, and the Linux (netlink) drivers.
+        .target(name: "BagpipeDataplane", dependencies: ["BagpipeVPN", "BagpipeConfig", "BGPWire"]),
+        // What the command-line tools share: the API port from bgp.conf, HTTP to the daemon.
+        .target(
+            name: "BagpipeCLI",
+            dependencies: [
+                "BGPWire", "BagpipeConfig", .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+            ]),
+        .executableTarget(
+            name: "bagpipe-rest-attach",
+            dependencies: ["BagpipeCLI", "BGPWire", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(
+            name: "bagpipe-looking-glass",
+            dependencies: ["BagpipeCLI", "BGPWire", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(
+            name: "bagpipe-impex2dot",
+            dependencies: ["BagpipeCLI", "BGPWire", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(
+            name: "bagpipe-bgp-cleanup",
+            dependencies: ["BagpipeConfig", "BagpipeVPN", "BagpipeDataplane", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         // bgp.conf: the INI reader and the options of each section.
         .target(name: "BagpipeConfig", dependencies: ["BGPWire"]),
         .executableTarget(
             name: "bagpipe-bgp",
             dependencies: [
-                "BGPEngine", "BGPSession", "BGPWire", "BagpipeConfig", "BagpipeVPN", "BagpipeAPI",
+                "BGPEngine", "BGPSession", "BGPWire", "BagpipeConfig", "BagpipeVPN", "BagpipeAPI", "BagpipeDataplane",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -164,6 +190,9 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
+        // The daemon and the command-line tools as processes: the API under hostile input, the tools,
+        // the original's Python clients.
+        .testTarget(name: "BagpipeToolTests", dependencies: ["BagpipeCLI", "BGPTestSupport", "BGPWire"]),
         .testTarget(name: "BagpipeVPNTests", dependencies: ["BagpipeVPN", "BGPEngine", "BGPSession", "BGPWire"]),
         .testTarget(
             name: "BGPSessionTests",

@@ -12,19 +12,35 @@ if [ ! -d "$shared/vectors" ]; then
 fi
 export BAGPIPE_SHARED="$shared"
 
-# Debian packages the tests use: tshark (Wireshark cross-check) and the interop peers gobgpd, FRR,
-# ExaBGP and BIRD 2.
+# Debian packages the tests use: tshark (Wireshark cross-check), the interop peers gobgpd, FRR,
+# ExaBGP and BIRD 2, iproute2 (namespaces), Graphviz (bagpipe-impex2dot's output) and curl.
 missing=()
 command -v tshark >/dev/null 2>&1 || missing+=(tshark)
 command -v gobgpd >/dev/null 2>&1 || missing+=(gobgpd)
 [ -x /usr/lib/frr/bgpd ] || missing+=(frr)
 command -v exabgp >/dev/null 2>&1 || missing+=(exabgp)
 command -v bird >/dev/null 2>&1 || missing+=(bird2)
+command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+command -v dot >/dev/null 2>&1 || missing+=(graphviz)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
+command -v unshare >/dev/null 2>&1 || missing+=(util-linux)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "test.sh: installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# The original's Python clients (PyPI networking-bagpipe) for the compatibility tests, in a virtualenv.
+export BAGPIPE_PYTHON_VENV="$PWD/.build/python-bagpipe"
+if [ ! -x "$BAGPIPE_PYTHON_VENV/bin/bagpipe-rest-attach" ]; then
+    echo "test.sh: installing networking-bagpipe (PyPI) in $BAGPIPE_PYTHON_VENV"
+    mkdir -p .build
+    if ! python3 -m venv "$BAGPIPE_PYTHON_VENV" 2>/dev/null; then
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+        /usr/bin/python3 -m venv "$BAGPIPE_PYTHON_VENV"
+    fi
+    "$BAGPIPE_PYTHON_VENV/bin/pip" install -q --disable-pip-version-check networking-bagpipe
 fi
 
 swift build --build-tests

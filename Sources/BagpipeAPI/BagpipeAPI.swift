@@ -106,7 +106,7 @@ public enum BagpipeAPI {
         }
         let parsed: JSONValue
         do {
-            parsed = try JSONDecoder().decode(JSONValue.self, from: Data(bytes.readableBytesView))
+            parsed = try JSONValue(parsing: Array(bytes.readableBytesView))
         } catch {
             return BagpipeAPI.error(APIError("No local port details received (the body is not JSON)"))
         }

@@ -7,7 +7,7 @@ public struct APIOptions: Sendable, Equatable {
 
     static let known: Set<String> = ["host", "port", "api_host", "api_port"]
 
-    init(_ file: INIFile, warnings: inout [String]) throws {
+    public init(_ file: INIFile, warnings: inout [String]) throws {
         let reader = SectionReader(file: file, section: "API")
         reader.warnUnknown(Self.known, &warnings)
         host = reader.string("host", deprecated: "api_host", &warnings) ?? host

@@ -290,8 +290,10 @@ struct RequestReader {
                 prefixes.append(p)
             }
         }
-        let explicitTo = v["to_rt"].map { $0 != .null } ?? false
-        let to = explicitTo ? try Self.routeTargets(v["to_rt"] ?? .null, name: "attract_traffic.to_rt") : nil
+        // `to` is what the original's bagpipe-rest-attach sends (quirk Q15): read as `to_rt`.
+        let toValue = v["to_rt"].flatMap { $0 == .null ? nil : $0 } ?? v["to"].flatMap { $0 == .null ? nil : $0 }
+        let explicitTo = toValue != nil
+        let to = try toValue.map { (x) throws(APIError) in try Self.routeTargets(x, name: "attract_traffic.to_rt") }
         // Off without a target to attract to (as the original: the object is then ignored).
         guard let effective = to ?? readvertise?.to else { return nil }
         if let to, let readvertise, Set(to) != Set(readvertise.to) {

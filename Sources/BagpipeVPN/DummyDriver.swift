@@ -130,7 +130,7 @@ public final class DummyInstance: DataplaneInstance {
     public var lookingGlass: JSONValue {
         func sorted(_ items: [String]) -> JSONValue { .array(items.sorted().map { .string($0) }) }
         return .object([
-            ("driver", "dummy"), ("label", JSONValue(label)),
+            ("label", JSONValue(label)),
             ("plugged", sorted(plugged.map { "\($0.mac) \($0.ip.map { "\($0)" } ?? "")" })),
             ("remotes", sorted(remotes.map { "\($0.destination) via \($0.remotePE) label \($0.label)" })),
             ("flood_list", sorted(floodList.map { "\($0.remotePE) vni \($0.vni)" })),

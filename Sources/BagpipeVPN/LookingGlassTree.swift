@@ -99,20 +99,11 @@ struct LookingGlassTree {
         ])
     }
 
-    /// The original's family names in `bgp/routes`.
-    static let familyNames: [AddressFamily: String] = [
-        .ipv4VPN: "ipv4/mpls-vpn", .ipv6VPN: "ipv6/mpls-vpn", .evpn: "l2vpn/evpn", .routeTargetConstraint: "ipv4/rtc", .ipv4FlowSpecVPN: "ipv4/flow-vpn",
-        .ipv6FlowSpecVPN: "ipv6/flow-vpn",
-    ]
-
-    func sourceName(_ worker: WorkerID) -> String {
-        if worker == engine.routeTargetConstraintWorker { return "BGPManager" }
-        return engine.isPeer(worker) ? "BGP-\(engine.name(of: worker))" : engine.name(of: worker)
-    }
+    func sourceName(_ worker: WorkerID) -> String { VPNInstance.sourceName(worker, engine) }
 
     var routes: JSONValue {
         .object(engine.families.map { family in
-            ("\(Self.familyNames[family] ?? "\(family)"),*", .array(engine.routes(family).map { VPNInstance.routeJSON($0, sourceName: sourceName($0.source)) }))
+            ("\(VPNInstance.familyNames[family] ?? "\(family)"),*", .array(engine.routes(family).map { VPNInstance.routeJSON($0, sourceName: sourceName($0.source)) }))
         })
     }
 

@@ -329,7 +329,12 @@ public class VPNInstance {
     }
 
     /// The original's worker names: `BGP-<address>` for a peer, `VRF-<n>` / `EVI-<n>` for an instance.
-    func sourceName(_ worker: WorkerID) -> String { engine.isPeer(worker) ? "BGP-\(engine.name(of: worker))" : engine.name(of: worker) }
+    func sourceName(_ worker: WorkerID) -> String { Self.sourceName(worker, engine) }
+
+    static func sourceName(_ worker: WorkerID, _ engine: RouteEngine) -> String {
+        if worker == engine.routeTargetConstraintWorker { return "BGPManager" }
+        return engine.isPeer(worker) ? "BGP-\(engine.name(of: worker))" : engine.name(of: worker)
+    }
 
     /// `adv_routes`: the routes this instance originates.
     var advertisedLookingGlass: JSONValue {
@@ -351,6 +356,12 @@ public class VPNInstance {
         }
     }
 
+    /// The original's family names (`afi/safi` as ExaBGP writes them).
+    public static let familyNames: [AddressFamily: String] = [
+        .ipv4VPN: "ipv4/mpls-vpn", .ipv6VPN: "ipv6/mpls-vpn", .evpn: "l2vpn/evpn", .routeTargetConstraint: "ipv4/rtc", .ipv4FlowSpecVPN: "ipv4/flow-vpn",
+        .ipv6FlowSpecVPN: "ipv6/flow-vpn",
+    ]
+
     /// The original's route representation (reference §2.2); ORIGIN and AS_PATH left out.
     static func routeJSON(_ route: RouteEngine.Route, sourceName: String) -> JSONValue {
         var attributes: [(String, JSONValue)] = []
@@ -359,11 +370,15 @@ public class VPNInstance {
         if let med = a.multiExitDiscriminator { attributes.append(("med", JSONValue(med))) }
         let communities = a.extendedCommunities
         if !communities.isEmpty { attributes.append(("extended_communities", .string(communities.map { "\($0)" }.joined(separator: " ")))) }
-        if let pmsi = a.pmsiTunnel { attributes.append(("pmsi_tunnel", .string("\(pmsi)"))) }
+        if let pmsi = a.pmsiTunnel {
+            let endpoint = pmsi.tunnelIdentifier.count == 4 ? pmsi.tunnelIdentifier.map(String.init).joined(separator: ".") : pmsi.tunnelIdentifier.map { String($0, radix: 16) }.joined(separator: ":")
+            let kind = pmsi.tunnelType == .ingressReplication ? "ingress-replication" : "type \(pmsi.tunnelType.rawValue)"
+            attributes.append(("pmsi_tunnel", .string("\(kind) \(endpoint) label \(pmsi.labelField)")))
+        }
         if let originator = a.originatorID { attributes.append(("originator_id", .string("\(originator)"))) }
         let family = route.family
         var fields: [(String, JSONValue)] = [
-            ("afi-safi", .string("\(family)")), ("attributes", .object(attributes)), ("next_hop", .string("\(route.attributes.nextHop)")),
+            ("afi-safi", .string(familyNames[family] ?? "\(family)")), ("attributes", .object(attributes)), ("next_hop", .string("\(route.attributes.nextHop)")),
             ("source", .object([("id", .string(sourceName))])),
         ]
         if family.safi == .mplsVPN || family == .evpn { fields.append(("route_targets", .array(route.attributes.routeTargetKeys.map { .string("\($0)") }))) }

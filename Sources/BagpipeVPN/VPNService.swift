@@ -8,12 +8,12 @@ import NIOCore
 public final class VPNService: @unchecked Sendable {
     public let speaker: BGPSpeaker
     private let configuration: VPNManager.Configuration
-    private let makeDrivers: @Sendable () -> [VPNType: any DataplaneDriver]
+    private let makeDrivers: @Sendable () throws -> [VPNType: any DataplaneDriver]
     /// Touched on the speaker's loop only.
     private var manager: VPNManager?
 
-    /// `makeDrivers` runs on the loop, once, at the first request.
-    public init(speaker: BGPSpeaker, configuration: VPNManager.Configuration, makeDrivers: @escaping @Sendable () -> [VPNType: any DataplaneDriver]) {
+    /// `makeDrivers` runs on the loop, once: at `start()`, or at the first request.
+    public init(speaker: BGPSpeaker, configuration: VPNManager.Configuration, makeDrivers: @escaping @Sendable () throws -> [VPNType: any DataplaneDriver]) {
         self.speaker = speaker
         self.configuration = configuration
         self.makeDrivers = makeDrivers
@@ -24,7 +24,7 @@ public final class VPNService: @unchecked Sendable {
         speaker.eventLoop.execute {
             do {
                 let result = try self.speaker.onLoop { engine in
-                    let manager = self.manager ?? self.makeManager(engine)
+                    let manager = try self.manager ?? self.makeManager(engine)
                     return try body(manager)
                 }
                 promise.succeed(result)
@@ -35,12 +35,15 @@ public final class VPNService: @unchecked Sendable {
         return promise.futureResult
     }
 
-    private func makeManager(_ engine: RouteEngine) -> VPNManager {
-        let manager = VPNManager(configuration: configuration, engine: engine, drivers: makeDrivers())
+    private func makeManager(_ engine: RouteEngine) throws -> VPNManager {
+        let manager = VPNManager(configuration: configuration, engine: engine, drivers: try makeDrivers())
         self.manager = manager
         speaker.setHandlerForOtherWorkers { [unowned manager] worker, event in manager.deliver(worker, event) }
         return manager
     }
+
+    /// Makes the drivers (whose checks of the host may fail) and the manager.
+    public func start() -> EventLoopFuture<Void> { withManager { _ in } }
 
     /// Fails with an `APIError` when refused (nothing changed then).
     public func attach(_ request: AttachRequest) -> EventLoopFuture<Void> { withManager { try $0.attach(request) } }

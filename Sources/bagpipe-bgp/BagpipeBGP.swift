@@ -4,6 +4,7 @@ import BGPSession
 import BGPWire
 import BagpipeAPI
 import BagpipeConfig
+import BagpipeDataplane
 import BagpipeVPN
 import Hummingbird
 import Foundation
@@ -71,13 +72,24 @@ struct BagpipeBGP: AsyncParsableCommand {
     /// attaches ports to, and their dataplane drivers.
     static func runHost(_ configuration: BagpipeConfiguration, logger: Logger) async throws {
         let options = configuration.bgp
-        for section in [configuration.ipvpn, configuration.evpn] where section.driver != "dummy" {
-            throw fail("[DATAPLANE_DRIVER_\(section.vpnType.rawValue.uppercased())] dataplane_driver = \(section.driver): not available in this version (only dummy)")
-        }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         let speaker = BGPSpeaker(
             configuration: RouteEngine.Configuration(localAS: options.myAS, routerID: options.localAddress, localAddress: options.localAddress, routeTargetConstraint: options.enableRTC),
             eventLoop: group.next(), logger: logger)
+        let service = VPNService(speaker: speaker, configuration: .init(bgpAddress: options.localAddress, salt: ProcessInfo.processInfo.hostName, ipv6VPN: options.enableIPv6VPN)) {
+            [
+                .ipvpn: try DataplaneDrivers.make(configuration.ipvpn, bgpAddress: options.localAddress),
+                .evpn: try DataplaneDrivers.make(configuration.evpn, bgpAddress: options.localAddress),
+            ]
+        }
+        // The drivers check the host now: one that cannot run stops the daemon here, not at an attach.
+        do {
+            try await service.start().get()
+        } catch {
+            try? await speaker.stop().get()
+            try? await group.shutdownGracefully()
+            throw fail("\(error)")
+        }
         var families: [AddressFamily] = [.ipv4VPN, .evpn, .ipv4FlowSpecVPN]
         if options.enableIPv6VPN { families += [.ipv6VPN, .ipv6FlowSpecVPN] }
         if options.enableRTC { families.append(.routeTargetConstraint) }
@@ -88,11 +100,6 @@ struct BagpipeBGP: AsyncParsableCommand {
             let host = "\(options.listenAddress ?? options.localAddress)"
             _ = try await speaker.listen(host: host, port: options.listenPort).get()
         }
-        let ipvpnAddress = configuration.ipvpn.localAddress ?? options.localAddress
-        let evpnAddress = configuration.evpn.localAddress ?? options.localAddress
-        let service = VPNService(speaker: speaker, configuration: .init(bgpAddress: options.localAddress, salt: ProcessInfo.processInfo.hostName, ipv6VPN: options.enableIPv6VPN)) {
-            [.ipvpn: DummyDriver(vpnType: .ipvpn, localAddress: ipvpnAddress), .evpn: DummyDriver(vpnType: .evpn, localAddress: evpnAddress)]
-        }
         let metrics = DaemonMetrics()
         metrics.bootstrap()
         let api = Application(
@@ -100,7 +107,7 @@ struct BagpipeBGP: AsyncParsableCommand {
             configuration: .init(address: .hostname(configuration.api.host, port: configuration.api.port), serverName: "bagpipe-bgp"),
             onServerRunning: { channel in logger.notice("REST API listening on \(channel.localAddress?.description ?? "?")") },
             eventLoopGroupProvider: .shared(group), logger: logger)
-        logger.notice("host: AS \(options.myAS), router id \(options.localAddress), peers \(options.peers.map(\.description).joined(separator: " ")), dataplane drivers dummy")
+        logger.notice("host: AS \(options.myAS), router id \(options.localAddress), peers \(options.peers.map(\.description).joined(separator: " ")), dataplane drivers ipvpn \(configuration.ipvpn.driver), evpn \(configuration.evpn.driver)")
         let services = ServiceGroup(
             configuration: .init(
                 services: [.init(service: api), .init(service: SpeakerService(speaker: speaker, vpn: service, logger: logger))], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))

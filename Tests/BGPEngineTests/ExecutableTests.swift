@@ -29,6 +29,7 @@ import Testing
         #expect(o.peers == [IPv4Address(192, 0, 2, 101), IPv4Address(192, 0, 2, 102)])
         #expect(o.myAS == 64512 && o.enableRTC && o.bgpPort == 179 && o.holdTime == 180)
         #expect(!o.routeReflector && !o.passive && !o.listens, "no listener unless one is configured")
+        #expect(!o.enableIPv6VPN && o.md5Password == nil && o.gracefulRestartTime == nil, "the new options are off")
     }
 
     @Test func reflectorOptionsAndDefaults() throws {
@@ -54,6 +55,9 @@ import Testing
         ("local_address = 192.0.2.1\nmy_as = 1\nbgp_port = 70000", "bgp_port"),
         ("local_address = 192.0.2.1\nmy_as = 1\nhold_time = 2", "hold_time"),
         ("local_address = 192.0.2.1\nmy_as = 1\nnon_client_peers = 192.0.2.9", "non_client_peers"),
+        ("local_address = 192.0.2.1\nmy_as = 1\ngraceful_restart_time = 5000", "graceful_restart_time"),
+        ("local_address = 192.0.2.1\nmy_as = 1\nmd5_password = " + String(repeating: "p", count: 81), "md5_password"),
+        ("local_address = 192.0.2.1\nmy_as = 1\nenable_ipv6_vpn = sometimes", "enable_ipv6_vpn"),
     ])
     func invalidValueNamesTheOption(body: String, option: String) {
         do {
@@ -246,6 +250,20 @@ import Testing
             #expect(try call(0, "GET", "/looking-glass/vpns/instances/vrf-1/route_targets/import") == #"["target:64512:2"]"#)
             #expect(try call(0, "GET", "/looking-glass/bgp/peers/127.0.0.3/protocol/state") == #""Established""#)
             #expect(try call(0, "GET", "/looking-glass/vpns/instances/vrf-1/nope").contains(#""code":"404 Not Found""#))
+            // The rest of the tree: config, routes of the speaker, workers, drivers, label allocations.
+            #expect(try call(0, "GET", "/looking-glass/config/BGP/my_as") == "64512")
+            let routes = try call(0, "GET", "/looking-glass/bgp/routes")
+            #expect(routes.contains(#""l2vpn/evpn,*""#) && routes.contains(#""ipv4/rtc,*""#) && routes.contains("BGP-127.0.0.3"), "\(routes)")
+            let workers = try call(0, "GET", "/looking-glass/bgp/workers")
+            #expect(workers.contains(#""id":"BGP-127.0.0.3""#) && workers.contains(#""id":"EVI-1""#) && workers.contains(#""id":"VRF-2""#), "\(workers)")
+            #expect(try call(0, "GET", "/looking-glass/bgp/workers/EVI-1/external_instance_id") == #""net-1""#)
+            #expect(try call(0, "GET", "/looking-glass/vpns/dataplane/drivers/evpn/supported_encaps") == #"["VXLAN"]"#)
+            #expect(try call(0, "GET", "/looking-glass/vpns/dataplane/ids").contains("vrf-1"))
+            #expect(try call(0, "GET", "/looking-glass/vpns/instances/net-1/received_routes").contains("52:54:00:00:00:0b"))
+            // Prometheus metrics: sessions by state, routes by family, instances, API requests.
+            let metrics = try call(0, "GET", "/metrics")
+            #expect(metrics.contains(#"bagpipe_bgp_peers{state="Established"} 1.0"#) && metrics.contains(#"bagpipe_vpn_instances{type="evpn"} 1.0"#), "\(metrics)")
+            #expect(metrics.contains(#"bagpipe_bgp_routes{family="l2vpn-evpn",origin="received"}"#) && metrics.contains("hb_requests{"), "\(metrics)")
             // Errors are JSON 4xx; a known path with another method is a 405.
             let bad = try shell("/usr/bin/curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", "-d", #"{"vpn_type": "evpn"}"#, "http://127.0.0.1:\(apis[0])/attach_localport"])
             #expect(bad == "400")

@@ -42,7 +42,7 @@ final class ManagerHost {
     }
 
     static func json(_ fields: [String: Any]) throws -> JSONValue {
-        try JSONDecoder().decode(JSONValue.self, from: JSONSerialization.data(withJSONObject: fields))
+        try JSONValue(parsing: Array(JSONSerialization.data(withJSONObject: fields)))
     }
 
     func attach(_ fields: [String: Any]) throws {

@@ -9,7 +9,7 @@ import Testing
     static let evpn = #"{"vpn_type": "evpn", "vpn_instance_id": "net-1", "mac_address": "52:54:00:aa:bb:01", "local_port": "tap1", "import_rt": ["64512:1"], "export_rt": "64512:1"}"#
     static let ipvpn = #"{"vpn_type": "ipvpn", "vpn_instance_id": "vrf-1", "mac_address": "52:54:00:aa:bb:01", "local_port": {"linuxif": "tap1"}, "import_rt": ["64512:2"], "export_rt": ["64512:2"], "ip_address": "10.0.0.5/24", "gateway_ip": "10.0.0.1"}"#
 
-    func json(_ text: String) throws -> JSONValue { try JSONDecoder().decode(JSONValue.self, from: Data(text.utf8)) }
+    func json(_ text: String) throws -> JSONValue { try JSONValue(parsing: text) }
 
     /// The request with some fields changed (nil removes one).
     func edited(_ text: String, _ changes: [String: JSONValue?]) throws -> JSONValue {

@@ -34,7 +34,7 @@ import Testing
         }
 
         func request(_ fields: [String: Any]) throws -> JSONValue {
-            try JSONDecoder().decode(JSONValue.self, from: JSONSerialization.data(withJSONObject: fields))
+            try JSONValue(parsing: Array(JSONSerialization.data(withJSONObject: fields)))
         }
 
         func attach(_ fields: [String: Any]) throws(APIError) {

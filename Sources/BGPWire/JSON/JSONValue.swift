@@ -103,38 +103,3 @@ public enum JSONValue: Hashable, Sendable, ExpressibleByStringLiteral, Expressib
         out += "\""
     }
 }
-
-/// Parsing (REST API request bodies). Booleans and numbers stay apart: `true` is not `1`.
-extension JSONValue: Decodable {
-    struct Key: CodingKey {
-        var stringValue: String
-        var intValue: Int? { nil }
-        init(stringValue: String) { self.stringValue = stringValue }
-        init?(intValue: Int) { nil }
-    }
-
-    public init(from decoder: any Decoder) throws {
-        if let object = try? decoder.container(keyedBy: Key.self) {
-            self = .object(try object.allKeys.sorted { $0.stringValue < $1.stringValue }.map { ($0.stringValue, try object.decode(JSONValue.self, forKey: $0)) })
-            return
-        }
-        if var array = try? decoder.unkeyedContainer() {
-            var items: [JSONValue] = []
-            while !array.isAtEnd { items.append(try array.decode(JSONValue.self)) }
-            self = .array(items)
-            return
-        }
-        let single = try decoder.singleValueContainer()
-        if single.decodeNil() {
-            self = .null
-        } else if let b = try? single.decode(Bool.self) {
-            self = .bool(b)
-        } else if let i = try? single.decode(Int64.self) {
-            self = .int(i)
-        } else if let d = try? single.decode(Double.self) {
-            self = .double(d)
-        } else {
-            self = .string(try single.decode(String.self))
-        }
-    }
-}
