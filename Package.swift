@@ -72,8 +72,12 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"), .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
+        // The kernel's rtnetlink headers, for Netlink.
+        .target(name: "CNetlink"),
+        // rtnetlink over a socket: links, addresses, neighbours and FDB entries, routes, rules.
+        .target(name: "Netlink", dependencies: ["CNetlink", "BGPWire"]),
         // The dataplane drivers a bgp.conf names: dummy, and the Linux (netlink) drivers.
-        .target(name: "BagpipeDataplane", dependencies: ["BagpipeVPN", "BagpipeConfig", "BGPWire"]),
+        .target(name: "BagpipeDataplane", dependencies: ["BagpipeVPN", "BagpipeConfig", "BGPWire", "Netlink", .product(name: "Logging", package: "swift-log")]),
         // What the command-line tools share: the API port from bgp.conf, HTTP to the daemon.
         .target(
             name: "BagpipeCLI",
@@ -193,6 +197,7 @@ let package = Package(
         // The daemon and the command-line tools as processes: the API under hostile input, the tools,
         // the original's Python clients.
         .testTarget(name: "BagpipeToolTests", dependencies: ["BagpipeCLI", "BGPTestSupport", "BGPWire"]),
+        .testTarget(name: "NetlinkTests", dependencies: ["Netlink", "BGPTestSupport", "BGPWire"]),
         .testTarget(name: "BagpipeVPNTests", dependencies: ["BagpipeVPN", "BGPEngine", "BGPSession", "BGPWire"]),
         .testTarget(
             name: "BGPSessionTests",
