@@ -84,6 +84,7 @@ let package = Package(
             dependencies: [
                 "BGPWire", "BagpipeConfig", .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]),
         .executableTarget(
             name: "bagpipe-rest-attach",
@@ -140,7 +141,7 @@ let package = Package(
         .executableTarget(
             name: "bagpipe-bench",
             dependencies: [
-                "BGPWire", "BGPSession", "AllocationCounter", "BGPTestSupport",
+                "BGPWire", "BGPSession", "AllocationCounter", "BGPTestSupport", "BagpipeCLI",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -198,6 +199,8 @@ let package = Package(
         // the original's Python clients.
         .testTarget(name: "BagpipeToolTests", dependencies: ["BagpipeCLI", "BGPTestSupport", "BGPWire"]),
         .testTarget(name: "NetlinkTests", dependencies: ["Netlink", "BGPTestSupport", "BGPWire"]),
+        // The Linux drivers with namespaces, veth pairs, bridges, VXLAN and real pings.
+        .testTarget(name: "DataplaneTests", dependencies: ["BGPTestSupport"]),
         .testTarget(name: "BagpipeVPNTests", dependencies: ["BagpipeVPN", "BGPEngine", "BGPSession", "BGPWire"]),
         .testTarget(
             name: "BGPSessionTests",

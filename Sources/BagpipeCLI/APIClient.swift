@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import BGPWire
 import BagpipeConfig
 import Foundation
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import NIOHTTP1
@@ -9,6 +10,9 @@ import NIOHTTP1
 /// What the command-line tools share: where the daemon's API is, and HTTP to it.
 public enum BagpipeCLI {
     public static let defaultConfigFile = "/etc/bagpipe-bgp/bgp.conf"
+
+    /// Servers a connection was made to.
+    static let reachable = NIOLockedValueBox<Set<String>>([])
 
     /// `[API] port` of a bgp.conf (the original's tools read it, as do ours), or nil when the file is
     /// missing. A file that exists but does not parse is an error.
@@ -39,11 +43,14 @@ public enum BagpipeCLI {
     /// The same with any bytes as the JSON body (tests send malformed ones).
     public static func request(_ url: String, method: HTTPMethod, body: [UInt8]?, timeout: Int64 = 30) async throws -> Response {
         // AsyncHTTPClient retries a refused connection until the deadline: a daemon that is not
-        // there is told at once instead.
-        if let parsed = URL(string: url), let host = parsed.host, let port = parsed.port ?? (parsed.scheme == "http" ? 80 : nil) {
+        // there is told at once instead (checked once per server).
+        if let parsed = URL(string: url), let host = parsed.host, let port = parsed.port ?? (parsed.scheme == "http" ? 80 : nil),
+            !reachable.withLockedValue({ $0.contains("\(host):\(port)") })
+        {
             do {
                 let channel = try await ClientBootstrap(group: HTTPClient.shared.eventLoopGroup).connectTimeout(.seconds(5)).connect(host: host, port: port).get()
                 try? await channel.close()
+                reachable.withLockedValue { _ = $0.insert("\(host):\(port)") }
             } catch {
                 throw ConnectionFailed(description: "\(error)")
             }

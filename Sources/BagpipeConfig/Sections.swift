@@ -4,14 +4,17 @@ import BGPWire
 public struct APIOptions: Sendable, Equatable {
     public var host = "127.0.0.1"
     public var port = 8082
+    /// `attachments_file` (new): keep the attachments in this file, and plug them again at start-up.
+    public var attachmentsFile: String?
 
-    static let known: Set<String> = ["host", "port", "api_host", "api_port"]
+    static let known: Set<String> = ["host", "port", "api_host", "api_port", "attachments_file"]
 
     public init(_ file: INIFile, warnings: inout [String]) throws {
         let reader = SectionReader(file: file, section: "API")
         reader.warnUnknown(Self.known, &warnings)
         host = reader.string("host", deprecated: "api_host", &warnings) ?? host
         port = try reader.port("port", deprecated: "api_port", &warnings) ?? port
+        attachmentsFile = reader.string("attachments_file").flatMap { $0.isEmpty ? nil : $0 }
     }
 }
 
@@ -115,7 +118,8 @@ public struct BagpipeConfiguration: Sendable, Equatable {
         }
         return .object([
             ("COMMON", .object([("root_helper", .string(common.rootHelper)), ("root_helper_daemon", common.rootHelperDaemon.map { .string($0) } ?? .null)])),
-            ("API", .object([("host", .string(api.host)), ("port", JSONValue(api.port))])), ("BGP", .object(bgpFields)),
+            ("API", .object([("host", .string(api.host)), ("port", JSONValue(api.port)), ("attachments_file", api.attachmentsFile.map { .string($0) } ?? .null)])),
+            ("BGP", .object(bgpFields)),
             ("DATAPLANE_DRIVER_IPVPN", driver(ipvpn)), ("DATAPLANE_DRIVER_EVPN", driver(evpn)),
         ])
     }

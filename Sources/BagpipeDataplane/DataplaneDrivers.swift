@@ -2,6 +2,10 @@ import BGPWire
 import BagpipeConfig
 import BagpipeVPN
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Builds the dataplane driver a `[DATAPLANE_DRIVER_*]` section names (reference §3.4, §9).
 public enum DataplaneDrivers {
     public struct Unavailable: Error, CustomStringConvertible {
@@ -16,6 +20,20 @@ public enum DataplaneDrivers {
         switch options.driver {
         case "dummy":
             return DummyDriver(vpnType: type, localAddress: address)
+        case "linux" where type == .evpn:
+            return try LinuxEVPNDriver(localAddress: address, options: options.driverOptions)
+        case "linux":
+            // The original's IP VPN linux driver is MPLS; this kernel family forwards IP VPN over VXLAN.
+            switch options.driverOptions["encapsulation"] ?? "vxlan" {
+            case "vxlan": return try LinuxIPVPNDriver(localAddress: address, options: options.driverOptions)
+            case "mpls":
+                let hasMPLS = access("/proc/sys/net/mpls", F_OK) == 0
+                throw Unavailable(
+                    description: hasMPLS
+                        ? "[DATAPLANE_DRIVER_IPVPN] encapsulation = mpls: the MPLS variant of the linux driver is not in this version; use encapsulation = vxlan"
+                        : "[DATAPLANE_DRIVER_IPVPN] encapsulation = mpls: this kernel has no MPLS routing (/proc/sys/net/mpls is missing); use encapsulation = vxlan")
+            case let other: throw Unavailable(description: "[DATAPLANE_DRIVER_IPVPN] encapsulation: '\(other)' is not vxlan or mpls")
+            }
         default:
             throw Unavailable(description: "[DATAPLANE_DRIVER_\(type.rawValue.uppercased())] dataplane_driver = \(options.driver): not available in this version")
         }

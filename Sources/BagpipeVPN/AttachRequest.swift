@@ -88,8 +88,11 @@ public struct AttachRequest: Sendable {
     public var readvertise: Readvertise?
     public var attractTraffic: AttractTraffic?
     public var fallback: JSONValue?
+    /// The request as received (what the attachment store keeps).
+    public var raw: JSONValue
 
     public init(json: JSONValue) throws(APIError) {
+        raw = json
         let r = try RequestReader(json)
         (vpnType, vpnInstanceID, mac, localPort) = try r.endpointIdentity()
         importRTs = try r.routeTargets("import_rt")

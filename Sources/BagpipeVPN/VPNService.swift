@@ -11,12 +11,18 @@ public final class VPNService: @unchecked Sendable {
     private let makeDrivers: @Sendable () throws -> [VPNType: any DataplaneDriver]
     /// Touched on the speaker's loop only.
     private var manager: VPNManager?
+    /// Where attachments are kept across restarts (`[API] attachments_file`), if anywhere.
+    private let store: AttachmentStore?
 
     /// `makeDrivers` runs on the loop, once: at `start()`, or at the first request.
-    public init(speaker: BGPSpeaker, configuration: VPNManager.Configuration, makeDrivers: @escaping @Sendable () throws -> [VPNType: any DataplaneDriver]) {
+    public init(
+        speaker: BGPSpeaker, configuration: VPNManager.Configuration, attachmentsFile: String? = nil,
+        makeDrivers: @escaping @Sendable () throws -> [VPNType: any DataplaneDriver]
+    ) {
         self.speaker = speaker
         self.configuration = configuration
         self.makeDrivers = makeDrivers
+        store = attachmentsFile.map(AttachmentStore.init)
     }
 
     private func withManager<T: Sendable>(_ body: @escaping @Sendable (VPNManager) throws -> T) -> EventLoopFuture<T> {
@@ -42,12 +48,47 @@ public final class VPNService: @unchecked Sendable {
         return manager
     }
 
-    /// Makes the drivers (whose checks of the host may fail) and the manager.
-    public func start() -> EventLoopFuture<Void> { withManager { _ in } }
+    /// Makes the drivers (whose checks of the host may fail) and the manager, then plugs again the
+    /// attachments of the store; returns how many were replayed, and the ones refused (which leave
+    /// the store, with the reason).
+    public func start() -> EventLoopFuture<(replayed: Int, refused: [String])> {
+        withManager { m in
+            guard let store = self.store else { return (0, []) }
+            var replayed = 0
+            var refused: [String] = []
+            for json in try store.load() {
+                do throws(APIError) {
+                    let r = try AttachRequest(json: json)
+                    do throws(APIError) {
+                        try m.attach(r)
+                        store.attached(r)
+                        replayed += 1
+                    } catch {
+                        refused.append("\(r.vpnInstanceID) \(r.mac): \(error.message)")
+                    }
+                } catch {
+                    refused.append("\(json.serialized().prefix(200)): \(error.message)")
+                }
+            }
+            store.save()  // exactly what was plugged again
+            return (replayed, refused)
+        }
+    }
 
     /// Fails with an `APIError` when refused (nothing changed then).
-    public func attach(_ request: AttachRequest) -> EventLoopFuture<Void> { withManager { try $0.attach(request) } }
-    public func detach(_ request: DetachRequest) -> EventLoopFuture<Void> { withManager { try $0.detach(request) } }
+    public func attach(_ request: AttachRequest) -> EventLoopFuture<Void> {
+        withManager {
+            try $0.attach(request)
+            self.store?.attached(request)
+        }
+    }
+
+    public func detach(_ request: DetachRequest) -> EventLoopFuture<Void> {
+        withManager {
+            try $0.detach(request)
+            self.store?.detached(request)
+        }
+    }
 
     public func stop() -> EventLoopFuture<Void> { withManager { $0.stopAll() } }
 

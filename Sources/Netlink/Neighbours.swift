@@ -36,8 +36,10 @@ public enum NeighbourRequests {
         return headerBytes(h)
     }
 
-    /// `bridge fdb replace|append <mac> dev <device> [dst <ip>] [vni <n>] self|master [static]`.
-    /// Appending is for the all-zeros MAC of a VXLAN device: one entry per flood destination.
+    /// `bridge fdb replace|append <mac> dev <device> [dst <ip>] [vni <n>] self permanent` for a
+    /// device's own table, `… master static` for the bridge's (a `permanent` bridge entry would mean
+    /// a local address of the bridge, which it does not forward). Appending is for the all-zeros MAC
+    /// of a VXLAN device: one entry per flood destination.
     public static func fdb(_ mac: MACAddress, device: Int32, deviceName: String, destination: IPv4Address? = nil, vni: UInt32? = nil, master: Bool, append: Bool = false) -> NetlinkRequest {
         var a = AttributeWriter()
         a.add(Int32(NDA_LLADDR), mac.bytes)
@@ -46,7 +48,7 @@ public enum NeighbourRequests {
         let what = "fdb \(append ? "append" : "replace") \(mac) dev \(deviceName)" + (destination.map { " dst \($0)" } ?? "") + (vni.map { " vni \($0)" } ?? "") + (master ? " master" : " self")
         return NetlinkRequest(
             type: Int32(RTM_NEWNEIGH), flags: NLM_F_CREATE | (append ? NLM_F_APPEND : NLM_F_REPLACE),
-            header: ndmsg(family: AF_BRIDGE, device: device, state: NUD_NOARP | NUD_PERMANENT, flags: master ? NTF_MASTER : NTF_SELF), attributes: a, what: what)
+            header: ndmsg(family: AF_BRIDGE, device: device, state: master ? NUD_NOARP : NUD_PERMANENT, flags: master ? NTF_MASTER : NTF_SELF), attributes: a, what: what)
     }
 
     public static func deleteFDB(_ mac: MACAddress, device: Int32, deviceName: String, destination: IPv4Address? = nil, vni: UInt32? = nil, master: Bool) -> NetlinkRequest {

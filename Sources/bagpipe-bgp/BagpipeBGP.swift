@@ -76,7 +76,10 @@ struct BagpipeBGP: AsyncParsableCommand {
         let speaker = BGPSpeaker(
             configuration: RouteEngine.Configuration(localAS: options.myAS, routerID: options.localAddress, localAddress: options.localAddress, routeTargetConstraint: options.enableRTC),
             eventLoop: group.next(), logger: logger)
-        let service = VPNService(speaker: speaker, configuration: .init(bgpAddress: options.localAddress, salt: ProcessInfo.processInfo.hostName, ipv6VPN: options.enableIPv6VPN)) {
+        let service = VPNService(
+            speaker: speaker, configuration: .init(bgpAddress: options.localAddress, salt: ProcessInfo.processInfo.hostName, ipv6VPN: options.enableIPv6VPN),
+            attachmentsFile: configuration.api.attachmentsFile
+        ) {
             [
                 .ipvpn: try DataplaneDrivers.make(configuration.ipvpn, bgpAddress: options.localAddress),
                 .evpn: try DataplaneDrivers.make(configuration.evpn, bgpAddress: options.localAddress),
@@ -84,7 +87,9 @@ struct BagpipeBGP: AsyncParsableCommand {
         }
         // The drivers check the host now: one that cannot run stops the daemon here, not at an attach.
         do {
-            try await service.start().get()
+            let (replayed, refused) = try await service.start().get()
+            if let file = configuration.api.attachmentsFile { logger.notice("\(replayed) attachments plugged again from \(file)") }
+            for r in refused { logger.warning("attachment not plugged again (dropped): \(r)") }
         } catch {
             try? await speaker.stop().get()
             try? await group.shutdownGracefully()

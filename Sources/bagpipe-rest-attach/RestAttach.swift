@@ -92,7 +92,7 @@ struct RestAttach: AsyncParsableCommand {
         if self.port.hasPrefix("netns") {
             let namespace = netns ?? instance
             let parts = self.port.split(separator: ":", maxSplits: 1)
-            let outside = parts.count == 2 ? String(parts[1]) : String(("ns-" + namespace).prefix(15))
+            let outside = parts.count == 2 ? String(parts[1]) : Self.outsideName(namespace)
             if attach { try Netns.plug(namespace: namespace, outside: outside, inside: if2vpn, vlan: ovsVLAN, mac: mac, address: address, gateway: gateway) }
             localPort = outside
             if macAddress == nil { macAddress = try Netns.mac(namespace: namespace, interface: if2vpn) }
@@ -150,6 +150,18 @@ struct RestAttach: AsyncParsableCommand {
     }
 
     static func list(_ items: [String]) -> JSONValue { .array(items.map { .string($0) }) }
+
+    /// `ns-<namespace>` as the original names the host end of the veth pair when that fits the 15
+    /// characters of an interface name; beyond, `ns-` and a hash of the name (the original cut it,
+    /// so that two namespaces with a long common prefix took the same interface).
+    static func outsideName(_ namespace: String) -> String {
+        let name = "ns-" + namespace
+        guard name.utf8.count > 15 else { return name }
+        var h: UInt32 = 0x811c_9dc5
+        for b in namespace.utf8 { h = (h ^ UInt32(b)) &* 0x0100_0193 }
+        let hex = String(h, radix: 16)
+        return "ns-" + String(repeating: "0", count: 8 - hex.count) + hex
+    }
 
     /// The last but one address of a subnet (the original's default gateway: `.254` of a /24).
     static func lastButOne(_ prefix: IPPrefix) -> IPAddress? {

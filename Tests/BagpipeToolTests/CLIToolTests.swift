@@ -58,10 +58,10 @@ import Testing
     /// `--port netns`: a namespace with a veth pair stands for a VM; its MAC is what is attached.
     @Test func restAttachCreatesANamespaceWithAVethPair() async throws {
         let host = try await HostDaemon()
-        let namespace = "bgptest-\(UUID().uuidString.prefix(6).lowercased())"
+        let namespace = "bgt-\(UUID().uuidString.prefix(6).lowercased())"
         defer {
             host.stop()
-            _ = try? shell("/usr/bin/env", ["ip", "link", "delete", "ns-\(namespace)".prefix(15).description])
+            _ = try? shell("/usr/bin/env", ["ip", "link", "delete", "ns-\(namespace)"])
             _ = try? shell("/usr/bin/env", ["ip", "netns", "delete", namespace])
         }
         let r = try runTool("bagpipe-rest-attach", ["--attach", "--network-type", "evpn", "--port", "netns", "--netns", namespace, "--ip", "10.9.0.7", "--vpn-instance-id", "net-ns", "--rt", "64512:30", "--api-port", "\(host.apiPort)"])
@@ -70,7 +70,7 @@ import Testing
         #expect(inside.contains("10.9.0.7/24"), "\(inside)")
         let mac = try shell("/usr/bin/env", ["ip", "netns", "exec", namespace, "cat", "/sys/class/net/tovpn/address"]).trimmingCharacters(in: .whitespacesAndNewlines)
         let ports = try await host.lookingGlass("vpns/instances/net-ns/ports")
-        let outside = String("ns-\(namespace)".prefix(15))
+        let outside = "ns-\(namespace)"
         #expect(ports[outside]?["endpoints"]?.arrayValue?.first?["mac_address"]?.stringValue == mac, "\(ports)")
         #expect(try shell("/usr/bin/env", ["ip", "-o", "link", "show", outside]).contains("mtu 9000"))
     }

@@ -1,0 +1,87 @@
+import BGPWire
+import Logging
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The attachments in force, kept in a file so that a restarted daemon plugs them again (the
+/// original lost them all, and waited for its agent to notice the new /ping and replay them). Each
+/// entry is an attach request as the API received it; a detach removes the entries it undoes. The
+/// file is replaced atomically (written beside, then renamed) after each change.
+public final class AttachmentStore {
+    public let path: String
+    /// (instance, MAC, address) → request, in the order they were first attached.
+    private(set) var entries: [(key: Key, request: JSONValue)] = []
+    let logger = Logger(label: "bagpipe.vpn.store")
+
+    struct Key: Hashable {
+        var instance: String
+        var mac: MACAddress
+        var ip: String?
+    }
+
+    public init(path: String) { self.path = path }
+
+    /// The requests in the file (none when it does not exist yet).
+    public func load() throws -> [JSONValue] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            if errno == ENOENT { return [] }
+            throw StoreError("cannot read \(path): \(String(cString: strerror(errno)))")
+        }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = read(fd, &chunk, chunk.count)
+            if n < 0 { throw StoreError("cannot read \(path): \(String(cString: strerror(errno)))") }
+            if n == 0 { break }
+            bytes += chunk[0..<n]
+        }
+        guard !bytes.isEmpty else { return [] }
+        guard case .object = try JSONValue(parsing: bytes), let list = try JSONValue(parsing: bytes)["attachments"]?.arrayValue else {
+            throw StoreError("\(path) is not an attachments file")
+        }
+        return list
+    }
+
+    func key(_ r: AttachRequest) -> Key { Key(instance: r.vpnInstanceID, mac: r.mac, ip: r.ipAddress.map { "\($0.prefix)" }) }
+
+    /// An attach succeeded.
+    public func attached(_ r: AttachRequest) {
+        let k = key(r)
+        if let i = entries.firstIndex(where: { $0.key == k }) { entries[i].request = r.raw } else { entries.append((k, r.raw)) }
+        save()
+    }
+
+    /// A detach succeeded: what it undid goes (every address of the MAC when it names none).
+    public func detached(_ r: DetachRequest) {
+        let ip = r.ipAddress.map { "\($0.prefix)" }
+        entries.removeAll { $0.key.instance == r.vpnInstanceID && $0.key.mac == r.mac && (ip == nil || $0.key.ip == ip) }
+        save()
+    }
+
+    func save() {
+        let text = JSONValue.object([("attachments", .array(entries.map(\.request)))]).serialized() + "\n"
+        let temporary = path + ".new"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else {
+            logger.error("cannot write \(temporary): \(String(cString: strerror(errno))); attachments are not saved")
+            return
+        }
+        let bytes = Array(text.utf8)
+        let written = write(fd, bytes, bytes.count)
+        fsync(fd)
+        close(fd)
+        guard written == bytes.count, rename(temporary, path) == 0 else {
+            logger.error("cannot replace \(path): \(String(cString: strerror(errno))); attachments are not saved")
+            return
+        }
+    }
+
+    struct StoreError: Error, CustomStringConvertible {
+        var description: String
+        init(_ d: String) { description = d }
+    }
+}

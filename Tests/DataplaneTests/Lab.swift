@@ -1,0 +1,136 @@
+import BGPTestSupport
+import Foundation
+
+/// A test network of namespaces (as scripts/demo.sh builds it): an underlay bridge in a namespace
+/// of its own, "hosts" plugged into it with addresses in 192.0.2.0/24, a bagpipe-bgp per host and
+/// our route reflector, and "VMs" as namespaces attached through the REST API with our
+/// bagpipe-rest-attach. `stop()` stops every daemon and deletes every namespace, on every path.
+final class Lab: @unchecked Sendable {
+    let spaces = TestNamespaces()
+    let underlay: String
+    var hosts: [String: String] = [:]  // name → namespace
+    var addresses: [String: String] = [:]
+    var daemons: [String: Daemon] = [:]
+    var vms: [String: String] = [:]  // name → namespace
+    let ipCommand = FileManager.default.isExecutableFile(atPath: "/usr/sbin/ip") ? "/usr/sbin/ip" : "/usr/bin/ip"
+
+    init() throws {
+        underlay = try spaces.add("lab-net")
+        try run(["ip", "-n", underlay, "link", "add", "br0", "type", "bridge"])
+        try run(["ip", "-n", underlay, "link", "set", "br0", "up", "mtu", "1600"])
+    }
+
+    /// A namespace on the underlay, `eth0` with `address`/24.
+    @discardableResult
+    func addHost(_ name: String, address: String) throws -> String {
+        let ns = try spaces.add("lab-\(name)")
+        try run(["ip", "link", "add", "eth0", "netns", ns, "type", "veth", "peer", "name", "port-\(name)", "netns", underlay])
+        try run(["ip", "-n", underlay, "link", "set", "dev", "port-\(name)", "master", "br0", "up"])
+        try run(["ip", "-n", ns, "link", "set", "eth0", "mtu", "1600", "up"])
+        try run(["ip", "-n", ns, "addr", "add", "\(address)/24", "dev", "eth0"])
+        hosts[name] = ns
+        addresses[name] = address
+        return ns
+    }
+
+    /// bagpipe-bgp in a host's namespace with this bgp.conf.
+    func start(_ name: String, conf: String) throws {
+        guard let ns = hosts[name] else { throw LabError("no host \(name)") }
+        daemons[name]?.kill()
+        daemons[name] = try Daemon(
+            name: "bagpipe-\(name)", executable: ipCommand, arguments: ["netns", "exec", ns, builtProduct("bagpipe-bgp"), "--config-file", "$DIR/bgp.conf"],
+            files: ["bgp.conf": conf], directory: daemons[name]?.directory)
+    }
+
+    func startReflector(_ name: String, peers: [String]) throws {
+        try start(name, conf: "[BGP]\nlocal_address = \(addresses[name] ?? "")\nmy_as = 64512\npeers = \(peers.compactMap { addresses[$0] }.joined(separator: ", "))\nroute_reflector = True\nhold_time = 9\n")
+    }
+
+    /// A compute node with the Linux drivers (and `extra` lines in bgp.conf).
+    func startHost(_ name: String, reflector: String, extra: String = "") throws {
+        try start(name, conf: """
+            [BGP]
+            local_address = \(addresses[name] ?? "")
+            my_as = 64512
+            peers = \(addresses[reflector] ?? "")
+            hold_time = 9
+            [API]
+            port = 8082
+            \(extra)
+            [DATAPLANE_DRIVER_EVPN]
+            dataplane_driver = linux
+            [DATAPLANE_DRIVER_IPVPN]
+            dataplane_driver = linux
+            """)
+    }
+
+    /// A request to a host's API (inside its namespace).
+    func api(_ host: String, _ path: String, post body: String? = nil) throws -> String {
+        guard let ns = hosts[host] else { throw LabError("no host \(host)") }
+        return try run(["ip", "netns", "exec", ns, "curl", "-s", "-m", "10"] + (body.map { ["-X", "POST", "-H", "Content-Type: application/json", "-d", $0] } ?? []) + ["http://127.0.0.1:8082\(path)"])
+    }
+
+    func waitEstablished(_ host: String) async throws {
+        _ = try await poll(timeout: 30) { (try? self.api(host, "/looking-glass/summary")) ?? "" } until: { $0.contains(#""BGP_established_peers":1"#) }
+    }
+
+    /// A VM: a namespace attached to `instance` on `host` by bagpipe-rest-attach (`--port netns`).
+    @discardableResult
+    func attachVM(_ vm: String, host: String, ip: String, type: String, instance: String, rt: String, mac: String? = nil, extra: [String] = []) throws -> String {
+        guard let hostNS = hosts[host] else { throw LabError("no host \(host)") }
+        let ns = try vms[vm] ?? spaces.add("vm-\(vm)")
+        vms[vm] = ns
+        let arguments = ["netns", "exec", hostNS, builtProduct("bagpipe-rest-attach"), "--attach", "--network-type", type, "--port", "netns", "--netns", ns, "--ip", ip,
+            "--vpn-instance-id", instance, "--rt", rt, "--api-port", "8082"] + (mac.map { ["--mac", $0] } ?? []) + extra
+        let out = try run([ipCommand] + arguments)
+        guard out.contains("response: 200") else { throw LabError("attach \(vm) on \(host): \(out)") }
+        return ns
+    }
+
+    func detachVM(_ vm: String, host: String, ip: String, type: String, instance: String, rt: String, mac: String? = nil) throws {
+        guard let hostNS = hosts[host], let ns = vms[vm] else { throw LabError("no host \(host) or VM \(vm)") }
+        let out = try run([ipCommand, "netns", "exec", hostNS, builtProduct("bagpipe-rest-attach"), "--detach", "--network-type", type, "--port", "netns", "--netns", ns, "--ip", ip,
+            "--vpn-instance-id", instance, "--rt", rt, "--api-port", "8082"] + (mac.map { ["--mac", $0] } ?? []))
+        guard out.contains("response: 200") else { throw LabError("detach \(vm) on \(host): \(out)") }
+    }
+
+    /// One ping; true when answered within `wait` seconds.
+    func ping(from vm: String, _ address: String, wait: Double = 1) -> Bool {
+        guard let ns = vms[vm] else { return false }
+        return (try? run(["ip", "netns", "exec", ns, "ping", "-c", "1", "-W", "\(max(1, Int(wait.rounded(.up))))", address])) != nil
+    }
+
+    /// Pings until one is answered; fails after `timeout` seconds.
+    func pingUntil(from vm: String, _ address: String, timeout: Double = 20) async throws {
+        _ = try await poll(timeout: timeout) { self.ping(from: vm, address) ? "answered" : "no answer" } until: { $0 == "answered" }
+    }
+
+    func exec(_ host: String, _ arguments: [String]) throws -> String {
+        guard let ns = hosts[host] ?? vms[host] else { throw LabError("no namespace \(host)") }
+        return try run(["ip", "netns", "exec", ns] + arguments)
+    }
+
+    /// The FDB of a host's E-VPN VXLAN devices, as `bridge fdb show dev <device>` prints it
+    /// ("<mac> dst <remote> self permanent", "<mac> master <bridge> static").
+    func fdb(_ host: String) throws -> String {
+        guard let ns = hosts[host] else { throw LabError("no host \(host)") }
+        return try run(["bridge", "-n", ns, "fdb", "show"]).split(separator: "\n").filter { $0.contains("dev bgpv-") }.map { line in
+            var words = line.split(separator: " ")
+            if let i = words.firstIndex(of: "dev"), i + 1 < words.count { words.removeSubrange(i...(i + 1)) }
+            return words.joined(separator: " ")
+        }.joined(separator: "\n")
+    }
+
+    func logs() -> String { daemons.map { "\($0.key): \($0.value.log.suffix(1500))" }.joined(separator: "\n") }
+
+    func stop() {
+        for d in daemons.values { d.stop() }
+        daemons = [:]
+        spaces.remove()
+    }
+
+    struct LabError: Error, CustomStringConvertible {
+        var description: String
+        init(_ d: String) { description = d }
+    }
+}
