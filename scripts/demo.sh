@@ -25,11 +25,9 @@ in_ns() { ip netns exec "$@"; }
 
 down() {
     step "Tearing down"
-    for pidfile in "$RUN"/*.pid; do
-        [ -e "$pidfile" ] || continue
-        kill "$(cat "$pidfile")" 2>/dev/null || true
-    done
-    sleep 1
+    # The daemons were started with their configuration in $RUN: that finds them all.
+    pkill -f "bagpipe-bgp --config-file $RUN/" 2>/dev/null || true
+    for _ in $(seq 50); do pgrep -f "bagpipe-bgp --config-file $RUN/" >/dev/null || break; sleep 0.1; done
     for ns in $(ip netns list | awk '{print $1}' | grep "^$P-" || true); do ip netns delete "$ns" && echo "deleted namespace $ns"; done
     rm -rf "$RUN"
 }
@@ -71,7 +69,6 @@ route_reflector = True
 EOF
 cat "$RUN/rr.conf"
 in_ns $P-rr $BIN/bagpipe-bgp --config-file "$RUN/rr.conf" >"$RUN/rr.log" 2>&1 &
-echo $! >"$RUN/rr.pid"
 
 step "A bagpipe-bgp per host, Linux dataplane drivers for E-VPN and IP VPN"
 for h in $HOSTS; do
@@ -88,7 +85,6 @@ dataplane_driver = linux
 dataplane_driver = linux
 EOF
     in_ns $P-$h $BIN/bagpipe-bgp --config-file "$RUN/$h.conf" >"$RUN/$h.log" 2>&1 &
-    echo $! >"$RUN/$h.pid"
 done
 cat "$RUN/a.conf"
 for h in $HOSTS; do

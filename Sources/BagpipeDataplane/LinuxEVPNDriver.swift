@@ -4,11 +4,16 @@ import Logging
 import Netlink
 
 /// The E-VPN `linux` driver (reference §9.4, over netlink instead of one process per command): per
-/// E-VPN instance a Linux bridge and a VXLAN device (VNI = the instance's, no learning, ARP/ND
-/// proxy, local address = the dataplane address); VM ports join the bridge; a remote MAC is an FDB
-/// entry towards its VTEP on the VXLAN device (and on the bridge, so that it forwards there only),
-/// with a neighbour entry for each of its IPs; a remote VTEP of the flood list is an all-zeros FDB
-/// entry. A MAC that moves is re-pointed with one replace.
+/// E-VPN instance a Linux bridge and a VXLAN device (VNI = the instance's, no learning, local
+/// address = the dataplane address); VM ports join the bridge; a remote MAC is an FDB entry towards
+/// its VTEP on the VXLAN device (and on the bridge, so that it forwards there only); a remote VTEP
+/// of the flood list is an all-zeros FDB entry. A MAC that moves is re-pointed with one replace.
+///
+/// ARP and ND: the IPs of remote MACs are neighbour entries of the bridge, whose VXLAN port has
+/// neighbour suppression: a request for a known address is answered locally, any other is flooded.
+/// (The original set the VXLAN device's `proxy` flag instead, with which the kernel drops every ARP
+/// packet it cannot answer: no ARP could cross to a VTEP that advertises MACs without their IPs,
+/// such as FRR without an SVI.)
 ///
 /// What it creates is tagged with the interface alias `bagpipe:evpn:<external id>`, so that
 /// `resetState` (start-up, `bagpipe-bgp-cleanup`) removes exactly what an earlier run left, and
@@ -108,14 +113,16 @@ final class LinuxEVPNInstance: DataplaneInstance {
         } else {
             (vxlan, ownVXLAN) = (LinuxEVPNDriver.shortName("bgpv-", externalID), true)
             if let stale = links.first(where: { $0.name == vxlan }) { requests.append(LinkRequests.delete(stale.index, name: vxlan)) }
-            requests += LinkRequests.createVXLAN(vxlan, VXLANOptions(vni: vni, local: driver.localAddress, port: driver.vxlanPort, proxy: true), alias: alias)
+            requests += LinkRequests.createVXLAN(vxlan, VXLANOptions(vni: vni, local: driver.localAddress, port: driver.vxlanPort), alias: alias)
         }
         try driver.netlink.performAll(requests)
         let now = try driver.netlink.links()
         guard let b = now.first(where: { $0.name == bridge }), let v = now.first(where: { $0.name == vxlan }) else {
             throw DataplaneNotSupported("E-VPN instance \(externalID): \(bridge) or \(vxlan) missing after creation")
         }
-        try driver.netlink.perform(LinkRequests.set(v.index, name: vxlan, up: true, master: b.index))
+        try driver.netlink.performAll([
+            LinkRequests.set(v.index, name: vxlan, up: true, master: b.index), LinkRequests.setBridgePort(v.index, name: vxlan, neighbourSuppression: true),
+        ])
         self.driver = driver
         self.id = id
         self.vni = vni
@@ -159,7 +166,7 @@ final class LinuxEVPNInstance: DataplaneInstance {
             if remoteMACs[mac] == nil { requests.append(NeighbourRequests.fdb(mac, device: vxlanIndex, deviceName: vxlan, master: true)) }
             remoteMACs[mac] = (remote.remotePE, [remote])
         }
-        if let ip { requests.append(NeighbourRequests.replace(ip, mac: mac, device: vxlanIndex, deviceName: vxlan)) }
+        if let ip { requests.append(NeighbourRequests.replace(ip, mac: mac, device: bridgeIndex, deviceName: bridge)) }
         try netlink.performAll(requests)
     }
 
@@ -167,7 +174,7 @@ final class LinuxEVPNInstance: DataplaneInstance {
         guard case .mac(let mac, let ip) = remote.destination, var entry = remoteMACs[mac] else { return }
         var requests: [NetlinkRequest] = []
         if let ip, !entry.routes.contains(where: { $0 != remote && $0.destination == remote.destination }) {
-            requests.append(NeighbourRequests.delete(ip, device: vxlanIndex, deviceName: vxlan))
+            requests.append(NeighbourRequests.delete(ip, device: bridgeIndex, deviceName: bridge))
         }
         entry.routes.remove(remote)
         if entry.routes.isEmpty {

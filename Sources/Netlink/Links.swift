@@ -125,6 +125,21 @@ public enum LinkRequests {
             what: "set \(name) \(parts.joined(separator: " "))")
     }
 
+    /// A bridge port's flags (`ip link set <port> type bridge_slave neigh_suppress on learning off`):
+    /// with neighbour suppression the bridge answers ARP and ND from its own neighbour table when it
+    /// knows the answer, and floods the request when it does not.
+    public static func setBridgePort(_ index: Int32, name: String, neighbourSuppression: Bool? = nil, learning: Bool? = nil) -> NetlinkRequest {
+        var a = AttributeWriter()
+        a.nested(n(IFLA_LINKINFO)) { info in
+            info.string(n(IFLA_INFO_SLAVE_KIND), "bridge")
+            info.nested(n(IFLA_INFO_SLAVE_DATA)) { data in
+                if let s = neighbourSuppression { data.u8(n(IFLA_BRPORT_NEIGH_SUPPRESS), s ? 1 : 0) }
+                if let l = learning { data.u8(n(IFLA_BRPORT_LEARNING), l ? 1 : 0) }
+            }
+        }
+        return NetlinkRequest(type: n(RTM_NEWLINK), flags: 0, header: ifinfo(index: index), attributes: a, what: "set bridge port \(name)" + (neighbourSuppression.map { " neigh_suppress \($0 ? "on" : "off")" } ?? "") + (learning.map { " learning \($0 ? "on" : "off")" } ?? ""))
+    }
+
     /// Tags a device by name (IFLA_IFALIAS is not taken at creation).
     public static func setAlias(_ name: String, _ alias: String) -> NetlinkRequest {
         var a = AttributeWriter()

@@ -24,6 +24,9 @@ import Testing
             _ = try await poll(timeout: 20) { try lab.fdb("a") } until: { $0.contains("00:00:00:00:00:00 dst 192.0.2.2") && $0.contains("52:54:00:00:0b:01 dst 192.0.2.2") }
             try await lab.pingUntil(from: "a1", "10.10.0.2")
             #expect(try lab.exec("a1", ["ip", "neigh", "show", "10.10.0.2"]).contains("52:54:00:00:0b:01"), "ARP resolved across hosts")
+            // B's address is a neighbour entry of A's bridge, whose VXLAN port suppresses known ARP requests.
+            #expect(try lab.exec("a", ["ip", "neigh", "show", "10.10.0.2"]).contains("lladdr 52:54:00:00:0b:01 PERMANENT"))
+            #expect(try lab.exec("a", ["ip", "-d", "link", "show", "type", "vxlan"]).contains("neigh_suppress on"))
 
             // A third host joins: everyone's flood list gains it.
             try lab.attachVM("c1", host: "c", ip: "10.10.0.3/24", type: "evpn", instance: "net", rt: Self.rt, mac: "52:54:00:00:0c:01")
