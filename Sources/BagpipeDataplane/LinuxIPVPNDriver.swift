@@ -83,6 +83,13 @@ public final class LinuxIPVPNDriver: DataplaneDriver {
         logger.info("IP VPN over VXLAN: \(Self.deviceName) (external, port \(vxlanPort)), router MAC \(Self.routerMAC(localAddress))")
     }
 
+    /// The shared VXLAN device goes with the last VRF (the daemon stops).
+    public func stop() {
+        guard deviceIndex != 0 else { return }
+        for case .failure(let e) in netlink.perform([LinkRequests.delete(deviceIndex, name: Self.deviceName)]) { logger.warning("stop: \(e)") }
+        (deviceIndex, peUsers) = (0, [:])
+    }
+
     public func makeInstance(id: UInt32, externalID: String, label: UInt32, options: InstanceOptions) throws -> any DataplaneInstance {
         if deviceIndex == 0 { try initialize() }
         let vrf = LinuxVRF(driver: self, id: id, externalID: externalID, table: Self.table(label), gateway: options.gateway.map { IPPrefix(.v4($0), length: options.prefixLength ?? 32) })

@@ -162,6 +162,8 @@ public protocol DataplaneDriver: AnyObject {
     /// Prepares the host, after `resetState`, before the first instance; an error fails that attach.
     func initialize() throws
     func makeInstance(id: UInt32, externalID: String, label: UInt32, options: InstanceOptions) throws -> any DataplaneInstance
+    /// The daemon stops, after its instances: what the driver shares between them goes.
+    func stop()
     /// Creates (or recreates) the veth pair of an EVI-VRF link; `deleteGatewayLink` removes it.
     func createGatewayLink(_ link: GatewayLink) throws
     func deleteGatewayLink(_ link: GatewayLink)
@@ -176,6 +178,7 @@ extension DataplaneDriver {
 
     public func resetState() throws {}
     public func initialize() throws {}
+    public func stop() {}
     public var needsCleanupAssist: Bool { false }
     public func createGatewayLink(_ link: GatewayLink) throws {}
     public func deleteGatewayLink(_ link: GatewayLink) {}

@@ -329,9 +329,10 @@ public final class VPNManager {
         logger.info("stopped \(m.instance.name) (\(externalID))")
     }
 
-    /// Every instance stops (daemon shutdown).
+    /// Every instance stops (daemon shutdown), then the drivers.
     public func stopAll() {
         for m in instances.values { remove(m) }
+        for driver in drivers.values { driver.stop() }
     }
 
     // MARK: E-VPN to VRF links (reference §8.6)
