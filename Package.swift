@@ -141,7 +141,7 @@ let package = Package(
         .executableTarget(
             name: "bagpipe-bench",
             dependencies: [
-                "BGPWire", "BGPSession", "AllocationCounter", "BGPTestSupport", "BagpipeCLI",
+                "BGPWire", "BGPSession", "BGPEngine", "AllocationCounter", "BGPTestSupport", "BagpipeCLI", "BagpipeVPN", "BagpipeDataplane", "Netlink",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),

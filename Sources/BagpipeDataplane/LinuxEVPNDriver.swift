@@ -31,7 +31,8 @@ public final class LinuxEVPNDriver: DataplaneDriver {
 
     public static let aliasPrefix = "bagpipe:evpn:"
 
-    public init(localAddress: IPv4Address, options: [String: String], logger: Logger = Logger(label: "bagpipe.dataplane.evpn")) throws {
+    /// `netlink`: a socket in another network namespace (benchmarks); this one's by default.
+    public init(localAddress: IPv4Address, options: [String: String], netlink: NetlinkSocket? = nil, logger: Logger = Logger(label: "bagpipe.dataplane.evpn")) throws {
         self.localAddress = localAddress
         var l = logger
         l[metadataKey: "lg"] = "driver-evpn"
@@ -42,7 +43,7 @@ public final class LinuxEVPNDriver: DataplaneDriver {
         } else {
             vxlanPort = 4789
         }
-        netlink = try NetlinkSocket()
+        self.netlink = try netlink ?? NetlinkSocket()
     }
 
     /// Deletes the bridges and VXLAN devices an earlier run created (by their alias).
@@ -60,8 +61,9 @@ public final class LinuxEVPNDriver: DataplaneDriver {
         return instance
     }
 
-    /// A stable short name for an external id (interface names hold 15 characters).
-    static func shortName(_ prefix: String, _ externalID: String) -> String {
+    /// A stable short name for an external id (interface names hold 15 characters): the instance's
+    /// bridge is `bgpe-<hash>`, its VXLAN device `bgpv-<hash>`.
+    public static func shortName(_ prefix: String, _ externalID: String) -> String {
         var h: UInt32 = 0x811c_9dc5
         for b in externalID.utf8 {
             h ^= UInt32(b)

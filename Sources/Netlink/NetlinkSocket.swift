@@ -28,22 +28,18 @@ public final class NetlinkSocket {
     public static let batchSize = 512
 
     /// A socket in the named network namespace (`ip netns add` name). A socket stays in the
-    /// namespace it was opened in; the thread comes back to its own at once.
+    /// namespace it was opened in.
     public convenience init(namespace: String) throws {
-        let target = open("/run/netns/\(namespace)", O_RDONLY | O_CLOEXEC)
-        guard target >= 0 else { throw NetlinkError(what: "network namespace \(namespace)", errno: errno) }
-        defer { close(target) }
-        let own = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)
-        guard own >= 0 else { throw NetlinkError(what: "this thread's network namespace", errno: errno) }
-        defer { close(own) }
-        guard cnetlink_enter_network_namespace(target) == 0 else { throw NetlinkError(what: "enter network namespace \(namespace)", errno: errno) }
-        defer { _ = cnetlink_enter_network_namespace(own) }
-        try self.init()
+        try self.init(descriptor: try inNetworkNamespace(namespace) { try Self.open() })
     }
 
     /// A socket in this thread's network namespace.
-    public init() throws {
-        fd = socket(AF_NETLINK, n(SOCK_RAW) | n(SOCK_CLOEXEC), NETLINK_ROUTE)
+    public convenience init() throws { try self.init(descriptor: try Self.open()) }
+
+    init(descriptor: Int32) { fd = descriptor }
+
+    static func open() throws -> Int32 {
+        let fd = socket(AF_NETLINK, n(SOCK_RAW) | n(SOCK_CLOEXEC), NETLINK_ROUTE)
         guard fd >= 0 else { throw NetlinkError(what: "netlink socket", errno: errno) }
         var size: Int32 = 4 << 20
         _ = setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
@@ -58,6 +54,7 @@ public final class NetlinkSocket {
             close(fd)
             throw NetlinkError(what: "netlink bind", errno: e)
         }
+        return fd
     }
 
     deinit { close(fd) }
@@ -173,4 +170,18 @@ public final class NetlinkSocket {
         }
         return out
     }
+}
+
+/// Runs `body` on this thread inside the named network namespace (`ip netns add` name), then
+/// comes back to the thread's own: sockets opened there stay there. `body` must not suspend.
+public func inNetworkNamespace<T>(_ name: String, _ body: () throws -> T) throws -> T {
+    let target = open("/run/netns/\(name)", O_RDONLY | O_CLOEXEC)
+    guard target >= 0 else { throw NetlinkError(what: "network namespace \(name)", errno: errno) }
+    defer { close(target) }
+    let own = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)
+    guard own >= 0 else { throw NetlinkError(what: "this thread's network namespace", errno: errno) }
+    defer { close(own) }
+    guard cnetlink_enter_network_namespace(target) == 0 else { throw NetlinkError(what: "enter network namespace \(name)", errno: errno) }
+    defer { _ = cnetlink_enter_network_namespace(own) }
+    return try body()
 }
