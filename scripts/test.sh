@@ -12,8 +12,9 @@ if [ ! -d "$shared/vectors" ]; then
 fi
 export BAGPIPE_SHARED="$shared"
 
-# Debian packages the tests use: tshark (Wireshark cross-check), the interop peers gobgpd, FRR,
-# ExaBGP and BIRD 2, iproute2 (namespaces), Graphviz (bagpipe-impex2dot's output) and curl.
+# Debian packages the tests use: tshark (Wireshark cross-check), the interop peers gobgpd, FRR
+# (bgpd, and zebra for the EVPN dataplane interop), ExaBGP and BIRD 2, iproute2 and ping (network
+# namespaces, real packets), Graphviz (bagpipe-impex2dot's output) and curl.
 missing=()
 command -v tshark >/dev/null 2>&1 || missing+=(tshark)
 command -v gobgpd >/dev/null 2>&1 || missing+=(gobgpd)
@@ -24,6 +25,8 @@ command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 command -v dot >/dev/null 2>&1 || missing+=(graphviz)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v unshare >/dev/null 2>&1 || missing+=(util-linux)
+command -v ping >/dev/null 2>&1 || missing+=(iputils-ping)
+command -v bridge >/dev/null 2>&1 || missing+=(iproute2)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "test.sh: installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive

@@ -139,7 +139,8 @@ struct AttachBenchmark: AsyncParsableCommand {
             let t0 = now()
             try await attach(apiA, instance: instance, mac: mac, address: "10.\(instance / 250).\(instance % 250).\(240 + k % 10)")
             guard try await waitFor(timeout: 30, {
-                (try? await BagpipeCLI.request("http://127.0.0.1:\(apiB)/looking-glass/vpns/instances/net-\(instance)/best_routes"))?.body.contains(text) == true
+                // The original writes MACs in upper case.
+                (try? await BagpipeCLI.request("http://127.0.0.1:\(apiB)/looking-glass/vpns/instances/net-\(instance)/best_routes"))?.body.lowercased().contains(text) == true
             }) else { throw BenchmarkError("probe \(k) never reached B") }
             delays.append(now() - t0)
         }
