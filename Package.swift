@@ -152,7 +152,7 @@ let package = Package(
         .executableTarget(
             name: "bgp-wire-fuzz",
             dependencies: [
-                "BGPWire",
+                "BGPWire", "BGPTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],

@@ -12,6 +12,7 @@
 // The same --seed gives the same inputs, so a finding reproduces.
 
 import ArgumentParser
+import BGPTestSupport
 import BGPWire
 import Foundation
 import NIOCore
@@ -47,20 +48,6 @@ func installCrashHandler() {
     }
 }
 
-/// SplitMix64: small, fast and reproducible.
-struct Random {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func below(_ n: Int) -> Int { n <= 0 ? 0 : Int(next() % UInt64(n)) }
-}
-
-@main
 struct BGPWireFuzz: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bgp-wire-fuzz",
@@ -89,7 +76,7 @@ struct BGPWireFuzz: ParsableCommand {
             .standard, WireContext(fourOctetAS: false), WireContext(addPathFamilies: Set(AddressFamily.modeled)),
             WireContext(maxMessageSize: WireContext.maximumExtendedMessageSize, externalPeer: true),
         ]
-        var random = Random(state: seed)
+        var random = SplitMix64(seed: seed)
         let deadline = Date().addingTimeInterval(minutes * 60)
         var inputs = 0, decoded = 0, roundTripped = 0, slowest = 0.0
         var findings: [String] = []
@@ -183,7 +170,7 @@ struct BGPWireFuzz: ParsableCommand {
         return seeds.filter { $0.count >= 19 }
     }
 
-    func mutate(_ seed: [UInt8], seeds: [[UInt8]], random: inout Random) -> [UInt8] {
+    func mutate(_ seed: [UInt8], seeds: [[UInt8]], random: inout SplitMix64) -> [UInt8] {
         var b = seed
         let rounds = 1 + random.below(4)
         for _ in 0..<rounds {

@@ -1,6 +1,7 @@
 import BGPWire
 import BagpipeConfig
 import BagpipeVPN
+import Logging
 
 #if canImport(Glibc)
 import Glibc
@@ -37,5 +38,19 @@ public enum DataplaneDrivers {
         default:
             throw Unavailable(description: "[DATAPLANE_DRIVER_\(type.rawValue.uppercased())] dataplane_driver = \(options.driver): not available in this version")
         }
+    }
+
+    /// A driver's logger: its warnings are in the looking glass under `driver-<type>`.
+    static func logger(_ type: VPNType) -> Logger {
+        var l = Logger(label: "bagpipe.dataplane.\(type.rawValue)")
+        l[metadataKey: "lg"] = .string("driver-\(type.rawValue)")
+        return l
+    }
+
+    /// A UDP port option of a driver section; nil when absent.
+    static func udpPort(_ options: [String: String], _ key: String, type: VPNType) throws -> UInt16? {
+        guard let text = options[key] else { return nil }
+        guard let p = UInt16(text), p > 0 else { throw Unavailable(description: "[DATAPLANE_DRIVER_\(type.rawValue.uppercased())] \(key): '\(text)' is not a UDP port") }
+        return p
     }
 }

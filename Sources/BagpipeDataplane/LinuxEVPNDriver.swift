@@ -32,17 +32,10 @@ public final class LinuxEVPNDriver: DataplaneDriver {
     public static let aliasPrefix = "bagpipe:evpn:"
 
     /// `netlink`: a socket in another network namespace (benchmarks); this one's by default.
-    public init(localAddress: IPv4Address, options: [String: String], netlink: NetlinkSocket? = nil, logger: Logger = Logger(label: "bagpipe.dataplane.evpn")) throws {
+    public init(localAddress: IPv4Address, options: [String: String], netlink: NetlinkSocket? = nil) throws {
         self.localAddress = localAddress
-        var l = logger
-        l[metadataKey: "lg"] = "driver-evpn"
-        self.logger = l
-        if let text = options["vxlan_dst_port"] {
-            guard let p = UInt16(text), p > 0 else { throw DataplaneDrivers.Unavailable(description: "[DATAPLANE_DRIVER_EVPN] vxlan_dst_port: '\(text)' is not a UDP port") }
-            vxlanPort = p
-        } else {
-            vxlanPort = 4789
-        }
+        logger = DataplaneDrivers.logger(.evpn)
+        vxlanPort = try DataplaneDrivers.udpPort(options, "vxlan_dst_port", type: .evpn) ?? 4789
         self.netlink = try netlink ?? NetlinkSocket()
     }
 

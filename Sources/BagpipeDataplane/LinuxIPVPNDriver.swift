@@ -44,18 +44,11 @@ public final class LinuxIPVPNDriver: DataplaneDriver {
     /// Table ids: 1,000,000 + the VRF's label (labels are below 2^20).
     static func table(_ label: UInt32) -> UInt32 { 1_000_000 + label }
 
-    public init(localAddress: IPv4Address, options: [String: String], logger: Logger = Logger(label: "bagpipe.dataplane.ipvpn")) throws {
+    public init(localAddress: IPv4Address, options: [String: String], netlink: NetlinkSocket? = nil) throws {
         self.localAddress = localAddress
-        var l = logger
-        l[metadataKey: "lg"] = "driver-ipvpn"
-        self.logger = l
-        if let text = options["vxlan_dst_port"] {
-            guard let p = UInt16(text), p > 0 else { throw DataplaneDrivers.Unavailable(description: "[DATAPLANE_DRIVER_IPVPN] vxlan_dst_port: '\(text)' is not a UDP port") }
-            vxlanPort = p
-        } else {
-            vxlanPort = 4790
-        }
-        netlink = try NetlinkSocket()
+        logger = DataplaneDrivers.logger(.ipvpn)
+        vxlanPort = try DataplaneDrivers.udpPort(options, "vxlan_dst_port", type: .ipvpn) ?? 4790
+        self.netlink = try netlink ?? NetlinkSocket()
     }
 
     /// The router MAC of a PE: 02:b9 and its IPv4 address.

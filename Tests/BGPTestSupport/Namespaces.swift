@@ -38,19 +38,25 @@ public struct CommandFailed: Error, CustomStringConvertible {
     public var description: String { "\(command) exited with \(status): \(output)" }
 }
 
-/// Runs a command (found on PATH); throws `CommandFailed` with its output when it fails.
-@discardableResult
-public func run(_ arguments: [String]) throws -> String {
+/// Runs a program, its standard error with its output; returns its exit status and the output.
+public func runProcess(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, output: String) {
     let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.executableURL = URL(fileURLWithPath: executable)
     process.arguments = arguments
+    if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
     let pipe = Pipe()
     process.standardOutput = pipe
     process.standardError = pipe
     try process.run()
     let data = pipe.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
-    let output = String(decoding: data, as: UTF8.self)
-    guard process.terminationStatus == 0 else { throw CommandFailed(command: arguments.joined(separator: " "), status: process.terminationStatus, output: output) }
+    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+}
+
+/// Runs a command (found on PATH); throws `CommandFailed` with its output when it fails.
+@discardableResult
+public func run(_ arguments: [String]) throws -> String {
+    let (status, output) = try runProcess("/usr/bin/env", arguments)
+    guard status == 0 else { throw CommandFailed(command: arguments.joined(separator: " "), status: status, output: output) }
     return output
 }

@@ -1,18 +1,13 @@
+import BGPTestSupport
 import BGPWire
 
 /// Reproducible generator of valid, canonically encodable BGP values for round-trip properties.
 struct Gen {
-    var state: UInt64
+    var random: SplitMix64
 
-    init(seed: UInt64) { state = seed &* 0x2545_F491_4F6C_DD1D | 1 }
+    init(seed: UInt64) { random = SplitMix64(seed: seed &* 0x2545_F491_4F6C_DD1D | 1) }
 
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    mutating func next() -> UInt64 { random.next() }
 
     mutating func int(_ range: ClosedRange<Int>) -> Int { range.lowerBound + Int(next() % UInt64(range.count)) }
     mutating func bool() -> Bool { next() & 1 == 1 }

@@ -48,7 +48,7 @@ import Testing
             for path in ["/attach_localport", "/detach_localport"] { raw(path, text, "body \(text.debugDescription)") }
         }
         raw("/attach_localport", String(repeating: "[", count: 5000) + String(repeating: "]", count: 5000), "nesting 5000 deep")
-        var generator = SplitMix(seed: 7)
+        var generator = SplitMix64(seed: 7)
         for n in 0..<60 {
             let bytes = (0..<(1 + n * 7 % 300)).map { _ in UInt8(truncatingIfNeeded: generator.next()) }
             out.append(("/attach_localport", bytes, "random bytes \(n)"))
@@ -196,18 +196,5 @@ import Testing
         #expect(try await host.get("/ping").body == ping, "the same process (same /ping)")
         let after = try await snapshot(host)
         #expect(after == before, "the looking glass shows the same state")
-    }
-}
-
-/// A small deterministic generator for the random bodies.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

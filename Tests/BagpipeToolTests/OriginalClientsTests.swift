@@ -28,16 +28,7 @@ import Testing
         if created { try FileManager.default.createDirectory(atPath: "/etc/bagpipe-bgp", withIntermediateDirectories: true) }
         defer { if created { try? FileManager.default.removeItem(atPath: "/etc/bagpipe-bgp") } }
         let command = (["\(venv)/bin/\(tool)"] + arguments).map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }.joined(separator: " ")
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/unshare")
-        process.arguments = ["--mount", "--propagation", "private", "/bin/sh", "-c", "mount --bind '\(etc.path)' /etc/bagpipe-bgp && exec \(command)"]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        return try runProcess("/usr/bin/unshare", ["--mount", "--propagation", "private", "/bin/sh", "-c", "mount --bind '\(etc.path)' /etc/bagpipe-bgp && exec \(command)"])
     }
 
     @Test func theOriginalToolsDriveOurDaemon() async throws {

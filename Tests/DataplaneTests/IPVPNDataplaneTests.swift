@@ -9,9 +9,7 @@ import Testing
     @Test func routedAcrossHostsIsolatedAndReadvertised() async throws {
         let lab = try Lab()
         defer { lab.stop() }
-        for (name, address) in [("a", "192.0.2.1"), ("b", "192.0.2.2"), ("c", "192.0.2.3"), ("rr", "192.0.2.254")] { try lab.addHost(name, address: address) }
-        try lab.startReflector("rr", peers: ["a", "b", "c"])
-        for h in ["a", "b", "c"] { try lab.startHost(h, reflector: "rr") }
+        try lab.startHosts(["a", "b", "c"])
         do {
             for h in ["a", "b", "c"] { try await lab.waitEstablished(h) }
             // One VRF (route target 64512:20) on A and B, two subnets.

@@ -64,6 +64,15 @@ final class Lab: @unchecked Sendable {
             """)
     }
 
+    /// Hosts (`a` 192.0.2.1, `b` .2, `c` .3 …) running bagpipe-bgp with the Linux drivers, peering
+    /// with our reflector `rr` (192.0.2.254); `extra` adds lines to a host's bgp.conf.
+    func startHosts(_ names: [String], extra: [String: String] = [:]) throws {
+        for (i, name) in names.enumerated() { try addHost(name, address: "192.0.2.\(i + 1)") }
+        try addHost("rr", address: "192.0.2.254")
+        try startReflector("rr", peers: names)
+        for name in names { try startHost(name, reflector: "rr", extra: extra[name] ?? "") }
+    }
+
     /// A request to a host's API (inside its namespace).
     func api(_ host: String, _ path: String, post body: String? = nil) throws -> String {
         guard let ns = hosts[host] else { throw LabError("no host \(host)") }

@@ -23,12 +23,9 @@ import Testing
     func restartReconcilesAndTrafficResumes(signal: String) async throws {
         let lab = try Lab()
         defer { lab.stop() }
-        for (name, address) in [("a", "192.0.2.1"), ("b", "192.0.2.2"), ("rr", "192.0.2.254")] { try lab.addHost(name, address: address) }
-        try lab.startReflector("rr", peers: ["a", "b"])
-        try lab.startHost("a", reflector: "rr")
         let store = FileManager.default.temporaryDirectory.appendingPathComponent("attachments-\(UUID().uuidString.prefix(6)).json").path
         defer { try? FileManager.default.removeItem(atPath: store) }
-        try lab.startHost("b", reflector: "rr", extra: "attachments_file = \(store)")
+        try lab.startHosts(["a", "b"], extra: ["b": "attachments_file = \(store)"])
         do {
             for h in ["a", "b"] { try await lab.waitEstablished(h) }
             try lab.attachVM("a1", host: "a", ip: "10.10.0.1/24", type: "evpn", instance: "net", rt: "64512:10", mac: "52:54:00:00:0a:01")
