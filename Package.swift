@@ -200,7 +200,7 @@ let package = Package(
         .testTarget(name: "BagpipeToolTests", dependencies: ["BagpipeCLI", "BGPTestSupport", "BGPWire"]),
         .testTarget(name: "NetlinkTests", dependencies: ["Netlink", "BGPTestSupport", "BGPWire"]),
         // The Linux drivers with namespaces, veth pairs, bridges, VXLAN and real pings.
-        .testTarget(name: "DataplaneTests", dependencies: ["BGPTestSupport"]),
+        .testTarget(name: "DataplaneTests", dependencies: ["BGPTestSupport", "BagpipeDataplane", "BagpipeVPN", "BGPWire"]),
         .testTarget(name: "BagpipeVPNTests", dependencies: ["BagpipeVPN", "BGPEngine", "BGPSession", "BGPWire"]),
         .testTarget(
             name: "BGPSessionTests",

@@ -21,6 +21,10 @@ public enum DataplaneDrivers {
         switch options.driver {
         case "dummy":
             return DummyDriver(vpnType: type, localAddress: address)
+        case "ovs" where type == .evpn:
+            return try OVSEVPNDriver(localAddress: address, options: options.driverOptions)
+        case "ovs":
+            return try OVSIPVPNDriver(localAddress: address, options: options.driverOptions)
         case "linux" where type == .evpn:
             return try LinuxEVPNDriver(localAddress: address, options: options.driverOptions)
         case "linux":

@@ -1,0 +1,186 @@
+import BGPWire
+import BagpipeVPN
+import Logging
+import Netlink
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The IP VPN `ovs` driver (reference §9.6): VRFs as OpenFlow tables of one bridge (`br-mpls`),
+/// MPLS over GRE (Ethernet-in-GRE by default, MPLS-in-GRE with `gre_tunnel_options =
+/// packet_type=legacy_l3`), bare MPLS over `mpls_interface`, and VXLAN when `vxlan_encap` is on.
+/// Tables: input (`input_table`, 0), encapsulated traffic in (`ovs_table_id_start`, 1), the VRFs
+/// (the next one). A VRF n has cookie 0x62616770_<n> and is selected by register 0 = n. Each prefix
+/// is a select group (ECMP) with a bucket per next hop; longer prefixes have higher priorities.
+public final class OVSIPVPNDriver: DataplaneDriver {
+    public enum Mode: String, Sendable { case gre, bareMPLS = "bare-mpls" }
+
+    public let vpnType = VPNType.ipvpn
+    public let encapsulations: [TunnelType]
+    public let supportsECMP = true
+    public let localAddress: IPv4Address
+    public let bridge: String
+    public let mode: Mode
+    public let vxlan: Bool
+    let options: Options
+    let ovs: OVSClient
+    let logger: Logger
+    var groups = IdentifierAllocator.ovsGroups()
+    var instances: [UInt32: OVSVRF] = [:]
+    /// Ports of the bridge the driver uses for MPLS and VXLAN, resolved at `initialize`.
+    var mplsPort: Int?
+    var vxlanPort: Int?
+    /// The source MAC of bare-MPLS frames.
+    var mplsMAC: MACAddress?
+    var peMACs: [IPv4Address: MACAddress] = [:]
+
+    public static let gatewayMAC = MACAddress("00:00:5e:00:43:64")!
+
+    struct Options {
+        var inputTable = 0, encapsulationTable = 1
+        var vrfTable: Int { encapsulationTable + 1 }
+        var greTunnel = "mpls_gre"
+        var greOptions: [String] = []
+        var mplsInterface: String?
+        var arpResponder = false
+        var proxyARP = false
+        var hashMethod = "dp_hash"
+        var hashParameter: UInt64 = 0
+        var hashFields: [String] = []
+    }
+
+    static func cookie(_ instance: UInt32) -> UInt64 { 0x6261_6770_0000_0000 | UInt64(instance) }
+    /// Rule priorities: a prefix rule is 0x9000 − (128 − length); the fallback below every prefix.
+    public static func priority(prefixLength: UInt8) -> Int { 0x9000 - (128 - Int(prefixLength)) }
+    public static let fallbackPriority = 0x8F00
+
+    public init(localAddress: IPv4Address, options o: [String: String], ovs: OVSClient = OVSClient()) throws {
+        func fail(_ key: String, _ message: String) -> DataplaneDrivers.Unavailable { .init(description: "[DATAPLANE_DRIVER_IPVPN] \(key): \(message)") }
+        func bool(_ key: String) throws -> Bool {
+            guard let t = o[key] else { return false }
+            switch t.lowercased() {
+            case "true", "yes", "on", "1": return true
+            case "false", "no", "off", "0": return false
+            default: throw fail(key, "'\(t)' is not a boolean")
+            }
+        }
+        func int(_ key: String, _ fallback: Int) throws -> Int {
+            guard let t = o[key] else { return fallback }
+            guard let v = Int(t), v >= 0, v < 255 else { throw fail(key, "'\(t)' is not a table number") }
+            return v
+        }
+        self.localAddress = localAddress
+        logger = DataplaneDrivers.logger(.ipvpn)
+        self.ovs = ovs
+        bridge = o["ovs_bridge"] ?? "br-mpls"
+        var options = Options()
+        options.inputTable = try int("input_table", 0)
+        options.encapsulationTable = try int("ovs_table_id_start", 1)
+        guard options.encapsulationTable != options.inputTable, options.vrfTable != options.inputTable else {
+            throw fail("ovs_table_id_start", "\(options.encapsulationTable) and \(options.vrfTable) must differ from input_table \(options.inputTable)")
+        }
+        options.greTunnel = o["gre_tunnel"] ?? "mpls_gre"
+        options.greOptions = (o["gre_tunnel_options"] ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        options.arpResponder = try bool("arp_responder")
+        options.proxyARP = try bool("proxy_arp")
+        options.hashMethod = o["hash_method"] ?? "dp_hash"
+        guard ["hash", "dp_hash"].contains(options.hashMethod) else { throw fail("hash_method", "'\(options.hashMethod)' is not hash or dp_hash") }
+        if let t = o["hash_method_param"] {
+            guard let v = UInt64(t) else { throw fail("hash_method_param", "'\(t)' is not a number") }
+            options.hashParameter = v
+        }
+        options.hashFields = (o["hash_fields"] ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        // `mpls_over_gre`: auto (the interface decides), True, False. The original forced GRE for any
+        // value but auto (quirk Q12); False means bare MPLS here.
+        let mplsInterface = o["mpls_interface"].flatMap { $0.isEmpty ? nil : $0 }
+        switch (o["mpls_over_gre"] ?? "auto").lowercased() {
+        case "auto": mode = mplsInterface == nil || mplsInterface?.contains("gre") == true ? .gre : .bareMPLS
+        case "true", "yes", "on", "1": mode = .gre
+        case "false", "no", "off", "0":
+            guard mplsInterface != nil else { throw fail("mpls_over_gre", "False needs an mpls_interface") }
+            mode = .bareMPLS
+        case let other: throw fail("mpls_over_gre", "'\(other)' is not auto, True or False")
+        }
+        options.mplsInterface = mode == .bareMPLS ? mplsInterface : nil
+        vxlan = try bool("vxlan_encap")
+        encapsulations = (mode == .gre ? [TunnelType.gre, .default] : [.mpls, .default]) + (vxlan ? [.vxlan] : [])
+        self.options = options
+        guard ovs.bridgeExists(bridge) else { throw fail("ovs_bridge", "\(bridge): no such Open vSwitch bridge (it must exist)") }
+        if let i = options.mplsInterface, (try? ovs.ofport(i)) == nil { throw fail("mpls_interface", "\(i) is not a port of \(bridge)") }
+    }
+
+    /// Our rules and groups of an earlier run go: the input table's MPLS, IP and ARP rules and those
+    /// of our tunnel ports, every rule of the other two tables, every group.
+    public func resetState() throws {
+        var changes: [OVSClient.Change] = [
+            .deleteFlows("table=\(options.encapsulationTable)"), .deleteFlows("table=\(options.vrfTable)"),
+            .deleteFlows("table=\(options.inputTable),mpls"), .deleteFlows("table=\(options.inputTable),ip"), .deleteFlows("table=\(options.inputTable),arp"),
+        ]
+        for port in [options.greTunnel, "vxlan"] { if let n = try? ovs.ofport(port) { changes.append(.deleteFlows("table=\(options.inputTable),in_port=\(n)")) } }
+        try ovs.apply(changes, bridge: bridge)
+        for g in try ovs.groups(bridge: bridge) {
+            if let id = g.split(separator: ",").first?.split(separator: "=").last.flatMap({ UInt32($0) }) { try ovs.apply([.deleteGroup(id)], bridge: bridge) }
+        }
+    }
+
+    /// The tunnel ports, and the input rules that send encapsulated traffic to its table.
+    public func initialize() throws {
+        var commands: [[String]] = []
+        if mode == .gre {
+            commands += [
+                ["--may-exist", "add-port", bridge, options.greTunnel],
+                ["set", "Interface", options.greTunnel, "type=gre", "options:local_ip=\(localAddress)", "options:remote_ip=flow"] + options.greOptions.map { "options:\($0)" },
+            ]
+        }
+        if vxlan {
+            commands += [
+                ["--may-exist", "add-port", bridge, "vxlan"],
+                ["set", "Interface", "vxlan", "type=vxlan", "options:local_ip=\(localAddress)", "options:remote_ip=flow", "options:key=flow"],
+            ]
+        }
+        try ovs.vsctl(commands)
+        try installBaseRules()
+    }
+
+    func installBaseRules() throws {
+        mplsPort = try ovs.ofport(mode == .gre ? options.greTunnel : options.mplsInterface ?? "")
+        vxlanPort = vxlan ? try ovs.ofport("vxlan") : nil
+        var changes: [OVSClient.Change] = []
+        if let p = mplsPort { changes.append(.addFlow("table=\(options.inputTable),priority=\(0x9000),in_port=\(p),mpls actions=resubmit(,\(options.encapsulationTable))")) }
+        if let p = vxlanPort { changes.append(.addFlow("table=\(options.inputTable),priority=\(0x9000),in_port=\(p) actions=resubmit(,\(options.encapsulationTable))")) }
+        try ovs.apply(changes, bridge: bridge)
+        if mode == .bareMPLS, let i = options.mplsInterface { mplsMAC = try? NetlinkSocket().link(named: i)?.address }
+    }
+
+    public func validate(_ direction: Direction) throws(APIError) {}
+
+    public func makeInstance(id: UInt32, externalID: String, label: UInt32, options: InstanceOptions) throws -> any DataplaneInstance {
+        let vrf = OVSVRF(driver: self, id: id, gateway: options.gateway.map { IPPrefix(.v4($0), length: options.prefixLength ?? 32) })
+        instances[id] = vrf
+        return vrf
+    }
+
+    /// The MAC of a remote PE on the bare-MPLS link (the original used fping and `ip neigh`).
+    func resolveMAC(_ pe: IPv4Address) throws -> MACAddress {
+        if let mac = peMACs[pe] { return mac }
+        let netlink = try NetlinkSocket()
+        for attempt in 0..<3 {
+            if let mac = try netlink.neighbours().first(where: { $0.ip == .v4(pe) && $0.mac != nil && $0.state & 0x02 != 0 })?.mac {  // NUD_REACHABLE
+                peMACs[pe] = mac
+                return mac
+            }
+            if attempt < 2 { _ = try? ovs.run("ping", ["-c", "1", "-W", "1", "\(pe)"]) }
+        }
+        throw DataplaneNotSupported("bare MPLS to \(pe): its MAC cannot be resolved (need a direct MPLS/Ethernet connection)")
+    }
+
+    public var lookingGlass: JSONValue {
+        .object(commonLookingGlass + [
+            ("ovs_bridge", .string(bridge)), ("mpls_interface", options.mplsInterface.map { .string($0) } ?? .null),
+            ("gre", .object([("enabled", .bool(mode == .gre)), ("gre_tunnel_port", .string(options.greTunnel)), ("vxlan_tunnel_port", .string("vxlan"))])),
+            ("vxlan", .object([("enabled", .bool(vxlan))])), ("ovs_version", ovs.version().map { .string($0) } ?? .null),
+            ("tables", .object([("input", JSONValue(options.inputTable)), ("encapsulation", JSONValue(options.encapsulationTable)), ("vrf", JSONValue(options.vrfTable))])),
+        ])
+    }
+}
