@@ -14,7 +14,8 @@ export BAGPIPE_SHARED="$shared"
 
 # Debian packages the tests use: tshark (Wireshark cross-check), the interop peers gobgpd, FRR
 # (bgpd, and zebra for the EVPN dataplane interop), ExaBGP and BIRD 2, iproute2 and ping (network
-# namespaces, real packets), Graphviz (bagpipe-impex2dot's output) and curl.
+# namespaces, real packets), Graphviz (bagpipe-impex2dot's output), curl, Open vSwitch (the ovs
+# drivers' tests start their own ovsdb-server and ovs-vswitchd per namespace) and ethtool.
 missing=()
 command -v tshark >/dev/null 2>&1 || missing+=(tshark)
 command -v gobgpd >/dev/null 2>&1 || missing+=(gobgpd)
@@ -27,6 +28,8 @@ command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v unshare >/dev/null 2>&1 || missing+=(util-linux)
 command -v ping >/dev/null 2>&1 || missing+=(iputils-ping)
 command -v bridge >/dev/null 2>&1 || missing+=(iproute2)
+[ -x /usr/sbin/ovs-vswitchd ] || missing+=(openvswitch-switch)
+command -v ethtool >/dev/null 2>&1 || missing+=(ethtool)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "test.sh: installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive

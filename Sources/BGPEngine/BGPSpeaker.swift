@@ -37,6 +37,7 @@ public final class BGPSpeaker: @unchecked Sendable {
     private var handlers: [WorkerID: @Sendable (RouteEngine.LocalEvent) -> Void] = [:]
     /// Events of workers created directly on the engine (VPN instances), on the loop.
     private var otherWorkers: ((WorkerID, RouteEngine.LocalEvent) -> Void)?
+    private var afterDelivery: (() -> Void)?
     private var listener: BGPListener?
 
     public init(configuration: RouteEngine.Configuration, eventLoop: any EventLoop, logger: Logger = Logger(label: "bagpipe.bgp.engine")) {
@@ -118,6 +119,13 @@ public final class BGPSpeaker: @unchecked Sendable {
         return try body(engine)
     }
 
+    /// On the loop only: called once after a burst of events was delivered (a dataplane driver that
+    /// batches its changes applies them then).
+    public func setAfterDelivery(_ hook: @escaping () -> Void) {
+        eventLoop.preconditionInEventLoop()
+        afterDelivery = hook
+    }
+
     /// On the loop only: where events of workers without a handler go.
     public func setHandlerForOtherWorkers(_ handler: @escaping (WorkerID, RouteEngine.LocalEvent) -> Void) {
         eventLoop.preconditionInEventLoop()
@@ -143,12 +151,14 @@ public final class BGPSpeaker: @unchecked Sendable {
     private func deliver() {
         // A handler can cause more events (an instance that re-advertises): deliver until quiet.
         var events = engine.takeLocalEvents()
+        let delivered = !events.isEmpty
         while !events.isEmpty {
             for (worker, event) in events {
                 if let handler = handlers[worker] { handler(event) } else { otherWorkers?(worker, event) }
             }
             events = engine.takeLocalEvents()
         }
+        if delivered { afterDelivery?() }
         for id in engine.takeReadyPeers() { peers[id]?.outboundChanged() }
     }
 

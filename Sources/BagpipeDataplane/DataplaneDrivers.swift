@@ -51,6 +51,16 @@ public enum DataplaneDrivers {
         return l
     }
 
+    /// `reconcile_interval` of an Open vSwitch driver: seconds between checks that its rules are
+    /// still there (2 by default, as the Neutron agent's canary check); 0 turns the check off.
+    static func reconcileInterval(_ options: [String: String], type: VPNType) throws -> Double? {
+        guard let text = options["reconcile_interval"] else { return 2 }
+        guard let v = Double(text), v >= 0, v <= 3600 else {
+            throw Unavailable(description: "[DATAPLANE_DRIVER_\(type.rawValue.uppercased())] reconcile_interval: '\(text)' is not a number of seconds (0 to 3600)")
+        }
+        return v == 0 ? nil : v
+    }
+
     /// A UDP port option of a driver section; nil when absent.
     static func udpPort(_ options: [String: String], _ key: String, type: VPNType) throws -> UInt16? {
         guard let text = options[key] else { return nil }

@@ -169,6 +169,14 @@ public protocol DataplaneDriver: AnyObject {
     func deleteGatewayLink(_ link: GatewayLink)
     /// The driver's node of the looking glass (`/vpns/dataplane/drivers/<type>`).
     var lookingGlass: JSONValue { get }
+    /// How often (seconds) `reconcile` runs once the driver is initialized; nil: never.
+    var reconcileInterval: Double? { get }
+    /// Installs again what the dataplane lost behind the driver's back (Open vSwitch forgets every
+    /// rule when ovs-vswitchd restarts). Nil when nothing was missing, else what was done.
+    func reconcile() throws -> String?
+    /// Applies the changes the driver queued while routes were delivered (Open vSwitch: one
+    /// `ovs-ofctl` bundle for a burst of routes, instead of a process per route).
+    func flush()
 }
 
 extension DataplaneDriver {
@@ -182,6 +190,9 @@ extension DataplaneDriver {
     public var needsCleanupAssist: Bool { false }
     public func createGatewayLink(_ link: GatewayLink) throws {}
     public func deleteGatewayLink(_ link: GatewayLink) {}
+    public var reconcileInterval: Double? { nil }
+    public func reconcile() throws -> String? { nil }
+    public func flush() {}
 
     /// What every driver shows: its name, tunnel address and encapsulations.
     public var commonLookingGlass: [(String, JSONValue)] {

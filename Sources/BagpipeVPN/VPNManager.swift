@@ -73,6 +73,7 @@ public final class VPNManager {
     let engine: RouteEngine
     let drivers: [VPNType: any DataplaneDriver]
     var initializedDrivers: Set<VPNType> = []
+    var failingReconciles: Set<VPNType> = []
     var labels = IdentifierAllocator.labels()
     var routeDistinguishers = IdentifierAllocator.routeDistinguishers()
     var instanceIDs = IdentifierAllocator.instanceIDs()
@@ -327,6 +328,28 @@ public final class VPNManager {
         routeDistinguishers.release(m.rdNumber)
         instanceIDs.release(m.instance.id)
         logger.info("stopped \(m.instance.name) (\(externalID))")
+    }
+
+    /// The shortest reconcile interval of the drivers (nil: none asks for it).
+    public var reconcileInterval: Double? { drivers.values.compactMap(\.reconcileInterval).filter { $0 > 0 }.min() }
+
+    /// Runs `reconcile` of the initialized drivers (a driver not used yet has nothing to lose). A
+    /// failure is logged once until the driver succeeds again (ovs-vswitchd may be down a while).
+    public func reconcileDrivers() {
+        for type in initializedDrivers.sorted(by: { $0.rawValue < $1.rawValue }) {
+            guard let driver = drivers[type], driver.reconcileInterval != nil else { continue }
+            do {
+                if let repaired = try driver.reconcile() { logger.warning("\(type.rawValue) dataplane driver: \(repaired)", metadata: ["lg": "driver-\(type.rawValue)"]) }
+                failingReconciles.remove(type)
+            } catch {
+                if failingReconciles.insert(type).inserted { logger.warning("\(type.rawValue) dataplane driver: cannot check the dataplane (will retry): \(error)") }
+            }
+        }
+    }
+
+    /// The drivers apply what they queued.
+    public func flushDrivers() {
+        for type in initializedDrivers.sorted(by: { $0.rawValue < $1.rawValue }) { drivers[type]?.flush() }
     }
 
     /// Every instance stops (daemon shutdown), then the drivers.

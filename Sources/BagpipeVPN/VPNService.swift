@@ -11,6 +11,8 @@ public final class VPNService: @unchecked Sendable {
     private let makeDrivers: @Sendable () throws -> [VPNType: any DataplaneDriver]
     /// Touched on the speaker's loop only.
     private var manager: VPNManager?
+    /// The periodic check of the drivers' dataplane (touched on the speaker's loop only).
+    private var reconciling: RepeatedTask?
     /// Where attachments are kept across restarts (`[API] attachments_file`), if anywhere.
     private let store: AttachmentStore?
 
@@ -29,8 +31,10 @@ public final class VPNService: @unchecked Sendable {
         let promise = speaker.eventLoop.makePromise(of: T.self)
         speaker.eventLoop.execute {
             do {
+                // What the drivers queued is applied before the answer.
                 let result = try self.speaker.onLoop { engine in
                     let manager = try self.manager ?? self.makeManager(engine)
+                    defer { manager.flushDrivers() }
                     return try body(manager)
                 }
                 promise.succeed(result)
@@ -45,6 +49,14 @@ public final class VPNService: @unchecked Sendable {
         let manager = VPNManager(configuration: configuration, engine: engine, drivers: try makeDrivers())
         self.manager = manager
         speaker.setHandlerForOtherWorkers { [unowned manager] worker, event in manager.deliver(worker, event) }
+        speaker.setAfterDelivery { [unowned manager] in manager.flushDrivers() }
+        if let interval = manager.reconcileInterval {
+            let delay = TimeAmount.milliseconds(Int64(interval * 1000))
+            reconciling = speaker.eventLoop.scheduleRepeatedTask(initialDelay: delay, delay: delay) { [weak self] _ in
+                guard let self, let manager = self.manager else { return }
+                self.speaker.onLoop { _ in manager.reconcileDrivers() }
+            }
+        }
         return manager
     }
 
@@ -90,7 +102,13 @@ public final class VPNService: @unchecked Sendable {
         }
     }
 
-    public func stop() -> EventLoopFuture<Void> { withManager { $0.stopAll() } }
+    public func stop() -> EventLoopFuture<Void> {
+        withManager {
+            self.reconciling?.cancel()
+            self.reconciling = nil
+            $0.stopAll()
+        }
+    }
 
     /// What the metrics endpoint shows of the daemon's state.
     public struct MetricsSnapshot: Sendable {

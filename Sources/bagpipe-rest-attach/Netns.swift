@@ -32,7 +32,7 @@ enum Netns {
         let raw = vlan == nil ? inside : "ns2vpn-raw"
         // Leftovers of an earlier run: the inner end, the port in OVS (which would take it back), the outer end.
         _ = try? run(["ip", "netns", "exec", namespace, "ip", "link", "delete", raw])
-        if FileManager.default.fileExists(atPath: "/usr/bin/ovs-vsctl") { _ = try? run(["ovs-vsctl", "--if-exists", "del-port", outside]) }
+        if FileManager.default.fileExists(atPath: "/usr/bin/ovs-vsctl") { _ = try? run(["ovs-vsctl", "--timeout=5", "--if-exists", "del-port", outside]) }
         _ = try? run(["ip", "link", "delete", outside])
         try run(["ip", "link", "add", outside, "type", "veth", "peer", "name", raw, "netns", namespace, "mtu", "65535"])
         try run(["ip", "link", "set", "dev", outside, "up", "mtu", "9000"])

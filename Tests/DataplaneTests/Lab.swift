@@ -12,34 +12,56 @@ final class Lab: @unchecked Sendable {
     var addresses: [String: String] = [:]
     var daemons: [String: Daemon] = [:]
     var vms: [String: String] = [:]  // name → namespace
+    /// Open vSwitch of the hosts that have one (OVSLab.swift).
+    var switches: [String: OpenVSwitch] = [:]
+    /// Underlay MTU; with Open vSwitch 9000, and TX checksum offload off on every veth (the
+    /// userspace datapath reads and writes whole packets, checksums not filled in by anyone).
+    let mtu: Int
     let ipCommand = FileManager.default.isExecutableFile(atPath: "/usr/sbin/ip") ? "/usr/sbin/ip" : "/usr/bin/ip"
 
-    init() throws {
+    init(openVSwitch: Bool = false) throws {
+        mtu = openVSwitch ? 9000 : 1600
         underlay = try spaces.add("lab-net")
         try run(["ip", "-n", underlay, "link", "add", "br0", "type", "bridge"])
-        try run(["ip", "-n", underlay, "link", "set", "br0", "up", "mtu", "1600"])
+        try run(["ip", "-n", underlay, "link", "set", "br0", "up", "mtu", "\(mtu)"])
+    }
+
+    /// The host's end of the underlay: `eth0` in `ns`, its peer on the underlay bridge.
+    func plugIntoUnderlay(_ name: String, namespace ns: String) throws {
+        try run(["ip", "link", "add", "eth0", "netns", ns, "type", "veth", "peer", "name", "port-\(name)", "netns", underlay])
+        try run(["ip", "-n", underlay, "link", "set", "dev", "port-\(name)", "mtu", "\(mtu)", "master", "br0", "up"])
+        try run(["ip", "-n", ns, "link", "set", "eth0", "mtu", "\(mtu)", "up"])
+        if mtu > 1600 {
+            try run(["ip", "netns", "exec", ns, "ethtool", "-K", "eth0", "tx", "off"])
+            try run(["ip", "netns", "exec", underlay, "ethtool", "-K", "port-\(name)", "tx", "off"])
+        }
     }
 
     /// A namespace on the underlay, `eth0` with `address`/24.
     @discardableResult
     func addHost(_ name: String, address: String) throws -> String {
         let ns = try spaces.add("lab-\(name)")
-        try run(["ip", "link", "add", "eth0", "netns", ns, "type", "veth", "peer", "name", "port-\(name)", "netns", underlay])
-        try run(["ip", "-n", underlay, "link", "set", "dev", "port-\(name)", "master", "br0", "up"])
-        try run(["ip", "-n", ns, "link", "set", "eth0", "mtu", "1600", "up"])
+        try plugIntoUnderlay(name, namespace: ns)
         try run(["ip", "-n", ns, "addr", "add", "\(address)/24", "dev", "eth0"])
         hosts[name] = ns
         addresses[name] = address
         return ns
     }
 
-    /// bagpipe-bgp in a host's namespace with this bgp.conf.
+    /// bagpipe-bgp in a host's namespace with this bgp.conf (and the host's Open vSwitch).
     func start(_ name: String, conf: String) throws {
         guard let ns = hosts[name] else { throw LabError("no host \(name)") }
         daemons[name]?.kill()
         daemons[name] = try Daemon(
             name: "bagpipe-\(name)", executable: ipCommand, arguments: ["netns", "exec", ns, builtProduct("bagpipe-bgp"), "--config-file", "$DIR/bgp.conf"],
-            files: ["bgp.conf": conf], directory: daemons[name]?.directory)
+            files: ["bgp.conf": conf], directory: daemons[name]?.directory, environment: switches[name]?.environment ?? [:])
+    }
+
+    /// A command in a host's namespace, with its Open vSwitch's environment when it has one.
+    func hostCommand(_ host: String, _ arguments: [String]) throws -> [String] {
+        guard let ns = hosts[host] else { throw LabError("no host \(host)") }
+        let environment = (switches[host]?.environment ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+        return [ipCommand, "netns", "exec", ns] + (environment.isEmpty ? [] : ["env"] + environment) + arguments
     }
 
     func startReflector(_ name: String, peers: [String]) throws {
@@ -86,19 +108,20 @@ final class Lab: @unchecked Sendable {
     /// A VM: a namespace attached to `instance` on `host` by bagpipe-rest-attach (`--port netns`).
     @discardableResult
     func attachVM(_ vm: String, host: String, ip: String, type: String, instance: String, rt: String, mac: String? = nil, extra: [String] = []) throws -> String {
-        guard let hostNS = hosts[host] else { throw LabError("no host \(host)") }
+        let command = try hostCommand(host, [])
         let ns = try vms[vm] ?? spaces.add("vm-\(vm)")
         vms[vm] = ns
-        let arguments = ["netns", "exec", hostNS, builtProduct("bagpipe-rest-attach"), "--attach", "--network-type", type, "--port", "netns", "--netns", ns, "--ip", ip,
+        let arguments = command + [builtProduct("bagpipe-rest-attach"), "--attach", "--network-type", type, "--port", "netns", "--netns", ns, "--ip", ip,
             "--vpn-instance-id", instance, "--rt", rt, "--api-port", "8082"] + (mac.map { ["--mac", $0] } ?? []) + extra
-        let out = try run([ipCommand] + arguments)
+        let out = try run(arguments)
         guard out.contains("response: 200") else { throw LabError("attach \(vm) on \(host): \(out)") }
+        if switches[host] != nil { try run(["ip", "netns", "exec", ns, "ethtool", "-K", "tovpn", "tx", "off"]) }
         return ns
     }
 
     func detachVM(_ vm: String, host: String, ip: String, type: String, instance: String, rt: String, mac: String? = nil) throws {
-        guard let hostNS = hosts[host], let ns = vms[vm] else { throw LabError("no host \(host) or VM \(vm)") }
-        let out = try run([ipCommand, "netns", "exec", hostNS, builtProduct("bagpipe-rest-attach"), "--detach", "--network-type", type, "--port", "netns", "--netns", ns, "--ip", ip,
+        guard let ns = vms[vm] else { throw LabError("no VM \(vm)") }
+        let out = try run(try hostCommand(host, []) + [builtProduct("bagpipe-rest-attach"), "--detach", "--network-type", type, "--port", "netns", "--netns", ns, "--ip", ip,
             "--vpn-instance-id", instance, "--rt", rt, "--api-port", "8082"] + (mac.map { ["--mac", $0] } ?? []))
         guard out.contains("response: 200") else { throw LabError("detach \(vm) on \(host): \(out)") }
     }
@@ -135,6 +158,8 @@ final class Lab: @unchecked Sendable {
     func stop() {
         for d in daemons.values { d.stop() }
         daemons = [:]
+        for s in switches.values { s.stop() }
+        switches = [:]
         spaces.remove()
     }
 

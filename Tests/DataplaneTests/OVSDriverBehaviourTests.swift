@@ -41,13 +41,17 @@ import Testing
         try a.plug(Endpoint(mac: Self.mac(100), ip: nil, port: Self.port(vlan: 11), label: 5001, direction: .both))
         try b.plug(Endpoint(mac: Self.mac(200), ip: nil, port: Self.port(vlan: 12), label: 5002, direction: .both))
         try a.setUp(Self.remote(1, pe: Self.pe2, vni: 5001))
+        driver.flush()  // the route path queues; the daemon flushes after each burst
         try b.setUp(Self.remote(2, pe: Self.pe2, vni: 5002))
+        driver.flush()
         let name = OVSEVPNDriver.tunnelPortName(Self.pe2)
         #expect(name == "vxlan-c0000202")
         #expect(try s.ports("br-tun") == [name], "one port for both instances")
         try a.remove(Self.remote(1, pe: Self.pe2, vni: 5001))
+        driver.flush()
         #expect(try s.ports("br-tun") == [name], "still used by the other instance")
         try b.remove(Self.remote(2, pe: Self.pe2, vni: 5002))
+        driver.flush()
         #expect(try s.ports("br-tun").isEmpty, "deleted with its last user")
     }
 
@@ -61,11 +65,13 @@ import Testing
         #expect(try s.ovs.flows("br-tun", "table=4").contains { $0.contains("tun_id=0x1389") && $0.contains("actions=push_vlan:0x8100,set_field:4103->vlan_vid,resubmit(,10)") || $0.contains("mod_vlan_vid:7") })
         // A MAC of this host: no tunnel, back into table 4.
         try evi.setUp(Self.remote(1, pe: Self.local))
+        driver.flush()
         #expect(try s.ports("br-tun").isEmpty)
         let localRule = try s.ovs.flows("br-tun", "table=20").first { $0.contains("dl_dst=52:54:00:00:00:01") }
         #expect(localRule?.contains("dl_vlan=7") == true && localRule?.contains("resubmit(,4)") == true, "\(localRule ?? "none")")
         // A remote MAC (with its IP): a tunnel port, a table-20 rule on (VLAN, MAC), an ARP responder entry.
         try evi.setUp(Self.remote(2, pe: Self.pe2, ip: .v4(IPv4Address(10, 0, 0, 2))))
+        driver.flush()
         #expect(driver.tunnelUsers(of: Self.pe2) == [OVSEVPNDriver.TunnelUser(instance: 3, vni: 5001, mac: Self.mac(2))], "keyed (instance, (vni, mac))")
         let tunnel = try #require(try s.client.ofport("vxlan-c0000202"))
         let remoteRule = try s.ovs.flows("br-tun", "table=20").first { $0.contains("dl_dst=52:54:00:00:00:02") }
@@ -74,17 +80,22 @@ import Testing
         #expect(try s.ovs.flows("br-tun", "table=0").contains { $0.contains("in_port=\(tunnel)") && $0.contains("resubmit(,4)") })
         // Flooding: keyed (vni, flood), a group with a bucket per member, table 22 to the group.
         try evi.addFlood(FloodEndpoint(remotePE: Self.pe2, vni: 5001, encapsulations: [.vxlan]))
+        driver.flush()
         try evi.addFlood(FloodEndpoint(remotePE: Self.local, vni: 5001, encapsulations: [.vxlan]))
+        driver.flush()
         #expect(driver.tunnelUsers(of: Self.pe2).contains(OVSEVPNDriver.TunnelUser(instance: 3, vni: 5001, mac: nil)))
         let group = try #require(try s.ovs.ovs("ovs-ofctl", ["-O", "OpenFlow15", "dump-groups", "br-tun"]).split(separator: "\n").first { $0.contains("group_id=7") })
         #expect(group.contains("type=all") && group.components(separatedBy: "bucket=").count == 3 && group.contains("output:\(tunnel)") && group.contains("resubmit(,4)"), "\(group)")
         #expect(try s.ovs.flows("br-tun", "table=22").contains { $0.contains("dl_vlan=7") && $0.contains("group:7") })
         // Removals free the tunnel only for remote VTEPs, and only with its last user.
         try evi.remove(Self.remote(1, pe: Self.local))
+        driver.flush()
         try evi.remove(Self.remote(2, pe: Self.pe2, ip: .v4(IPv4Address(10, 0, 0, 2))))
+        driver.flush()
         #expect(try s.ports("br-tun") == ["vxlan-c0000202"], "the flood list still uses it")
         #expect(try s.ovs.flows("br-tun", "table=20").isEmpty && s.ovs.flows("br-tun", "table=21").isEmpty)
         try evi.removeFlood(FloodEndpoint(remotePE: Self.pe2, vni: 5001, encapsulations: [.vxlan]))
+        driver.flush()
         #expect(try s.ports("br-tun").isEmpty)
         evi.cleanup()
         #expect(try s.ovs.flows("br-tun").allSatisfy { !$0.contains("cookie=0x62616765") }, "every rule of the instance went")
@@ -99,6 +110,7 @@ import Testing
         for p in ["0.0.0.0/0", "10.1.0.0/16", "10.1.2.0/24", "10.1.2.3/32"] {
             try vrf.setUp(RemoteEndpoint(destination: .prefix(IPPrefix(p)!), remotePE: Self.pe2, label: 100, encapsulations: [.gre], loadBalancingOrder: 0))
         }
+        driver.flush()
         vrf.updateFallback(.object([("src_mac", "00:00:5e:2a:10:00"), ("dst_mac", "fa:16:3e:aa:bb:cc"), ("ovs_port_number", 3)]))
         func priority(_ rule: String) -> Int? { rule.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.first { $0.hasPrefix("priority=") }.flatMap { Int($0.dropFirst(9)) } }
         let rules = try s.ovs.flows("br-mpls", "table=2")
@@ -111,5 +123,34 @@ import Testing
         #expect(fallback < p0 && fallback == OVSIPVPNDriver.fallbackPriority)
         vrf.cleanup()
         #expect(try s.ovs.flows("br-mpls", "table=2").isEmpty)
+    }
+
+    /// The batch of one burst: a group's changes merge into its last content, added before the
+    /// rules that use it, deleted after them when that is where it ends.
+    @Test func queuedGroupChangesMergeAroundTheRules() {
+        let p = OVSClient.phases([
+            .addGroup("group_id=1,type=select,bucket=actions=drop"), .addFlow("table=2,ip actions=group:1"),
+            .modifyGroup("group_id=1,type=select,bucket=actions=output:1"),
+            .modifyGroup("group_id=2,type=all,bucket=actions=output:2"), .deleteGroup(3),
+            .addGroup("group_id=4,type=all,bucket=actions=drop"), .deleteGroup(4),
+            .deleteGroup(5), .addGroup("group_id=5,type=all,bucket=actions=output:5"),
+        ])
+        #expect(p.groupsFirst == [
+            "add group_id=1,type=select,bucket=actions=output:1", "modify group_id=2,type=all,bucket=actions=output:2",
+            "add group_id=4,type=all,bucket=actions=drop", "modify group_id=5,type=all,bucket=actions=output:5",
+        ])
+        #expect(p.flows == ["add table=2,ip actions=group:1"])
+        #expect(p.groupsLast == ["delete group_id=3", "delete group_id=4"])
+    }
+
+    /// A bundle refused for one bad line is applied again line by line: the others hold.
+    @Test func oneBadRuleDoesNotLoseTheBurst() throws {
+        let s = try Switch(bridges: ["br-mpls"])
+        defer { s.stop() }
+        let client = s.client
+        client.queue((1...50).map { .addFlow("table=7,priority=10,ip,nw_dst=10.0.0.\($0) actions=drop") } + [.addFlow("table=7,priority=10,ip actions=group:999")], bridge: "br-mpls")
+        #expect(throws: OVSClient.Failure.self) { try client.flush() }
+        #expect(try s.ovs.flows("br-mpls", "table=7").count == 50)
+        #expect(!client.hasQueuedChanges)
     }
 }

@@ -64,22 +64,90 @@ public final class OVSClient: @unchecked Sendable {
         return try run("ovs-vsctl", arguments)
     }
 
-    /// Applies rule and group changes to a bridge: groups added before the rules that use them,
-    /// and deleted after; each kind in one bundle.
-    public func apply(_ changes: [Change], bridge: String) throws {
-        let groupsAdded = changes.compactMap { c -> String? in if case .addGroup(let g) = c { "add \(g)" } else if case .modifyGroup(let g) = c { "modify \(g)" } else { nil } }
-        let flows = changes.compactMap { c -> String? in
-            switch c {
-            case .addFlow(let f): "add \(f)"
-            case .deleteFlows(let f): "delete \(f)"
-            case .deleteFlowStrict(let f): "delete_strict \(f)"
-            default: nil
+    /// Changes queued per bridge (in order) until `flush`.
+    private var queued: [(bridge: String, change: Change)] = []
+
+    /// Queues changes, applied at the next `flush` (or before the next `apply`): a burst of routes
+    /// costs one `ovs-ofctl` process per kind of change instead of one per route.
+    public func queue(_ changes: [Change], bridge: String) {
+        queued += changes.map { (bridge, $0) }
+    }
+
+    public var hasQueuedChanges: Bool { !queued.isEmpty }
+
+    /// Applies the queued changes, bridge by bridge. A bundle refused as a whole (one bad line)
+    /// is applied again line by line, so that only the bad lines are lost; they are thrown.
+    public func flush() throws {
+        let changes = queued
+        queued = []
+        var failures: [Failure] = []
+        var bridges: [String] = []
+        for (bridge, _) in changes where !bridges.contains(bridge) { bridges.append(bridge) }
+        for bridge in bridges {
+            let phases = Self.phases(changes.filter { $0.bridge == bridge }.map(\.change))
+            for (command, lines) in [("add-groups", phases.groupsFirst), ("add-flows", phases.flows), ("add-groups", phases.groupsLast)] where !lines.isEmpty {
+                do {
+                    try run("ovs-ofctl", ["-O", openFlowVersion, "--bundle", command, bridge, "-"], input: lines.joined(separator: "\n") + "\n")
+                } catch {
+                    for line in lines {
+                        do { try run("ovs-ofctl", ["-O", openFlowVersion, "--bundle", command, bridge, "-"], input: line + "\n") } catch let f as Failure { failures.append(f) }
+                    }
+                }
             }
         }
-        let groupsDeleted = changes.compactMap { c -> String? in if case .deleteGroup(let id) = c { "delete group_id=\(id)" } else { nil } }
-        if !groupsAdded.isEmpty { try run("ovs-ofctl", ["-O", openFlowVersion, "--bundle", "add-groups", bridge, "-"], input: groupsAdded.joined(separator: "\n") + "\n") }
-        if !flows.isEmpty { try run("ovs-ofctl", ["-O", openFlowVersion, "--bundle", "add-flows", bridge, "-"], input: flows.joined(separator: "\n") + "\n") }
-        if !groupsDeleted.isEmpty { try run("ovs-ofctl", ["-O", openFlowVersion, "--bundle", "add-groups", bridge, "-"], input: groupsDeleted.joined(separator: "\n") + "\n") }
+        if !failures.isEmpty {
+            throw Failure(command: "ovs-ofctl (\(failures.count) of \(changes.count) changes refused)", output: failures.prefix(5).map(\.description).joined(separator: "; "))
+        }
+    }
+
+    /// Applies changes now (after what was queued, to keep the order): groups added or modified
+    /// before the rules that use them, and deleted after; each kind in one bundle.
+    public func apply(_ changes: [Change], bridge: String) throws {
+        queue(changes, bridge: bridge)
+        try flush()
+    }
+
+    /// Bundle lines of a bridge's changes in three phases. A group's changes are merged into its
+    /// last content (added, or modified when the first change of the batch shows it existed), and
+    /// deleted at the end when that is where it ends: rules added in between may use it.
+    public static func phases(_ changes: [Change]) -> (groupsFirst: [String], flows: [String], groupsLast: [String]) {
+        var order: [UInt32] = []
+        var existed: [UInt32: Bool] = [:]
+        var content: [UInt32: String] = [:]
+        var present: [UInt32: Bool] = [:]
+        var flows: [String] = []
+        func id(_ group: String) -> UInt32 {
+            UInt32(group.split(separator: ",").first { $0.hasPrefix("group_id=") }?.dropFirst(9) ?? "") ?? UInt32.max
+        }
+        func touch(_ g: UInt32, existedBefore: Bool) {
+            if existed[g] == nil {
+                existed[g] = existedBefore
+                order.append(g)
+            }
+        }
+        for change in changes {
+            switch change {
+            case .addFlow(let f): flows.append("add \(f)")
+            case .deleteFlows(let f): flows.append("delete \(f)")
+            case .deleteFlowStrict(let f): flows.append("delete_strict \(f)")
+            case .addGroup(let g):
+                touch(id(g), existedBefore: false)
+                (content[id(g)], present[id(g)]) = (g, true)
+            case .modifyGroup(let g):
+                touch(id(g), existedBefore: true)
+                (content[id(g)], present[id(g)]) = (g, true)
+            case .deleteGroup(let g):
+                touch(g, existedBefore: true)
+                present[g] = false
+            }
+        }
+        var first: [String] = []
+        var last: [String] = []
+        for g in order {
+            if let text = content[g] { first.append("\(existed[g] == true ? "modify" : "add") \(text)") }
+            if present[g] == false, existed[g] == true || content[g] != nil { last.append("delete group_id=\(g)") }
+        }
+        return (first, flows, last)
     }
 
     /// The rules of a bridge (of one table, of one cookie when given), as `ovs-ofctl dump-flows`
@@ -107,3 +175,18 @@ public final class OVSClient: @unchecked Sendable {
         (try? run("ovs-vsctl", ["--version"]))?.split(separator: "\n").first.flatMap { $0.split(separator: " ").last.map(String.init) }
     }
 }
+
+extension OVSClient {
+    /// The canary: one rule of ours, alone in a table nobody uses. Open vSwitch forgets every rule
+    /// when ovs-vswitchd restarts (and an agent may wipe a bridge); the canary missing says so.
+    public static let canaryTable = 253
+
+    static func canaryRule(cookie: UInt64) -> Change { .addFlow("table=\(canaryTable),priority=0,cookie=\(cookie) actions=drop") }
+    static func deleteCanary(cookie: UInt64) -> Change { .deleteFlows("table=\(canaryTable),cookie=\(cookie)/-1") }
+
+    /// Whether the bridge still has our canary; throws when the switch does not answer.
+    func hasCanary(bridge: String, cookie: UInt64) throws -> Bool {
+        try !flows(bridge: bridge, match: "table=\(Self.canaryTable),cookie=\(cookie)/-1").isEmpty
+    }
+}
+

@@ -21,12 +21,15 @@ public final class OVSEVPNDriver: DataplaneDriver {
     /// found by cookie; ours are, but its behaviour is kept for the tunnel references.
     public let needsCleanupAssist = true
     public let bridge: String
+    public let reconcileInterval: Double?
     let ovs: OVSClient
     let logger: Logger
     /// Tunnel ports per remote VTEP, with their users: (instance, key) where key names a MAC or the
     /// flood list (behaviour 59).
     var tunnels = SharedObjects<IPv4Address, TunnelUser, String>()
     var instances: [UInt32: OVSEVPNInstance] = [:]
+    /// OpenFlow numbers of the tunnel ports (a lookup is a process).
+    var tunnelPorts: [String: Int] = [:]
 
     public struct TunnelUser: Hashable, Sendable {
         public var instance: UInt32
@@ -46,20 +49,59 @@ public final class OVSEVPNDriver: DataplaneDriver {
 
     public static let priority = 5
     static func cookie(_ instance: UInt32) -> UInt64 { 0x6261_6765_0000_0000 | UInt64(instance) }
+    /// The driver's own rules (tunnel ports' input rules, the canary): instance ids start at 1.
+    static let driverCookie = cookie(0)
 
     public init(localAddress: IPv4Address, options: [String: String], ovs: OVSClient = OVSClient()) throws {
         self.localAddress = localAddress
         logger = DataplaneDrivers.logger(.evpn)
         self.ovs = ovs
         bridge = options["ovs_bridge"] ?? "br-tun"
+        reconcileInterval = try DataplaneDrivers.reconcileInterval(options, type: .evpn)
         guard ovs.bridgeExists(bridge) else {
             throw DataplaneDrivers.Unavailable(description: "[DATAPLANE_DRIVER_EVPN] ovs_bridge = \(bridge): no such Open vSwitch bridge (it must exist: Neutron's tunnel bridge)")
         }
     }
 
-    /// The original's `reset_state` is a no-op here too: the agent owns br-tun. Our rules are removed
-    /// by cookie when their instances stop.
-    public func resetState() throws {}
+    /// The agent owns br-tun, so only what carries our cookies goes (the original did nothing, and
+    /// a crashed daemon left its rules): every rule of ours, and the flood groups they used.
+    public func flush() {
+        do { try ovs.flush() } catch { logger.warning("\(bridge): \(error)") }
+    }
+
+    public func resetState() throws {
+        let ours = "cookie=\(Self.driverCookie)/0xffffffff00000000"
+        let groups = try ovs.flows(bridge: bridge, match: "table=\(Table.floodToTunnel),\(ours)").compactMap { rule in
+            rule.range(of: "group:").flatMap { UInt32(rule[$0.upperBound...].prefix { $0.isNumber }) }
+        }
+        try ovs.apply([.deleteFlows(ours)] + Set(groups).sorted().map { .deleteGroup($0) }, bridge: bridge)
+    }
+
+    public func initialize() throws {
+        try ovs.apply([OVSClient.canaryRule(cookie: Self.driverCookie)], bridge: bridge)
+    }
+
+    /// After ovs-vswitchd lost the rules: the tunnel ports' input rules, every instance's rules and
+    /// flood groups, the canary last (a failure half-way is tried again at the next check).
+    public func reconcile() throws -> String? {
+        guard try !ovs.hasCanary(bridge: bridge, cookie: Self.driverCookie) else { return nil }
+        var changes: [OVSClient.Change] = []
+        for remote in tunnels.keys {
+            let name = Self.tunnelPortName(remote)
+            tunnelPorts[name] = try ovs.ofport(name)
+            if let port = tunnelPorts[name] { changes.append(tunnelInputRule(port)) }
+        }
+        try ovs.apply(changes, bridge: bridge)
+        var rules = changes.count
+        for instance in instances.values.sorted(by: { $0.id < $1.id }) { rules += try instance.reinstall() }
+        try ovs.apply([OVSClient.canaryRule(cookie: Self.driverCookie)], bridge: bridge)
+        return "\(bridge) had lost its rules (ovs-vswitchd restarted?): installed again \(rules) rules of \(instances.count) E-VPN instance(s)"
+    }
+
+    /// Traffic from a tunnel goes to table 4, as the agent's tunnel setup does.
+    func tunnelInputRule(_ port: Int) -> OVSClient.Change {
+        .addFlow("table=0,priority=1,cookie=\(Self.driverCookie),in_port=\(port) actions=resubmit(,\(Table.vxlanToLocalVLAN))")
+    }
 
     public func makeInstance(id: UInt32, externalID: String, label: UInt32, options: InstanceOptions) throws -> any DataplaneInstance {
         let instance = OVSEVPNInstance(driver: self, id: id, vni: label)
@@ -82,8 +124,8 @@ public final class OVSEVPNDriver: DataplaneDriver {
                 ["set", "Interface", name, "type=vxlan", "options:remote_ip=\(remote)", "options:local_ip=\(localAddress)", "options:key=flow", "options:in_key=flow", "options:out_key=flow"],
             ])
             guard let port = try ovs.ofport(name) else { throw OVSClient.Failure(command: "ofport of \(name)", output: "not on \(bridge)") }
-            // Traffic from the tunnel goes to table 4, as the agent's tunnel setup does.
-            try ovs.apply([.addFlow("table=0,priority=1,in_port=\(port) actions=resubmit(,\(Table.vxlanToLocalVLAN))")], bridge: bridge)
+            tunnelPorts[name] = port
+            ovs.queue([tunnelInputRule(port)], bridge: bridge)
             return name
         }
     }
@@ -91,7 +133,7 @@ public final class OVSEVPNDriver: DataplaneDriver {
     func releaseTunnel(_ remote: IPv4Address, by user: TunnelUser) {
         guard let name = tunnels.release(remote, by: user) else { return }
         do {
-            if let port = try ovs.ofport(name) { try ovs.apply([.deleteFlowStrict("table=0,priority=1,in_port=\(port)")], bridge: bridge) }
+            if let port = try tunnelPorts.removeValue(forKey: name) ?? ovs.ofport(name) { try ovs.apply([.deleteFlowStrict("table=0,priority=1,in_port=\(port)")], bridge: bridge) }
             try ovs.vsctl([["--if-exists", "del-port", bridge, name]])
         } catch {
             logger.warning("deleting tunnel port \(name): \(error)")
@@ -126,8 +168,13 @@ final class OVSEVPNInstance: DataplaneInstance {
         }
         if let vlan, vlan != Int(v) { throw APIError("local_port.vlan \(v): this E-VPN instance is on VLAN \(vlan); all its ports must be") }
         guard vlan == nil else { return }
+        try driver.ovs.apply([vniRule(vlan: Int(v))], bridge: bridge)
         vlan = Int(v)
-        try driver.ovs.apply([.addFlow("table=\(OVSEVPNDriver.Table.vxlanToLocalVLAN),priority=\(OVSEVPNDriver.priority),cookie=\(cookie),tun_id=\(vni) actions=mod_vlan_vid:\(v),resubmit(,\(OVSEVPNDriver.Table.learnFromTunnel))")], bridge: bridge)
+    }
+
+    /// The VNI to the network's local VLAN (table 4), then on to the agent's table 10.
+    func vniRule(vlan: Int) -> OVSClient.Change {
+        .addFlow("table=\(OVSEVPNDriver.Table.vxlanToLocalVLAN),priority=\(OVSEVPNDriver.priority),cookie=\(cookie),tun_id=\(vni) actions=mod_vlan_vid:\(vlan),resubmit(,\(OVSEVPNDriver.Table.learnFromTunnel))")
     }
 
     func unplug(_ endpoint: Endpoint, lastEndpointOfPort: Bool) throws {}
@@ -137,7 +184,7 @@ final class OVSEVPNInstance: DataplaneInstance {
     /// Untag, set the VNI, to the VTEP's tunnel port (or back into table 4 for this host).
     func tunnelActions(_ pe: IPv4Address, vni: UInt32, port: String?) throws -> String {
         if local(pe) { return "strip_vlan,load:0->NXM_OF_IN_PORT[],set_tunnel:\(vni),resubmit(,\(OVSEVPNDriver.Table.vxlanToLocalVLAN))" }
-        guard let port, let number = try driver.ovs.ofport(port) else { throw OVSClient.Failure(command: "tunnel port to \(pe)", output: "missing") }
+        guard let port, let number = try driver.tunnelPorts[port] ?? driver.ovs.ofport(port) else { throw OVSClient.Failure(command: "tunnel port to \(pe)", output: "missing") }
         return "strip_vlan,set_tunnel:\(vni),output:\(number)"
     }
 
@@ -149,11 +196,33 @@ final class OVSEVPNInstance: DataplaneInstance {
             driver.releaseTunnel(old.remotePE, by: OVSEVPNDriver.TunnelUser(instance: id, vni: old.label, mac: mac))
         }
         macs[mac] = remote
+        driver.ovs.queue(try macRules(remote, mac: mac, ip: ip, vlan: vlan, port: port), bridge: bridge)
+    }
+
+    /// A MAC to its VTEP (table 20), and its ARP responder entry when its IP is known (table 21).
+    func macRules(_ remote: RemoteEndpoint, mac: MACAddress, ip: IPAddress?, vlan: Int, port: String?) throws -> [OVSClient.Change] {
         var changes: [OVSClient.Change] = [
             .addFlow("table=\(OVSEVPNDriver.Table.unicastToTunnel),priority=\(OVSEVPNDriver.priority),cookie=\(cookie),dl_vlan=\(vlan),dl_dst=\(mac) actions=\(try tunnelActions(remote.remotePE, vni: remote.label, port: port))")
         ]
         if case .v4(let address)? = ip { changes.append(.addFlow(arpResponder(vlan: vlan, ip: address, mac: mac))) }
+        return changes
+    }
+
+    /// Every rule of the instance and its flood group, from its state; the number of rules.
+    func reinstall() throws -> Int {
+        guard let vlan else { return 0 }
+        var changes = [vniRule(vlan: vlan)]
+        for (mac, remote) in macs {
+            guard case .mac(_, let ip) = remote.destination else { continue }
+            changes += try macRules(remote, mac: mac, ip: ip, vlan: vlan, port: local(remote.remotePE) ? nil : OVSEVPNDriver.tunnelPortName(remote.remotePE))
+        }
         try driver.ovs.apply(changes, bridge: bridge)
+        if !floods.isEmpty {
+            // A group the switch still has would refuse `add`.
+            try driver.ovs.apply([.deleteGroup(UInt32(vlan))], bridge: bridge)
+            try writeFloodGroup(first: true)
+        }
+        return changes.count + (floods.isEmpty ? 0 : 1)
     }
 
     /// Neutron's ARP responder entry: the request becomes the reply, from `mac`.
@@ -170,7 +239,7 @@ final class OVSEVPNInstance: DataplaneInstance {
             macs[mac] = nil
             changes.append(.deleteFlowStrict("table=\(OVSEVPNDriver.Table.unicastToTunnel),priority=\(OVSEVPNDriver.priority),dl_vlan=\(vlan),dl_dst=\(mac)"))
         }
-        try driver.ovs.apply(changes, bridge: bridge)
+        driver.ovs.queue(changes, bridge: bridge)
         if !local(remote.remotePE), macs[mac]?.remotePE != remote.remotePE {
             driver.releaseTunnel(remote.remotePE, by: OVSEVPNDriver.TunnelUser(instance: id, vni: remote.label, mac: mac))
         }
@@ -186,7 +255,7 @@ final class OVSEVPNInstance: DataplaneInstance {
         let group = "group_id=\(vlan),type=all," + buckets.joined(separator: ",")
         var changes: [OVSClient.Change] = [first ? .addGroup(group) : .modifyGroup(group)]
         if first { changes.append(.addFlow("table=\(OVSEVPNDriver.Table.floodToTunnel),priority=\(OVSEVPNDriver.priority),cookie=\(cookie),dl_vlan=\(vlan) actions=group:\(vlan)")) }
-        try driver.ovs.apply(changes, bridge: bridge)
+        driver.ovs.queue(changes, bridge: bridge)
     }
 
     func addFlood(_ flood: FloodEndpoint) throws {
@@ -200,7 +269,7 @@ final class OVSEVPNInstance: DataplaneInstance {
     func removeFlood(_ flood: FloodEndpoint) throws {
         guard let vlan, floods.removeValue(forKey: flood.remotePE) != nil else { return }
         if floods.isEmpty {
-            try driver.ovs.apply([.deleteFlowStrict("table=\(OVSEVPNDriver.Table.floodToTunnel),priority=\(OVSEVPNDriver.priority),dl_vlan=\(vlan)"), .deleteGroup(UInt32(vlan))], bridge: bridge)
+            driver.ovs.queue([.deleteFlowStrict("table=\(OVSEVPNDriver.Table.floodToTunnel),priority=\(OVSEVPNDriver.priority),dl_vlan=\(vlan)"), .deleteGroup(UInt32(vlan))], bridge: bridge)
         } else {
             try writeFloodGroup(first: false)
         }

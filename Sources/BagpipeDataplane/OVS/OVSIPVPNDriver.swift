@@ -23,6 +23,7 @@ public final class OVSIPVPNDriver: DataplaneDriver {
     public let bridge: String
     public let mode: Mode
     public let vxlan: Bool
+    public let reconcileInterval: Double?
     let options: Options
     let ovs: OVSClient
     let logger: Logger
@@ -51,6 +52,8 @@ public final class OVSIPVPNDriver: DataplaneDriver {
     }
 
     static func cookie(_ instance: UInt32) -> UInt64 { 0x6261_6770_0000_0000 | UInt64(instance) }
+    /// The driver's own rules (input rules of the tunnel ports, the canary): instance ids start at 1.
+    static let driverCookie = cookie(0)
     /// Rule priorities: a prefix rule is 0x9000 − (128 − length); the fallback below every prefix.
     public static func priority(prefixLength: UInt8) -> Int { 0x9000 - (128 - Int(prefixLength)) }
     public static let fallbackPriority = 0x8F00
@@ -104,6 +107,7 @@ public final class OVSIPVPNDriver: DataplaneDriver {
         }
         options.mplsInterface = mode == .bareMPLS ? mplsInterface : nil
         vxlan = try bool("vxlan_encap")
+        reconcileInterval = try DataplaneDrivers.reconcileInterval(o, type: .ipvpn)
         encapsulations = (mode == .gre ? [TunnelType.gre, .default] : [.mpls, .default]) + (vxlan ? [.vxlan] : [])
         self.options = options
         guard ovs.bridgeExists(bridge) else { throw fail("ovs_bridge", "\(bridge): no such Open vSwitch bridge (it must exist)") }
@@ -116,6 +120,7 @@ public final class OVSIPVPNDriver: DataplaneDriver {
         var changes: [OVSClient.Change] = [
             .deleteFlows("table=\(options.encapsulationTable)"), .deleteFlows("table=\(options.vrfTable)"),
             .deleteFlows("table=\(options.inputTable),mpls"), .deleteFlows("table=\(options.inputTable),ip"), .deleteFlows("table=\(options.inputTable),arp"),
+            OVSClient.deleteCanary(cookie: Self.driverCookie),
         ]
         for port in [options.greTunnel, "vxlan"] { if let n = try? ovs.ofport(port) { changes.append(.deleteFlows("table=\(options.inputTable),in_port=\(n)")) } }
         try ovs.apply(changes, bridge: bridge)
@@ -124,8 +129,25 @@ public final class OVSIPVPNDriver: DataplaneDriver {
         }
     }
 
-    /// The tunnel ports, and the input rules that send encapsulated traffic to its table.
+    /// The tunnel ports, the input rules that send encapsulated traffic to its table, then the canary.
     public func initialize() throws {
+        try installPortsAndBaseRules()
+        try ovs.apply([OVSClient.canaryRule(cookie: Self.driverCookie)], bridge: bridge)
+    }
+
+    /// After ovs-vswitchd lost the rules (a restart, or the bridge wiped): the ports again (their
+    /// numbers may change), the base rules, every VRF's rules and groups, and the canary last, so
+    /// that a failure half-way is tried again at the next check.
+    public func reconcile() throws -> String? {
+        guard try !ovs.hasCanary(bridge: bridge, cookie: Self.driverCookie) else { return nil }
+        try installPortsAndBaseRules()
+        var rules = 0
+        for vrf in instances.values.sorted(by: { $0.id < $1.id }) { rules += try vrf.reinstall() }
+        try ovs.apply([OVSClient.canaryRule(cookie: Self.driverCookie)], bridge: bridge)
+        return "\(bridge) had lost its rules (ovs-vswitchd restarted?): installed again its base rules and \(rules) rules of \(instances.count) VRF(s)"
+    }
+
+    func installPortsAndBaseRules() throws {
         var commands: [[String]] = []
         if mode == .gre {
             commands += [
@@ -147,13 +169,17 @@ public final class OVSIPVPNDriver: DataplaneDriver {
         mplsPort = try ovs.ofport(mode == .gre ? options.greTunnel : options.mplsInterface ?? "")
         vxlanPort = vxlan ? try ovs.ofport("vxlan") : nil
         var changes: [OVSClient.Change] = []
-        if let p = mplsPort { changes.append(.addFlow("table=\(options.inputTable),priority=\(0x9000),in_port=\(p),mpls actions=resubmit(,\(options.encapsulationTable))")) }
-        if let p = vxlanPort { changes.append(.addFlow("table=\(options.inputTable),priority=\(0x9000),in_port=\(p) actions=resubmit(,\(options.encapsulationTable))")) }
+        if let p = mplsPort { changes.append(.addFlow("table=\(options.inputTable),priority=\(0x9000),cookie=\(Self.driverCookie),in_port=\(p),mpls actions=resubmit(,\(options.encapsulationTable))")) }
+        if let p = vxlanPort { changes.append(.addFlow("table=\(options.inputTable),priority=\(0x9000),cookie=\(Self.driverCookie),in_port=\(p) actions=resubmit(,\(options.encapsulationTable))")) }
         try ovs.apply(changes, bridge: bridge)
         if mode == .bareMPLS, let i = options.mplsInterface { mplsMAC = try? NetlinkSocket().link(named: i)?.address }
     }
 
     public func validate(_ direction: Direction) throws(APIError) {}
+
+    public func flush() {
+        do { try ovs.flush() } catch { logger.warning("\(bridge): \(error)") }
+    }
 
     public func makeInstance(id: UInt32, externalID: String, label: UInt32, options: InstanceOptions) throws -> any DataplaneInstance {
         let vrf = OVSVRF(driver: self, id: id, gateway: options.gateway.map { IPPrefix(.v4($0), length: options.prefixLength ?? 32) })
@@ -166,7 +192,8 @@ public final class OVSIPVPNDriver: DataplaneDriver {
         if let mac = peMACs[pe] { return mac }
         let netlink = try NetlinkSocket()
         for attempt in 0..<3 {
-            if let mac = try netlink.neighbours().first(where: { $0.ip == .v4(pe) && $0.mac != nil && $0.state & 0x02 != 0 })?.mac {  // NUD_REACHABLE
+            // Any state with a usable address: REACHABLE, STALE, DELAY, PROBE, NOARP, PERMANENT.
+            if let mac = try netlink.neighbours().first(where: { $0.ip == .v4(pe) && $0.mac != nil && $0.state & 0xDE != 0 })?.mac {
                 peMACs[pe] = mac
                 return mac
             }

@@ -13,6 +13,8 @@ final class OVSVRF: DataplaneInstance {
         /// Added to the bridge by us (deleted with its last endpoint).
         var addedName: String?
         var endpoints: Set<Endpoint> = []
+        /// Its traffic enters the VRF (an endpoint other than `to-port` plugged it first).
+        var input = false
     }
 
     var ports: [String: Port] = [:]
@@ -47,10 +49,12 @@ final class OVSVRF: DataplaneInstance {
 
     /// The port of an endpoint (reference §1.4): pre-plugged (`ovs.plugged`, by `port_number` or
     /// `port_name`), or added to the bridge by us (`ovs.port_name`, else `linuxif`).
+    static func portKey(_ endpoint: Endpoint) -> String { endpoint.port.linuxif ?? endpoint.port.raw.serialized() }
+
     func resolvePort(_ endpoint: Endpoint) throws -> (key: String, port: Port) {
         let raw = endpoint.port.raw
         let ovs = raw["ovs"]
-        let key = endpoint.port.linuxif ?? raw.serialized()
+        let key = Self.portKey(endpoint)
         if let existing = ports[key] { return (key, existing) }
         let vlan = Self.integer(ovs?["vlan"])
         if ovs?["plugged"] == .bool(true) {
@@ -99,23 +103,27 @@ final class OVSVRF: DataplaneInstance {
     }
 
     func plug(_ endpoint: Endpoint) throws {
-        let (key, port) = try resolvePort(endpoint)
+        var (key, port) = try resolvePort(endpoint)
         if let vlan, let v = port.vlan, vlan != v { throw APIError("local_port.ovs.vlan \(v): this VRF's ports are on VLAN \(vlan)") }
         var changes: [OVSClient.Change] = []
         let firstOfPort = ports[key] == nil
-        if firstOfPort, endpoint.direction != .toPort { changes += inputRules(port) }
+        if firstOfPort, endpoint.direction != .toPort {
+            changes += inputRules(port)
+            port.input = true
+        }
         if ports.isEmpty {
             vlan = port.vlan
             if let r = arpResponder() { changes.append(r) }
         }
         if endpoint.direction != .fromPort, labels[endpoint.label] == nil { changes += deliveryRules(endpoint, port) }
         try driver.ovs.apply(changes, bridge: bridge)
-        ports[key, default: port].endpoints.insert(endpoint)
+        if firstOfPort { ports[key] = port }
+        ports[key]?.endpoints.insert(endpoint)
         if endpoint.direction != .fromPort { labels[endpoint.label, default: []].insert(endpoint) }
     }
 
     func unplug(_ endpoint: Endpoint, lastEndpointOfPort: Bool) throws {
-        let key = endpoint.port.linuxif ?? endpoint.port.raw.serialized()
+        let key = Self.portKey(endpoint)
         guard var port = ports[key] else { return }
         var changes: [OVSClient.Change] = []
         if var users = labels[endpoint.label] {
@@ -150,8 +158,8 @@ final class OVSVRF: DataplaneInstance {
     func actions(_ r: RemoteEndpoint, routed: Bool) throws -> String {
         let local = r.remotePE == driver.localAddress
         var a = routed ? "dec_ttl," : ""
-        let viaVXLAN = !r.encapsulations.contains(where: { $0 == .gre || $0 == .mpls || $0 == .default }) && r.encapsulations.contains(.vxlan)
-        if viaVXLAN, let v = driver.vxlanPort {
+        // As the original: VXLAN whenever the driver has it and the route offers it.
+        if driver.vxlan, r.encapsulations.contains(.vxlan), let v = driver.vxlanPort {
             a += "set_field:\(r.label)->tun_id,"
             return a + (local ? "resubmit(\(v),\(o.encapsulationTable))" : "set_field:\(r.remotePE)->tun_dst,output:\(v)")
         }
@@ -186,14 +194,25 @@ final class OVSVRF: DataplaneInstance {
 
     func setUp(_ remote: RemoteEndpoint) throws {
         guard case .prefix(let prefix) = remote.destination, prefix.isIPv4, !(remotes[prefix] ?? []).contains(remote) else { return }
+        let existing = groupOf[prefix]
+        let g = try existing ?? driver.groups.allocate(for: "VRF \(id) \(prefix)")
         remotes[prefix, default: []].append(remote)
-        if let g = groupOf[prefix] {
-            try driver.ovs.apply([.modifyGroup(try group(prefix, id: g))], bridge: bridge)
-            return
+        let text: String
+        do {
+            text = try group(prefix, id: g)
+        } catch {
+            // Its bucket cannot be built (a bare-MPLS PE without a MAC): nothing changes.
+            remotes[prefix]?.removeLast()
+            if remotes[prefix]?.isEmpty == true { remotes[prefix] = nil }
+            if existing == nil { driver.groups.release(g) }
+            throw error
         }
-        let g = try driver.groups.allocate(for: "VRF \(id) \(prefix)")
-        groupOf[prefix] = g
-        try driver.ovs.apply([.addGroup(try group(prefix, id: g)), .addFlow("\(prefixRule(prefix)),cookie=\(cookie) actions=group:\(g)")], bridge: bridge)
+        if existing != nil {
+            driver.ovs.queue([.modifyGroup(text)], bridge: bridge)
+        } else {
+            groupOf[prefix] = g
+            driver.ovs.queue([.addGroup(text), .addFlow("\(prefixRule(prefix)),cookie=\(cookie) actions=group:\(g)")], bridge: bridge)
+        }
     }
 
     func remove(_ remote: RemoteEndpoint) throws {
@@ -203,9 +222,9 @@ final class OVSVRF: DataplaneInstance {
             remotes[prefix] = nil
             groupOf[prefix] = nil
             driver.groups.release(g)
-            try driver.ovs.apply([.deleteFlowStrict(prefixRule(prefix)), .deleteGroup(g)], bridge: bridge)
+            driver.ovs.queue([.deleteFlowStrict(prefixRule(prefix)), .deleteGroup(g)], bridge: bridge)
         } else {
-            try driver.ovs.apply([.modifyGroup(try group(prefix, id: g))], bridge: bridge)
+            driver.ovs.queue([.modifyGroup(try group(prefix, id: g))], bridge: bridge)
         }
     }
 
@@ -238,33 +257,67 @@ final class OVSVRF: DataplaneInstance {
     }
 
     /// Matching traffic continues in the redirect VRF's rules.
+    func classifierRules(_ classifier: TrafficClassifier, redirectTo instance: UInt32) -> [OVSClient.Change] {
+        classifierMatches(classifier).map { .addFlow("\($0),cookie=\(cookie) actions=load:\(instance)->NXM_NX_REG0[],resubmit(,\(o.vrfTable))") }
+    }
+
     func addTrafficClassifier(_ classifier: TrafficClassifier, redirectTo instance: UInt32) throws {
         classifiers[classifier] = instance
-        try driver.ovs.apply(classifierMatches(classifier).map { .addFlow("\($0),cookie=\(cookie) actions=load:\(instance)->NXM_NX_REG0[],resubmit(,\(o.vrfTable))") }, bridge: bridge)
+        driver.ovs.queue(classifierRules(classifier, redirectTo: instance), bridge: bridge)
     }
 
     func removeTrafficClassifier(_ classifier: TrafficClassifier) throws {
         guard classifiers.removeValue(forKey: classifier) != nil else { return }
-        try driver.ovs.apply(classifierMatches(classifier).map { .deleteFlowStrict($0) }, bridge: bridge)
+        driver.ovs.queue(classifierMatches(classifier).map { .deleteFlowStrict($0) }, bridge: bridge)
     }
 
     /// `fallback`: what no prefix matches goes to this MAC and port (the agent's router), below
     /// every prefix rule.
+    var fallbackMatch: String { "table=\(o.vrfTable),priority=\(OVSIPVPNDriver.fallbackPriority),reg0=\(id)" }
+
+    func fallbackRule() -> OVSClient.Change? {
+        fallback.map { .addFlow("\(fallbackMatch),cookie=\(cookie) actions=\(pushVLAN(vlan))mod_dl_src:\($0.src),mod_dl_dst:\($0.dst),output:\($0.port)") }
+    }
+
     func updateFallback(_ value: JSONValue?) {
-        let rule = "table=\(o.vrfTable),priority=\(OVSIPVPNDriver.fallbackPriority),reg0=\(id)"
         guard let value, let src = value["src_mac"]?.stringValue.flatMap(MACAddress.init), let dst = value["dst_mac"]?.stringValue.flatMap(MACAddress.init),
             let port = Self.integer(value["ovs_port_number"])
         else {
-            if fallback != nil { try? driver.ovs.apply([.deleteFlowStrict(rule)], bridge: bridge) }
+            if fallback != nil { try? driver.ovs.apply([.deleteFlowStrict(fallbackMatch)], bridge: bridge) }
             fallback = nil
             return
         }
         fallback = (src, dst, port)
         do {
-            try driver.ovs.apply([.addFlow("\(rule),cookie=\(cookie) actions=\(pushVLAN(vlan))mod_dl_src:\(src),mod_dl_dst:\(dst),output:\(port)")], bridge: bridge)
+            try driver.ovs.apply(fallbackRule().map { [$0] } ?? [], bridge: bridge)
         } catch {
             driver.logger.warning("VRF \(id) fallback: \(error)")
         }
+    }
+
+    /// Every rule and group of the VRF, from its state, after the switch lost them; the number of
+    /// rules. Ports we added are looked up again (their numbers may have changed).
+    func reinstall() throws -> Int {
+        for (key, port) in ports {
+            if let name = port.addedName, let n = try driver.ovs.ofport(name) { ports[key]?.number = n }
+        }
+        var changes: [OVSClient.Change] = []
+        for port in ports.values where port.input { changes += inputRules(port) }
+        if !ports.isEmpty, let r = arpResponder() { changes.append(r) }
+        for endpoints in labels.values {
+            if let e = endpoints.first, let port = ports[Self.portKey(e)] { changes += deliveryRules(e, port) }
+        }
+        var groups: [OVSClient.Change] = []
+        for (prefix, g) in groupOf {
+            groups.append(.addGroup(try group(prefix, id: g)))
+            changes.append(.addFlow("\(prefixRule(prefix)),cookie=\(cookie) actions=group:\(g)"))
+        }
+        for (classifier, target) in classifiers { changes += classifierRules(classifier, redirectTo: target) }
+        if let f = fallbackRule() { changes.append(f) }
+        // A group the switch still has would refuse `add`: those of the VRF go first.
+        try driver.ovs.apply(groupOf.values.map { .deleteGroup($0) }, bridge: bridge)
+        try driver.ovs.apply(groups + changes, bridge: bridge)
+        return changes.count
     }
 
     /// Every rule of the VRF goes (by cookie), its groups and the ports we added.
