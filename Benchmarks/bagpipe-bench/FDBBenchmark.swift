@@ -47,22 +47,18 @@ struct FDBBenchmark: AsyncParsableCommand {
         instance.cleanup()
 
         // 2. The whole path: type-2 routes from a peer into the engine, the E-VPN instance, the driver.
-        let engine = RouteEngine(configuration: .init(localAS: 64512, routerID: local))
-        let peer = engine.addPeer(name: "rr", source: PathSource(kind: .peer(external: false, client: false), routerID: IPv4Address(192, 0, 2, 254), address: IPv6Address(high: 0, low: 254)))
-        engine.peerEstablished(peer, families: [.evpn])
+        let path = RoutePath(local: local, family: .evpn)
         let rt = ExtendedCommunity.routeTarget(as: 64512, 1)
         let evi = try EVPNInstance(
-            id: 2, externalID: "bench-routes", vni: 5000, routeDistinguisher: .ipv4(local, 1), importRTs: [rt], exportRTs: [rt], engine: engine, driver: driver,
+            id: 2, externalID: "bench-routes", vni: 5000, routeDistinguisher: .ipv4(local, 1), importRTs: [rt], exportRTs: [rt], engine: path.engine, driver: driver,
             bgpAddress: local, salt: "bench")
-        let attributes = AttributeSet(attributes: [PathAttribute(.origin(.igp)), PathAttribute(.asPath(ASPath())), PathAttribute(.localPreference(100)), PathAttribute(.extendedCommunities([rt, .encapsulation(.vxlan)]))], nextHop: .ipv4(IPv4Address(10, 9, 0, 1)))
+        let attributes = RoutePath.attributes(rt, .vxlan, nextHop: IPv4Address(10, 9, 0, 1))
         let changes: [RouteChange] = (0..<macs).map { i in
             let e = NLRIElement(.evpn(.macIPAdvertisement(EVPNMACIPRoute(routeDistinguisher: .ipv4(IPv4Address(10, 9, 0, 1), 1), mac: MACAddress(0x5254_0100_0000 + UInt64(i)), ip: nil, labelField1: 5000))))
             return .announce(RouteKey(e), e, attributes)
         }
-        _ = engine.takeLocalEvents()
         start = now()
-        engine.receive(from: peer, family: .evpn, changes)
-        for (w, event) in engine.takeLocalEvents() where w == evi.worker { evi.handle(event) }
+        path.receive(changes, into: evi)
         let pathSeconds = now() - start
         let vx2 = LinuxEVPNDriver.shortName("bgpv-", "bench-routes")
         guard try entries(vx2) == macs else { throw BenchError("the route path installed \(try entries(vx2)) of \(macs) entries") }

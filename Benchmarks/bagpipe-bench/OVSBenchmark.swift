@@ -56,24 +56,18 @@ struct OVSBenchmark: ParsableCommand {
         vrf.cleanup()
 
         // 3. The whole path: VPNv4 routes from a peer, the VRF, the driver, the flush.
-        let engine = RouteEngine(configuration: .init(localAS: 64512, routerID: local))
-        let peer = engine.addPeer(name: "rr", source: PathSource(kind: .peer(external: false, client: false), routerID: IPv4Address(192, 0, 2, 254), address: IPv6Address(high: 0, low: 254)))
-        engine.peerEstablished(peer, families: [.ipv4VPN])
+        let path = RoutePath(local: local, family: .ipv4VPN)
         let rt = ExtendedCommunity.routeTarget(as: 64512, 1)
         let instance = try IPVPNInstance(
             id: 2, externalID: "bench-routes", label: 17, routeDistinguisher: .ipv4(local, 2), importRTs: [rt], exportRTs: [rt], gateway: .v4(IPv4Address(10, 0, 0, 1)),
-            prefixLength: 24, engine: engine, driver: driver, bgpAddress: local, salt: "bench")
-        let attributes = AttributeSet(
-            attributes: [PathAttribute(.origin(.igp)), PathAttribute(.asPath(ASPath())), PathAttribute(.localPreference(100)), PathAttribute(.extendedCommunities([rt, .encapsulation(.gre)]))],
-            nextHop: .ipv4(pe))
+            prefixLength: 24, engine: path.engine, driver: driver, bgpAddress: local, salt: "bench")
+        let attributes = RoutePath.attributes(rt, .gre, nextHop: pe)
         let changes: [RouteChange] = (0..<prefixes).map { i in
             let e = NLRIElement(.vpnPrefix(VPNPrefix(labels: MPLSLabelStack(labels: [UInt32(100 + i)]), routeDistinguisher: .ipv4(pe, 1), prefix: prefix(i, 13))))
             return .announce(RouteKey(e), e, attributes)
         }
-        _ = engine.takeLocalEvents()
         start = now()
-        engine.receive(from: peer, family: .ipv4VPN, changes)
-        for (w, event) in engine.takeLocalEvents() where w == instance.worker { instance.handle(event) }
+        path.receive(changes, into: instance)
         driver.flush()
         let pathSeconds = now() - start
         guard try ours("table=2,reg0=2") == prefixes else { throw FDBBenchmark.BenchError("the route path installed \(try ours("table=2,reg0=2")) rules") }

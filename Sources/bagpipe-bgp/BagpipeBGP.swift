@@ -99,7 +99,7 @@ struct BagpipeBGP: AsyncParsableCommand {
         if options.enableIPv6VPN { families += [.ipv6VPN, .ipv6FlowSpecVPN] }
         if options.enableRTC { families.append(.routeTargetConstraint) }
         for peer in options.peers {
-            try await speaker.addPeer(.init(address: "\(peer)", port: options.bgpPort, session: session(options, families: families), client: false, localAddress: options.passive ? nil : "\(options.localAddress)")).get()
+            _ = try await speaker.addPeer(.init(address: "\(peer)", port: options.bgpPort, session: session(options, families: families), client: false, localAddress: options.passive ? nil : "\(options.localAddress)")).get()
         }
         if options.listens {
             let host = "\(options.listenAddress ?? options.localAddress)"
@@ -145,7 +145,7 @@ struct BagpipeBGP: AsyncParsableCommand {
         if options.enableRTC { families.append(.routeTargetConstraint) }
         for peer in options.peers {
             // The Loc-RIB holds the peers' routes: no Adj-RIB-In copy per peer.
-            try await speaker.addPeer(
+            _ = try await speaker.addPeer(
                 .init(
                     address: "\(peer)", port: options.bgpPort, session: session(options, families: families), client: !options.nonClientPeers.contains(peer),
                     localAddress: options.passive ? nil : "\(options.localAddress)", keepsAdjRIBIn: false)

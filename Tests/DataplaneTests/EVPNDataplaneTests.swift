@@ -39,7 +39,7 @@ import Testing
             // Detach on B: its MAC leaves A's FDB, and the ping stops.
             try lab.detachVM("b1", host: "b", ip: "10.10.0.2/24", type: "evpn", instance: "net", rt: Self.rt)
             _ = try await poll(timeout: 20) { try lab.fdb("a") } until: { !$0.contains("52:54:00:00:0b:01") }
-            try lab.exec("a1", ["ip", "neigh", "flush", "all"])
+            _ = try lab.exec("a1", ["ip", "neigh", "flush", "all"])
             #expect(!lab.ping(from: "a1", "10.10.0.2", wait: 1), "no path after the detach")
 
             // MAC mobility: a VM on B moves to C (same MAC and address). B's copy goes away, C attaches

@@ -68,8 +68,10 @@ final class Lab: @unchecked Sendable {
         try start(name, conf: "[BGP]\nlocal_address = \(addresses[name] ?? "")\nmy_as = 64512\npeers = \(peers.compactMap { addresses[$0] }.joined(separator: ", "))\nroute_reflector = True\nhold_time = 9\n")
     }
 
-    /// A compute node with the Linux drivers (and `extra` lines in bgp.conf).
-    func startHost(_ name: String, reflector: String, extra: String = "") throws {
+    static let linuxDrivers = "[DATAPLANE_DRIVER_EVPN]\ndataplane_driver = linux\n[DATAPLANE_DRIVER_IPVPN]\ndataplane_driver = linux"
+
+    /// A compute node with the Linux drivers, or the `drivers` sections given (and `extra` lines).
+    func startHost(_ name: String, reflector: String, extra: String = "", drivers: String = Lab.linuxDrivers) throws {
         try start(name, conf: """
             [BGP]
             local_address = \(addresses[name] ?? "")
@@ -79,10 +81,7 @@ final class Lab: @unchecked Sendable {
             [API]
             port = 8082
             \(extra)
-            [DATAPLANE_DRIVER_EVPN]
-            dataplane_driver = linux
-            [DATAPLANE_DRIVER_IPVPN]
-            dataplane_driver = linux
+            \(drivers)
             """)
     }
 

@@ -153,4 +153,34 @@ import Testing
         #expect(try s.ovs.flows("br-mpls", "table=7").count == 50)
         #expect(!client.hasQueuedChanges)
     }
+
+    /// The IP VPN driver's options and directions (reference §9.6), read back from the switch:
+    /// `to-port` gets only the delivery rule, `from-port` only the input rules; `proxy_arp` answers
+    /// for any address; `hash_method = hash` with `hash_fields` in the select group.
+    @Test func ipvpnDirectionsProxyARPAndHashFields() throws {
+        let s = try Switch(bridges: ["br-mpls"])
+        defer { s.stop() }
+        try s.ovs.ovs("ovs-vsctl", ["add-port", "br-mpls", "p-to", "--", "set", "Interface", "p-to", "type=internal",
+            "--", "add-port", "br-mpls", "p-from", "--", "set", "Interface", "p-from", "type=internal"])
+        let options = ["arp_responder": "True", "proxy_arp": "True", "hash_method": "hash", "hash_fields": "ip_src,ip_dst,tcp_src,tcp_dst", "hash_method_param": "7"]
+        let driver = try OVSIPVPNDriver(localAddress: Self.local, options: options, ovs: s.client)
+        try driver.initialize()
+        let vrf = try driver.makeInstance(id: 5, externalID: "vrf", label: 300, options: InstanceOptions(gateway: IPv4Address(10, 0, 0, 1), prefixLength: 24))
+        func port(_ name: String) -> LocalPort { LocalPort(linuxif: name, raw: .object([("linuxif", .string(name)), ("ovs", .object([("plugged", .bool(true)), ("port_name", .string(name))]))])) }
+        let toNumber = try #require(try s.client.ofport("p-to")), fromNumber = try #require(try s.client.ofport("p-from"))
+        try vrf.plug(Endpoint(mac: Self.mac(1), ip: .v4(IPv4Address(10, 0, 0, 2)), port: port("p-to"), label: 301, direction: .toPort))
+        try vrf.plug(Endpoint(mac: Self.mac(2), ip: .v4(IPv4Address(10, 0, 0, 3)), port: port("p-from"), label: 302, direction: .fromPort))
+        let input = try s.ovs.flows("br-mpls", "table=0").filter { $0.contains("cookie=0x6261677000000005") }
+        #expect(input.count == 2 && input.allSatisfy { $0.contains("in_port=\(fromNumber)") }, "input rules for the from-port port only: \(input)")
+        let delivery = try s.ovs.flows("br-mpls", "table=1")
+        #expect(delivery.count == 1 && delivery.first?.contains("mpls_label=301") == true && delivery.first?.contains("output:\(toNumber)") == true, "delivery for the to-port endpoint only: \(delivery)")
+        let arp = try s.ovs.flows("br-mpls", "table=2").filter { $0.contains("arp") }
+        #expect(arp.count == 1 && !(arp.first ?? "").contains("arp_tpa"), "proxy ARP answers for any address: \(arp)")
+        try vrf.setUp(RemoteEndpoint(destination: .prefix(IPPrefix("10.9.0.0/16")!), remotePE: Self.pe2, label: 100, encapsulations: [.gre], loadBalancingOrder: 3))
+        driver.flush()
+        let group = try s.ovs.ovs("ovs-ofctl", ["-O", "OpenFlow15", "dump-groups", "br-mpls"])
+        #expect(group.contains("selection_method=hash") && group.contains("fields(") && group.contains("tcp_src") && group.contains("selection_method_param=7") && group.contains("bucket_id:3"), "\(group)")
+        vrf.cleanup()
+        #expect(try s.ovs.flows("br-mpls").allSatisfy { !$0.contains("cookie=0x6261677000000005") })
+    }
 }

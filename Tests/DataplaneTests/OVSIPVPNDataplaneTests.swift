@@ -83,7 +83,7 @@ struct OVSIPVPNDataplaneTests {
             } until: { $0.contains("192.0.2.2->tun_dst") }
             #expect(group.contains("type=select") && group.components(separatedBy: "bucket=").count == 3, "\(group)")
             let sources = (2...17).map { "10.20.1.\($0)" }
-            for s in sources { try lab.exec("a1", ["ip", "addr", "add", "\(s)/32", "dev", "tovpn"]) }
+            for s in sources { _ = try lab.exec("a1", ["ip", "addr", "add", "\(s)/32", "dev", "tovpn"]) }
             for s in sources { _ = try? lab.exec("a1", ["ping", "-c", "1", "-W", "1", "-I", s, "10.20.9.9"]) }
             let received = try ["b9", "c9"].map { vm in try Self.icmpReceived(lab, vm) }
             #expect(received.allSatisfy { $0 > 0 }, "both next hops got echo requests: \(received)")

@@ -25,22 +25,9 @@ extension Lab {
     /// bagpipe-bgp on an OVS host: the IP VPN `ovs` driver on br-mpls (with `ipvpn` options), the
     /// E-VPN `ovs` driver on br-tun when `evpn`, else the dummy one.
     func startOVSHost(_ name: String, reflector: String, ipvpn: [String] = [], evpn: Bool = false) throws {
-        try start(name, conf: """
-            [BGP]
-            local_address = \(addresses[name] ?? "")
-            my_as = 64512
-            peers = \(addresses[reflector] ?? "")
-            hold_time = 9
-            [API]
-            port = 8082
-            [DATAPLANE_DRIVER_IPVPN]
-            dataplane_driver = ovs
-            ovs_bridge = br-mpls
-            arp_responder = True
-            \(ipvpn.joined(separator: "\n"))
-            [DATAPLANE_DRIVER_EVPN]
-            dataplane_driver = \(evpn ? "ovs" : "dummy")
-            """)
+        let drivers = ["[DATAPLANE_DRIVER_IPVPN]", "dataplane_driver = ovs", "ovs_bridge = br-mpls", "arp_responder = True"] + ipvpn
+            + ["[DATAPLANE_DRIVER_EVPN]", "dataplane_driver = \(evpn ? "ovs" : "dummy")"]
+        try startHost(name, reflector: reflector, drivers: drivers.joined(separator: "\n"))
     }
 
     /// OVS hosts `a` (192.0.2.1), `b` … with br-mpls (bare MPLS: the underlay on br-mpls, else on

@@ -9,6 +9,7 @@ public final class OVSClient: @unchecked Sendable {
     public struct Failure: Error, CustomStringConvertible {
         public var command: String
         public var output: String
+        public var status: Int32 = 1
         public var description: String { "\(command): \(output.trimmingCharacters(in: .whitespacesAndNewlines))" }
     }
 
@@ -50,7 +51,7 @@ public final class OVSClient: @unchecked Sendable {
         process.waitUntilExit()
         let text = String(decoding: data, as: UTF8.self)
         guard process.terminationStatus == 0 else {
-            throw Failure(command: ([program] + arguments).joined(separator: " ").prefix(300).description, output: text)
+            throw Failure(command: ([program] + arguments).joined(separator: " ").prefix(300).description, output: text, status: process.terminationStatus)
         }
         return text
     }
@@ -168,7 +169,16 @@ public final class OVSClient: @unchecked Sendable {
         return n
     }
 
-    public func bridgeExists(_ bridge: String) -> Bool { (try? vsctl([["br-exists", bridge]])) != nil }
+    /// Whether the bridge exists; throws when Open vSwitch does not answer (`br-exists` exits with 2
+    /// for a missing bridge, 1 for a failure).
+    public func bridgeExists(_ bridge: String) throws -> Bool {
+        do {
+            try vsctl([["br-exists", bridge]])
+            return true
+        } catch let failure as Failure where failure.status == 2 {
+            return false
+        }
+    }
 
     /// The Open vSwitch version ("3.1.0").
     public func version() -> String? {
@@ -187,6 +197,19 @@ extension OVSClient {
     /// Whether the bridge still has our canary; throws when the switch does not answer.
     func hasCanary(bridge: String, cookie: UInt64) throws -> Bool {
         try !flows(bridge: bridge, match: "table=\(Self.canaryTable),cookie=\(cookie)/-1").isEmpty
+    }
+}
+
+extension OVSClient {
+    /// The start-up check of an `ovs` driver: Open vSwitch answers and has the bridge.
+    func requireBridge(_ bridge: String, section: String, role: String) throws {
+        let exists: Bool
+        do {
+            exists = try bridgeExists(bridge)
+        } catch {
+            throw DataplaneDrivers.Unavailable(description: "[\(section)] dataplane_driver = ovs: Open vSwitch does not answer (is ovsdb-server running?): \(error)")
+        }
+        guard exists else { throw DataplaneDrivers.Unavailable(description: "[\(section)] ovs_bridge = \(bridge): no such Open vSwitch bridge (it must exist: \(role))") }
     }
 }
 

@@ -58,9 +58,7 @@ public final class OVSEVPNDriver: DataplaneDriver {
         self.ovs = ovs
         bridge = options["ovs_bridge"] ?? "br-tun"
         reconcileInterval = try DataplaneDrivers.reconcileInterval(options, type: .evpn)
-        guard ovs.bridgeExists(bridge) else {
-            throw DataplaneDrivers.Unavailable(description: "[DATAPLANE_DRIVER_EVPN] ovs_bridge = \(bridge): no such Open vSwitch bridge (it must exist: Neutron's tunnel bridge)")
-        }
+        try ovs.requireBridge(bridge, section: "DATAPLANE_DRIVER_EVPN", role: "Neutron's tunnel bridge")
     }
 
     /// The agent owns br-tun, so only what carries our cookies goes (the original did nothing, and

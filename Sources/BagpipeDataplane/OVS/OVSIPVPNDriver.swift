@@ -110,7 +110,7 @@ public final class OVSIPVPNDriver: DataplaneDriver {
         reconcileInterval = try DataplaneDrivers.reconcileInterval(o, type: .ipvpn)
         encapsulations = (mode == .gre ? [TunnelType.gre, .default] : [.mpls, .default]) + (vxlan ? [.vxlan] : [])
         self.options = options
-        guard ovs.bridgeExists(bridge) else { throw fail("ovs_bridge", "\(bridge): no such Open vSwitch bridge (it must exist)") }
+        try ovs.requireBridge(bridge, section: "DATAPLANE_DRIVER_IPVPN", role: "the MPLS bridge the OVS agent sets up")
         if let i = options.mplsInterface, (try? ovs.ofport(i)) == nil { throw fail("mpls_interface", "\(i) is not a port of \(bridge)") }
     }
 
