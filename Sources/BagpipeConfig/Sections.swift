@@ -140,6 +140,16 @@ public struct BagpipeConfiguration: Sendable, Equatable {
     }
 }
 
+/// A boolean as oslo.config reads one (`True`, `yes`, `on`, `1` …, in any case); nil otherwise.
+/// Also for the options a section hands to its dataplane driver.
+public func parseBoolean(_ text: String) -> Bool? {
+    switch text.lowercased() {
+    case "true", "yes", "on", "1": true
+    case "false", "no", "off", "0": false
+    default: nil
+    }
+}
+
 /// Typed reads of one section, with errors that name the option, its file and line.
 struct SectionReader {
     let file: INIFile
@@ -183,11 +193,8 @@ struct SectionReader {
 
     func bool(_ key: String, _ fallback: Bool) throws -> Bool {
         guard let text = string(key) else { return fallback }
-        switch text.lowercased() {
-        case "true", "yes", "on", "1": return true
-        case "false", "no", "off", "0": return false
-        default: throw error(key, "'\(text)' is not a boolean (true or false)")
-        }
+        guard let b = parseBoolean(text) else { throw error(key, "'\(text)' is not a boolean (true or false)") }
+        return b
     }
 
     func ipv4(_ key: String) throws -> IPv4Address? {

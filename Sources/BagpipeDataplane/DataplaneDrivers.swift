@@ -61,6 +61,13 @@ public enum DataplaneDrivers {
         return v == 0 ? nil : v
     }
 
+    /// A boolean option of a driver section; `fallback` when absent.
+    static func bool(_ options: [String: String], _ key: String, type: VPNType, fallback: Bool = false) throws -> Bool {
+        guard let text = options[key] else { return fallback }
+        guard let b = parseBoolean(text) else { throw Unavailable(description: "[DATAPLANE_DRIVER_\(type.rawValue.uppercased())] \(key): '\(text)' is not a boolean") }
+        return b
+    }
+
     /// A UDP port option of a driver section; nil when absent.
     static func udpPort(_ options: [String: String], _ key: String, type: VPNType) throws -> UInt16? {
         guard let text = options[key] else { return nil }

@@ -120,4 +120,11 @@ public struct SharedObjects<Key: Hashable, User: Hashable, Object> {
 
     public func users(of key: Key) -> Set<User> { entries[key]?.users ?? [] }
     public var keys: [Key] { Array(entries.keys) }
+    /// The object for `key`, while somebody uses it.
+    public func object(_ key: Key) -> Object? { entries[key]?.object }
+
+    /// Replaces the object of a key in use (one recreated underneath, with a new handle).
+    public mutating func replace(_ key: Key, with object: Object) {
+        entries[key]?.object = object
+    }
 }

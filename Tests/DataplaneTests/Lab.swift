@@ -95,9 +95,15 @@ final class Lab: @unchecked Sendable {
     }
 
     /// A request to a host's API (inside its namespace).
-    func api(_ host: String, _ path: String, post body: String? = nil) throws -> String {
-        guard let ns = hosts[host] else { throw LabError("no host \(host)") }
-        return try run(["ip", "netns", "exec", ns, "curl", "-s", "-m", "10"] + (body.map { ["-X", "POST", "-H", "Content-Type: application/json", "-d", $0] } ?? []) + ["http://127.0.0.1:8082\(path)"])
+    func api(_ host: String, _ path: String, post body: String? = nil) throws -> String { try request(host, path, post: body).body }
+
+    /// A request to a host's API, its HTTP status with its body.
+    func request(_ host: String, _ path: String, post body: String? = nil) throws -> (status: Int, body: String) {
+        let out = try run(
+            try hostCommand(host, ["curl", "-s", "-m", "10", "-w", "\n%{http_code}"] + (body.map { ["-X", "POST", "-H", "Content-Type: application/json", "-d", $0] } ?? [])
+                + ["http://127.0.0.1:8082\(path)"]))
+        let lines = out.split(separator: "\n", omittingEmptySubsequences: false)
+        return (Int(lines.last ?? "") ?? 0, lines.dropLast().joined(separator: "\n"))
     }
 
     func waitEstablished(_ host: String) async throws {

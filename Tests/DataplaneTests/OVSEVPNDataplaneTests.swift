@@ -1,4 +1,5 @@
 import BGPTestSupport
+import BagpipeDataplane
 import Foundation
 import Testing
 
@@ -43,9 +44,7 @@ struct OVSEVPNDataplaneTests {
     }
 
     static func ofport(_ lab: Lab, _ host: String, _ port: String) throws -> Int {
-        guard let n = Int(try lab.ovs(host, "ovs-vsctl", ["get", "Interface", port, "ofport"]).trimmingCharacters(in: .whitespacesAndNewlines)) else {
-            throw Lab.LabError("no ofport for \(port) on \(host)")
-        }
+        guard let s = lab.switches[host], let n = try OVSClient(environment: s.environment).ofport(port) else { throw Lab.LabError("no ofport for \(port) on \(host)") }
         return n
     }
 
@@ -108,7 +107,7 @@ struct OVSEVPNDataplaneTests {
 
             // E-VPN: the agent's attachments; the VMs ping each other over VXLAN.
             for h in ["a", "b"] {
-                let r = try lab.post(h, "/attach_localport", Self.evpnAttachment(h))
+                let r = try lab.request(h, "/attach_localport", post: Self.evpnAttachment(h))
                 #expect(r.status == 200, "\(r.body)")
             }
             let tunnelOnA = try await poll(timeout: 20) { (try? Self.ofport(lab, "a", "vxlan-c0000202")).map(String.init) ?? "" } until: { !$0.isEmpty }
@@ -131,7 +130,7 @@ struct OVSEVPNDataplaneTests {
 
             // IP VPN in the agent's layout: the pseudo-port on br-mpls, VLAN 7 on A and 9 on B.
             for (h, ip) in [("a", "10.50.0.5"), ("b", "10.50.0.6")] {
-                let r = try lab.post(h, "/attach_localport", try Self.ipvpnAttachment(lab, h, ip: ip))
+                let r = try lab.request(h, "/attach_localport", post: try Self.ipvpnAttachment(lab, h, ip: ip))
                 #expect(r.status == 200, "\(r.body)")
             }
             let patch = try Self.ofport(lab, "a", "patch-mpls-to-tun"), toInt = try Self.ofport(lab, "a", "patch-mpls-to-int")
@@ -141,12 +140,12 @@ struct OVSEVPNDataplaneTests {
             #expect(delivery.contains { $0.contains("mpls_bos=1") && $0.contains("pop_mpls:0x0800") && $0.contains("push_vlan:0x8100") && $0.contains(Self.setVLAN(7)) && $0.contains("output:\(patch)") }, "\(delivery)")
             let vrf = try await poll(timeout: 20) { try lab.flows("a", "br-mpls", "table=2").joined(separator: "\n") } until: { $0.contains("nw_dst=10.50.0.6") }
             #expect(vrf.contains("priority=36608") && vrf.contains("fa:16:3e:aa:bb:cc->eth_dst") && vrf.contains("output:\(toInt)"), "the fallback, below every prefix:\n\(vrf)")
-            let detach = try lab.post("a", "/detach_localport", #"{"vpn_type": "ipvpn", "vpn_instance_id": "ipvpn_net1", "mac_address": "\#(Self.mac("a"))", "ip_address": "10.50.0.5", "local_port": {"linuxif": "patch2tun:7"}}"#)
+            let detach = try lab.request("a", "/detach_localport", post: #"{"vpn_type": "ipvpn", "vpn_instance_id": "ipvpn_net1", "mac_address": "\#(Self.mac("a"))", "ip_address": "10.50.0.5", "local_port": {"linuxif": "patch2tun:7"}}"#)
             #expect(detach.status == 200, "\(detach.body)")
             #expect(try lab.flows("a", "br-mpls").allSatisfy { !$0.contains("cookie=0x6261677000000002") }, "the VRF's rules went")
 
             // Detaching B's port stops the E-VPN traffic: A forgets B's MAC.
-            let r = try lab.post("b", "/detach_localport", Self.evpnDetachment("b"))
+            let r = try lab.request("b", "/detach_localport", post: Self.evpnDetachment("b"))
             #expect(r.status == 200, "\(r.body)")
             _ = try await poll(timeout: 20) { try lab.flows("a", "br-tun", "table=20").joined(separator: "\n") } until: { !$0.contains(Self.mac("b")) }
             #expect(!lab.ping(from: "a", Self.ip("b"), wait: 2))

@@ -53,11 +53,4 @@ extension Lab {
         guard let s = switches[host] else { throw LabError("no Open vSwitch on \(host)") }
         return try s.flows(bridge, match)
     }
-
-    /// A POST of a JSON body to a host's API; the HTTP status and body.
-    func post(_ host: String, _ path: String, _ body: String) throws -> (status: Int, body: String) {
-        let out = try run(try hostCommand(host, []) + ["curl", "-s", "-m", "10", "-w", "\n%{http_code}", "-X", "POST", "-H", "Content-Type: application/json", "-d", body, "http://127.0.0.1:8082\(path)"])
-        let lines = out.split(separator: "\n", omittingEmptySubsequences: false)
-        return (Int(lines.last ?? "") ?? 0, lines.dropLast().joined(separator: "\n"))
-    }
 }

@@ -24,12 +24,10 @@ public final class OVSEVPNDriver: DataplaneDriver {
     public let reconcileInterval: Double?
     let ovs: OVSClient
     let logger: Logger
-    /// Tunnel ports per remote VTEP, with their users: (instance, key) where key names a MAC or the
-    /// flood list (behaviour 59).
-    var tunnels = SharedObjects<IPv4Address, TunnelUser, String>()
+    /// Tunnel ports per remote VTEP (their OpenFlow numbers: a lookup is a process), with their
+    /// users: (instance, key) where key names a MAC or the flood list (behaviour 59).
+    var tunnels = SharedObjects<IPv4Address, TunnelUser, Int>()
     var instances: [UInt32: OVSEVPNInstance] = [:]
-    /// OpenFlow numbers of the tunnel ports (a lookup is a process).
-    var tunnelPorts: [String: Int] = [:]
 
     public struct TunnelUser: Hashable, Sendable {
         public var instance: UInt32
@@ -61,12 +59,12 @@ public final class OVSEVPNDriver: DataplaneDriver {
         try ovs.requireBridge(bridge, section: "DATAPLANE_DRIVER_EVPN", role: "Neutron's tunnel bridge")
     }
 
-    /// The agent owns br-tun, so only what carries our cookies goes (the original did nothing, and
-    /// a crashed daemon left its rules): every rule of ours, and the flood groups they used.
     public func flush() {
         do { try ovs.flush() } catch { logger.warning("\(bridge): \(error)") }
     }
 
+    /// The agent owns br-tun, so only what carries our cookies goes (the original did nothing, and
+    /// a crashed daemon left its rules): every rule of ours, and the flood groups they used.
     public func resetState() throws {
         let ours = "cookie=\(Self.driverCookie)/0xffffffff00000000"
         let groups = try ovs.flows(bridge: bridge, match: "table=\(Table.floodToTunnel),\(ours)").compactMap { rule in
@@ -84,10 +82,11 @@ public final class OVSEVPNDriver: DataplaneDriver {
     public func reconcile() throws -> String? {
         guard try !ovs.hasCanary(bridge: bridge, cookie: Self.driverCookie) else { return nil }
         var changes: [OVSClient.Change] = []
+        // The ports come back with the switch; their numbers are looked up again.
         for remote in tunnels.keys {
-            let name = Self.tunnelPortName(remote)
-            tunnelPorts[name] = try ovs.ofport(name)
-            if let port = tunnelPorts[name] { changes.append(tunnelInputRule(port)) }
+            guard let port = try ovs.ofport(Self.tunnelPortName(remote)) else { continue }
+            tunnels.replace(remote, with: port)
+            changes.append(tunnelInputRule(port))
         }
         try ovs.apply(changes, bridge: bridge)
         var rules = changes.count
@@ -114,24 +113,24 @@ public final class OVSEVPNDriver: DataplaneDriver {
     }
 
     /// The tunnel port to a VTEP for one user, created (with its table-0 rule) for the first.
-    func acquireTunnel(_ remote: IPv4Address, by user: TunnelUser) throws -> String {
-        try tunnels.acquire(remote, by: user) {
+    func acquireTunnel(_ remote: IPv4Address, by user: TunnelUser) throws {
+        _ = try tunnels.acquire(remote, by: user) {
             let name = Self.tunnelPortName(remote)
             try ovs.vsctl([
                 ["--may-exist", "add-port", bridge, name],
                 ["set", "Interface", name, "type=vxlan", "options:remote_ip=\(remote)", "options:local_ip=\(localAddress)", "options:key=flow", "options:in_key=flow", "options:out_key=flow"],
             ])
             guard let port = try ovs.ofport(name) else { throw OVSClient.Failure(command: "ofport of \(name)", output: "not on \(bridge)") }
-            tunnelPorts[name] = port
             ovs.queue([tunnelInputRule(port)], bridge: bridge)
-            return name
+            return port
         }
     }
 
     func releaseTunnel(_ remote: IPv4Address, by user: TunnelUser) {
-        guard let name = tunnels.release(remote, by: user) else { return }
+        guard let port = tunnels.release(remote, by: user) else { return }
+        let name = Self.tunnelPortName(remote)
         do {
-            if let port = try tunnelPorts.removeValue(forKey: name) ?? ovs.ofport(name) { try ovs.apply([.deleteFlowStrict("table=0,priority=1,in_port=\(port)")], bridge: bridge) }
+            try ovs.apply([.deleteFlowStrict("table=0,priority=1,in_port=\(port)")], bridge: bridge)
             try ovs.vsctl([["--if-exists", "del-port", bridge, name]])
         } catch {
             logger.warning("deleting tunnel port \(name): \(error)")
@@ -180,27 +179,27 @@ final class OVSEVPNInstance: DataplaneInstance {
     func local(_ pe: IPv4Address) -> Bool { pe == driver.localAddress }
 
     /// Untag, set the VNI, to the VTEP's tunnel port (or back into table 4 for this host).
-    func tunnelActions(_ pe: IPv4Address, vni: UInt32, port: String?) throws -> String {
+    func tunnelActions(_ pe: IPv4Address, vni: UInt32) throws -> String {
         if local(pe) { return "strip_vlan,load:0->NXM_OF_IN_PORT[],set_tunnel:\(vni),resubmit(,\(OVSEVPNDriver.Table.vxlanToLocalVLAN))" }
-        guard let port, let number = try driver.tunnelPorts[port] ?? driver.ovs.ofport(port) else { throw OVSClient.Failure(command: "tunnel port to \(pe)", output: "missing") }
-        return "strip_vlan,set_tunnel:\(vni),output:\(number)"
+        guard let port = driver.tunnels.object(pe) else { throw OVSClient.Failure(command: "tunnel port to \(pe)", output: "missing") }
+        return "strip_vlan,set_tunnel:\(vni),output:\(port)"
     }
 
     func setUp(_ remote: RemoteEndpoint) throws {
         guard case .mac(let mac, let ip) = remote.destination, let vlan else { return }
         let user = OVSEVPNDriver.TunnelUser(instance: id, vni: remote.label, mac: mac)
-        let port = local(remote.remotePE) ? nil : try driver.acquireTunnel(remote.remotePE, by: user)
+        if !local(remote.remotePE) { try driver.acquireTunnel(remote.remotePE, by: user) }
         if let old = macs[mac], old.remotePE != remote.remotePE, !local(old.remotePE) {
             driver.releaseTunnel(old.remotePE, by: OVSEVPNDriver.TunnelUser(instance: id, vni: old.label, mac: mac))
         }
         macs[mac] = remote
-        driver.ovs.queue(try macRules(remote, mac: mac, ip: ip, vlan: vlan, port: port), bridge: bridge)
+        driver.ovs.queue(try macRules(remote, mac: mac, ip: ip, vlan: vlan), bridge: bridge)
     }
 
     /// A MAC to its VTEP (table 20), and its ARP responder entry when its IP is known (table 21).
-    func macRules(_ remote: RemoteEndpoint, mac: MACAddress, ip: IPAddress?, vlan: Int, port: String?) throws -> [OVSClient.Change] {
+    func macRules(_ remote: RemoteEndpoint, mac: MACAddress, ip: IPAddress?, vlan: Int) throws -> [OVSClient.Change] {
         var changes: [OVSClient.Change] = [
-            .addFlow("table=\(OVSEVPNDriver.Table.unicastToTunnel),priority=\(OVSEVPNDriver.priority),cookie=\(cookie),dl_vlan=\(vlan),dl_dst=\(mac) actions=\(try tunnelActions(remote.remotePE, vni: remote.label, port: port))")
+            .addFlow("table=\(OVSEVPNDriver.Table.unicastToTunnel),priority=\(OVSEVPNDriver.priority),cookie=\(cookie),dl_vlan=\(vlan),dl_dst=\(mac) actions=\(try tunnelActions(remote.remotePE, vni: remote.label))")
         ]
         if case .v4(let address)? = ip { changes.append(.addFlow(arpResponder(vlan: vlan, ip: address, mac: mac))) }
         return changes
@@ -212,7 +211,7 @@ final class OVSEVPNInstance: DataplaneInstance {
         var changes = [vniRule(vlan: vlan)]
         for (mac, remote) in macs {
             guard case .mac(_, let ip) = remote.destination else { continue }
-            changes += try macRules(remote, mac: mac, ip: ip, vlan: vlan, port: local(remote.remotePE) ? nil : OVSEVPNDriver.tunnelPortName(remote.remotePE))
+            changes += try macRules(remote, mac: mac, ip: ip, vlan: vlan)
         }
         try driver.ovs.apply(changes, bridge: bridge)
         if !floods.isEmpty {
@@ -248,7 +247,7 @@ final class OVSEVPNInstance: DataplaneInstance {
         guard let vlan else { return }
         var buckets: [String] = []
         for (pe, flood) in floods.sorted(by: { $0.key < $1.key }) {
-            buckets.append("bucket=actions=" + (try tunnelActions(pe, vni: flood.vni, port: local(pe) ? nil : OVSEVPNDriver.tunnelPortName(pe))))
+            buckets.append("bucket=actions=" + (try tunnelActions(pe, vni: flood.vni)))
         }
         let group = "group_id=\(vlan),type=all," + buckets.joined(separator: ",")
         var changes: [OVSClient.Change] = [first ? .addGroup(group) : .modifyGroup(group)]
@@ -258,7 +257,7 @@ final class OVSEVPNInstance: DataplaneInstance {
 
     func addFlood(_ flood: FloodEndpoint) throws {
         guard vlan != nil, floods[flood.remotePE] == nil else { return }
-        if !local(flood.remotePE) { _ = try driver.acquireTunnel(flood.remotePE, by: OVSEVPNDriver.TunnelUser(instance: id, vni: flood.vni, mac: nil)) }
+        if !local(flood.remotePE) { try driver.acquireTunnel(flood.remotePE, by: OVSEVPNDriver.TunnelUser(instance: id, vni: flood.vni, mac: nil)) }
         let first = floods.isEmpty
         floods[flood.remotePE] = flood
         try writeFloodGroup(first: first)

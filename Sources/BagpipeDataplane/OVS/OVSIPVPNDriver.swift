@@ -1,4 +1,5 @@
 import BGPWire
+import BagpipeConfig
 import BagpipeVPN
 import Logging
 import Netlink
@@ -60,14 +61,7 @@ public final class OVSIPVPNDriver: DataplaneDriver {
 
     public init(localAddress: IPv4Address, options o: [String: String], ovs: OVSClient = OVSClient()) throws {
         func fail(_ key: String, _ message: String) -> DataplaneDrivers.Unavailable { .init(description: "[DATAPLANE_DRIVER_IPVPN] \(key): \(message)") }
-        func bool(_ key: String) throws -> Bool {
-            guard let t = o[key] else { return false }
-            switch t.lowercased() {
-            case "true", "yes", "on", "1": return true
-            case "false", "no", "off", "0": return false
-            default: throw fail(key, "'\(t)' is not a boolean")
-            }
-        }
+        func bool(_ key: String) throws -> Bool { try DataplaneDrivers.bool(o, key, type: .ipvpn) }
         func int(_ key: String, _ fallback: Int) throws -> Int {
             guard let t = o[key] else { return fallback }
             guard let v = Int(t), v >= 0, v < 255 else { throw fail(key, "'\(t)' is not a table number") }
@@ -97,13 +91,14 @@ public final class OVSIPVPNDriver: DataplaneDriver {
         // `mpls_over_gre`: auto (the interface decides), True, False. The original forced GRE for any
         // value but auto (quirk Q12); False means bare MPLS here.
         let mplsInterface = o["mpls_interface"].flatMap { $0.isEmpty ? nil : $0 }
-        switch (o["mpls_over_gre"] ?? "auto").lowercased() {
-        case "auto": mode = mplsInterface == nil || mplsInterface?.contains("gre") == true ? .gre : .bareMPLS
-        case "true", "yes", "on", "1": mode = .gre
-        case "false", "no", "off", "0":
-            guard mplsInterface != nil else { throw fail("mpls_over_gre", "False needs an mpls_interface") }
-            mode = .bareMPLS
-        case let other: throw fail("mpls_over_gre", "'\(other)' is not auto, True or False")
+        let overGRE = o["mpls_over_gre"] ?? "auto"
+        if overGRE.lowercased() == "auto" {
+            mode = mplsInterface == nil || mplsInterface?.contains("gre") == true ? .gre : .bareMPLS
+        } else if let gre = parseBoolean(overGRE) {
+            guard gre || mplsInterface != nil else { throw fail("mpls_over_gre", "False needs an mpls_interface") }
+            mode = gre ? .gre : .bareMPLS
+        } else {
+            throw fail("mpls_over_gre", "'\(overGRE)' is not auto, True or False")
         }
         options.mplsInterface = mode == .bareMPLS ? mplsInterface : nil
         vxlan = try bool("vxlan_encap")
@@ -123,10 +118,11 @@ public final class OVSIPVPNDriver: DataplaneDriver {
             OVSClient.deleteCanary(cookie: Self.driverCookie),
         ]
         for port in [options.greTunnel, "vxlan"] { if let n = try? ovs.ofport(port) { changes.append(.deleteFlows("table=\(options.inputTable),in_port=\(n)")) } }
-        try ovs.apply(changes, bridge: bridge)
+        // Every group, in the same call (one process, not one per group).
         for g in try ovs.groups(bridge: bridge) {
-            if let id = g.split(separator: ",").first?.split(separator: "=").last.flatMap({ UInt32($0) }) { try ovs.apply([.deleteGroup(id)], bridge: bridge) }
+            if let id = g.split(separator: ",").first?.split(separator: "=").last.flatMap({ UInt32($0) }) { changes.append(.deleteGroup(id)) }
         }
+        try ovs.apply(changes, bridge: bridge)
     }
 
     /// The tunnel ports, the input rules that send encapsulated traffic to its table, then the canary.
@@ -162,10 +158,6 @@ public final class OVSIPVPNDriver: DataplaneDriver {
             ]
         }
         try ovs.vsctl(commands)
-        try installBaseRules()
-    }
-
-    func installBaseRules() throws {
         mplsPort = try ovs.ofport(mode == .gre ? options.greTunnel : options.mplsInterface ?? "")
         vxlanPort = vxlan ? try ovs.ofport("vxlan") : nil
         var changes: [OVSClient.Change] = []
