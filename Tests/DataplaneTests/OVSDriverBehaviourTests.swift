@@ -78,6 +78,20 @@ import Testing
         #expect(remoteRule?.contains("dl_vlan=7") == true && remoteRule?.contains("output:\(tunnel)") == true, "\(remoteRule ?? "none")")
         #expect(try s.ovs.flows("br-tun", "table=21").contains { $0.contains("arp_tpa=10.0.0.2") && $0.contains("dl_vlan=7") })
         #expect(try s.ovs.flows("br-tun", "table=0").contains { $0.contains("in_port=\(tunnel)") && $0.contains("resubmit(,4)") })
+        // A MAC (with its IP) moving to another VTEP: the new route comes before the old one goes;
+        // the rule follows it and its ARP responder entry stays.
+        let pe3 = IPv4Address(192, 0, 2, 3), ip5 = IPAddress.v4(IPv4Address(10, 0, 0, 5))
+        try evi.setUp(Self.remote(5, pe: Self.pe2, ip: ip5))
+        try evi.setUp(Self.remote(5, pe: pe3, ip: ip5))
+        try evi.remove(Self.remote(5, pe: Self.pe2, ip: ip5))
+        driver.flush()
+        let moved = try #require(try s.client.ofport("vxlan-c0000203"))
+        #expect(try s.ovs.flows("br-tun", "table=20").contains { $0.contains("dl_dst=52:54:00:00:00:05") && $0.contains("output:\(moved)") })
+        #expect(try s.ovs.flows("br-tun", "table=21").contains { $0.contains("arp_tpa=10.0.0.5") }, "the moved MAC still has its ARP entry")
+        try evi.remove(Self.remote(5, pe: pe3, ip: ip5))
+        driver.flush()
+        #expect(try s.ovs.flows("br-tun", "table=21").allSatisfy { !$0.contains("arp_tpa=10.0.0.5") })
+        #expect(try !s.ports("br-tun").contains("vxlan-c0000203"))
         // Flooding: keyed (vni, flood), a group with a bucket per member, table 22 to the group.
         try evi.addFlood(FloodEndpoint(remotePE: Self.pe2, vni: 5001, encapsulations: [.vxlan]))
         driver.flush()

@@ -230,11 +230,14 @@ final class OVSEVPNInstance: DataplaneInstance {
     func remove(_ remote: RemoteEndpoint) throws {
         guard case .mac(let mac, let ip) = remote.destination, let vlan else { return }
         var changes: [OVSClient.Change] = []
-        if case .v4(let address)? = ip { changes.append(.deleteFlowStrict("table=\(OVSEVPNDriver.Table.arpResponder),priority=1,arp,dl_vlan=\(vlan),arp_tpa=\(address)")) }
-        // A MAC re-pointed to another VTEP keeps its rule.
+        // A MAC re-pointed to another VTEP keeps its rule, and its ARP entry while the route it
+        // has now carries the same IP.
         if macs[mac]?.remotePE == remote.remotePE {
             macs[mac] = nil
             changes.append(.deleteFlowStrict("table=\(OVSEVPNDriver.Table.unicastToTunnel),priority=\(OVSEVPNDriver.priority),dl_vlan=\(vlan),dl_dst=\(mac)"))
+        }
+        if case .v4(let address)? = ip, macs[mac]?.destination != remote.destination {
+            changes.append(.deleteFlowStrict("table=\(OVSEVPNDriver.Table.arpResponder),priority=1,arp,dl_vlan=\(vlan),arp_tpa=\(address)"))
         }
         driver.ovs.queue(changes, bridge: bridge)
         if !local(remote.remotePE), macs[mac]?.remotePE != remote.remotePE {
