@@ -1,4 +1,5 @@
 import BGPWire
+import Dispatch
 import Logging
 
 #if canImport(Glibc)
@@ -8,11 +9,13 @@ import Glibc
 /// The attachments in force, kept in a file so that a restarted daemon plugs them again (the
 /// original lost them all, and waited for its agent to notice the new /ping and replay them). Each
 /// entry is an attach request as the API received it; a detach removes the entries it undoes. The
-/// file is replaced atomically (written beside, then renamed) after each change.
-public final class AttachmentStore {
+/// file is replaced atomically (written beside, then renamed) after each change, on a queue of its
+/// own: a slow disk never holds the BGP event loop.
+public final class AttachmentStore: @unchecked Sendable {
     public let path: String
-    /// (instance, MAC, address) → request, in the order they were first attached.
-    private(set) var entries: [(key: Key, request: JSONValue)] = []
+    /// (instance, MAC, address) → request, in the order they were first attached. On `queue` only.
+    private var entries: [(key: Key, request: JSONValue)] = []
+    private let queue = DispatchQueue(label: "bagpipe.attachments")
     let logger = Logger(label: "bagpipe.vpn.store")
 
     struct Key: Hashable {
@@ -46,23 +49,39 @@ public final class AttachmentStore {
         return list
     }
 
-    func key(_ r: AttachRequest) -> Key { Key(instance: r.vpnInstanceID, mac: r.mac, ip: r.ipAddress.map { "\($0.prefix)" }) }
+    static func key(_ r: AttachRequest) -> Key { Key(instance: r.vpnInstanceID, mac: r.mac, ip: r.ipAddress.map { "\($0.prefix)" }) }
 
     /// An attach succeeded.
     public func attached(_ r: AttachRequest) {
-        let k = key(r)
-        if let i = entries.firstIndex(where: { $0.key == k }) { entries[i].request = r.raw } else { entries.append((k, r.raw)) }
-        save()
+        let (k, raw) = (Self.key(r), r.raw)
+        queue.async {
+            if let i = self.entries.firstIndex(where: { $0.key == k }) { self.entries[i].request = raw } else { self.entries.append((k, raw)) }
+            self.save()
+        }
     }
 
     /// A detach succeeded: what it undid goes (every address of the MAC when it names none).
     public func detached(_ r: DetachRequest) {
-        let ip = r.ipAddress.map { "\($0.prefix)" }
-        entries.removeAll { $0.key.instance == r.vpnInstanceID && $0.key.mac == r.mac && (ip == nil || $0.key.ip == ip) }
-        save()
+        let (ip, instance, mac) = (r.ipAddress.map { "\($0.prefix)" }, r.vpnInstanceID, r.mac)
+        queue.async {
+            self.entries.removeAll { $0.key.instance == instance && $0.key.mac == mac && (ip == nil || $0.key.ip == ip) }
+            self.save()
+        }
     }
 
-    func save() {
+    /// Exactly these attachments (what a restart plugged again).
+    public func replace(with requests: [AttachRequest]) {
+        let list = requests.map { (key: Self.key($0), request: $0.raw) }
+        queue.async {
+            self.entries = list
+            self.save()
+        }
+    }
+
+    /// Waits until every change so far is on disk (tests, shutdown).
+    public func sync() { queue.sync {} }
+
+    private func save() {
         let text = JSONValue.object([("attachments", .array(entries.map(\.request)))]).serialized() + "\n"
         let temporary = path + ".new"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)

@@ -103,9 +103,14 @@ public struct GatewayLink: Sendable, Hashable {
     }
 }
 
-/// What an instance needs from its dataplane (reference §9.1). Called on the engine's loop.
+/// What an instance needs from its dataplane (reference §9.1). A driver's instances are called on
+/// the `DataplaneExecutor`; the VPN instances on the engine's loop call a `QueuedInstance`, which
+/// turns each call into a `DataplaneRequest` (or, in unit tests, a driver directly).
 public protocol DataplaneInstance: AnyObject {
     func plug(_ endpoint: Endpoint) throws
+    /// Plugs, then calls `applied` once the dataplane has done it, with whether it succeeded: at
+    /// once for a driver called directly, later (on the loop) for one behind the executor.
+    func plug(_ endpoint: Endpoint, applied: @escaping (Bool) -> Void) throws
     func unplug(_ endpoint: Endpoint, lastEndpointOfPort: Bool) throws
     func setUp(_ remote: RemoteEndpoint) throws
     func remove(_ remote: RemoteEndpoint) throws
@@ -134,6 +139,10 @@ public struct DataplaneNotSupported: Error, CustomStringConvertible {
 }
 
 extension DataplaneInstance {
+    public func plug(_ endpoint: Endpoint, applied: @escaping (Bool) -> Void) throws {
+        try plug(endpoint)
+        applied(true)
+    }
     public func addTrafficClassifier(_ classifier: TrafficClassifier, redirectTo instance: UInt32) throws { throw DataplaneNotSupported("traffic redirection") }
     public func removeTrafficClassifier(_ classifier: TrafficClassifier) throws { throw DataplaneNotSupported("traffic redirection") }
     public func addFlood(_ flood: FloodEndpoint) throws { throw DataplaneNotSupported("flooding") }
@@ -143,7 +152,7 @@ extension DataplaneInstance {
     public func updateFallback(_ fallback: JSONValue?) {}
 }
 
-/// A dataplane driver for one VPN type (reference §9.1).
+/// A dataplane driver for one VPN type (reference §9.1). Called on the `DataplaneExecutor` only.
 public protocol DataplaneDriver: AnyObject {
     var vpnType: VPNType { get }
     /// Encapsulations it can use, in order of preference.
@@ -153,7 +162,7 @@ public protocol DataplaneDriver: AnyObject {
     /// The tunnel endpoint advertised as next hop.
     var localAddress: IPv4Address { get }
     /// Directions it can forward (the original: only `both` except the IP VPN `ovs` driver).
-    func validate(_ direction: Direction) throws(APIError)
+    var directions: Set<Direction> { get }
     /// Wants a removal call per installed route when an instance stops (reference §7.3), instead of
     /// removing everything in `cleanup()`.
     var needsCleanupAssist: Bool { get }
@@ -180,9 +189,7 @@ public protocol DataplaneDriver: AnyObject {
 }
 
 extension DataplaneDriver {
-    public func validate(_ direction: Direction) throws(APIError) {
-        guard direction == .both else { throw APIError("Unsupported direction: \(direction.rawValue)") }
-    }
+    public var directions: Set<Direction> { [.both] }
 
     public func resetState() throws {}
     public func initialize() throws {}

@@ -27,10 +27,6 @@ public final class DummyDriver: DataplaneDriver {
         encapsulations = vpnType == .evpn ? [.vxlan] : [.default, .mpls]
     }
 
-    public func validate(_ direction: Direction) throws(APIError) {
-        guard directions.contains(direction) else { throw APIError("Unsupported direction: \(direction.rawValue)") }
-    }
-
     public func resetState() throws { resets += 1 }
     public func initialize() throws { initialized += 1 }
 

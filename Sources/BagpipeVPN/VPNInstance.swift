@@ -86,6 +86,8 @@ public class VPNInstance {
     var advertised: [RouteKey: Origination] = [:]
     /// Plugged endpoints and how they are advertised.
     var plugged: [PluggedKey: (endpoint: Endpoint, placement: Placement)] = [:]
+    /// Plugs the dataplane has not confirmed yet, by endpoint (their routes wait).
+    var pendingPlugs: [PluggedKey: Int] = [:]
     /// What the dataplane holds for received routes.
     var installed: Set<Installation> = []
     let logger: Logger
@@ -178,19 +180,38 @@ public class VPNInstance {
     /// The plugged endpoints changed (subclasses re-derive what depends on them).
     func endpointsChanged() {}
 
-    /// Plugs an endpoint into the dataplane and advertises its route (unless `from-port`).
+    /// Plugs an endpoint into the dataplane and, once the dataplane has plugged it, advertises its
+    /// route (unless `from-port`): traffic is not attracted to a port that is not there yet.
     public func plug(_ endpoint: Endpoint, _ placement: Placement) throws {
-        try driver.validate(endpoint.direction)
-        try dataplane.plug(endpoint)
-        plugged[PluggedKey(mac: endpoint.mac, ip: endpoint.ip, prefix: placement.prefix)] = (endpoint, placement)
-        advertise(endpoint, placement)
+        guard driver.directions.contains(endpoint.direction) else { throw APIError("Unsupported direction: \(endpoint.direction.rawValue)") }
+        let key = PluggedKey(mac: endpoint.mac, ip: endpoint.ip, prefix: placement.prefix)
+        plugged[key] = (endpoint, placement)
+        pendingPlugs[key, default: 0] += 1
+        do {
+            try dataplane.plug(endpoint) { [weak self] done in self?.plugApplied(key, done) }
+        } catch {
+            plugged[key] = nil
+            pendingPlugs[key] = nil
+            throw error
+        }
         endpointsChanged()
     }
 
+    /// The dataplane plugged an endpoint (or failed to: the manager then undoes the attach): its
+    /// route goes out, as it is now, if it is still plugged and no later plug of it is pending.
+    private func plugApplied(_ key: PluggedKey, _ done: Bool) {
+        let left = (pendingPlugs[key] ?? 1) - 1
+        pendingPlugs[key] = left > 0 ? left : nil
+        guard done, left == 0, let p = plugged[key] else { return }
+        advertise(p.endpoint, p.placement)
+    }
+
     /// Advertises (or replaces, when it changed) an endpoint's route, without touching the dataplane.
+    /// While the endpoint's plug is still pending, only what is advertised once it is done changes.
     public func advertise(_ endpoint: Endpoint, _ placement: Placement) {
-        plugged[PluggedKey(mac: endpoint.mac, ip: endpoint.ip, prefix: placement.prefix)] = (endpoint, placement)
-        guard endpoint.direction != .fromPort, let route = endpointRoute(endpoint, placement) else { return }
+        let key = PluggedKey(mac: endpoint.mac, ip: endpoint.ip, prefix: placement.prefix)
+        plugged[key] = (endpoint, placement)
+        guard pendingPlugs[key] == nil, endpoint.direction != .fromPort, let route = endpointRoute(endpoint, placement) else { return }
         advertiseEndpointRoute(Origination(family: route.family, element: route.element, localPref: placement.localPref, extra: endpointCommunities(endpoint, placement)))
     }
 

@@ -296,6 +296,18 @@ public final class VPNManager {
         if m.endpoints.isEmpty { remove(m) }
     }
 
+    /// Undoes an attach whose dataplane work failed after it was accepted (the drivers run on the
+    /// `DataplaneExecutor`, so their errors come back later): its endpoint goes, and the instance
+    /// with it when that was its only endpoint, as if the attach had been refused.
+    public func rollBack(_ r: AttachRequest) {
+        guard let m = instances[r.vpnInstanceID] else { return }
+        let key = EndpointKey(mac: r.mac, ip: r.ipAddress.map { "\($0.prefix)" })
+        if let record = m.endpoints[key] { unplug(record, key: key, from: m) }
+        if let (link, eviID) = m.gatewayLink, !m.endpoints.values.contains(where: { $0.endpoint.port.linuxif == link.vrfSide }) { unlink(m, link: link, eviID: eviID) }
+        if m.endpoints.isEmpty { remove(m) }
+        logger.warning("attach of \(r.mac) to \(r.vpnInstanceID) undone: the dataplane refused it")
+    }
+
     private func unplug(_ record: EndpointRecord, key: EndpointKey, from m: Managed) {
         m.endpoints[key] = nil
         let port = record.endpoint.port

@@ -4,52 +4,111 @@ import BGPSession
 import NIOCore
 
 /// The VPN manager of a running daemon, confined to its BGP speaker's event loop (where the engine
-/// is): API handlers on other threads reach it through these futures.
+/// is): API handlers on other threads reach it through these futures. The dataplane drivers run on
+/// a `DataplaneExecutor` of their own, behind a `DataplaneChannel`: nothing here waits for them on
+/// the loop. An attach or a detach still answers only once its dataplane work is done (or with its
+/// error), as the original does, or after `dataplaneTimeout` with a 503 while the dataplane is
+/// stuck (the work is then done when it answers).
 public final class VPNService: @unchecked Sendable {
     public let speaker: BGPSpeaker
     private let configuration: VPNManager.Configuration
     private let makeDrivers: @Sendable () throws -> [VPNType: any DataplaneDriver]
+    public let dataplane: DataplaneExecutor
+    /// How long an API request waits for its dataplane work before answering 503.
+    public let dataplaneTimeout: TimeAmount
     /// Touched on the speaker's loop only.
     private var manager: VPNManager?
+    private var channel: DataplaneChannel?
+    private var traits: [VPNType: DriverTraits]?
     /// The periodic check of the drivers' dataplane (touched on the speaker's loop only).
     private var reconciling: RepeatedTask?
     /// Where attachments are kept across restarts (`[API] attachments_file`), if anywhere.
     private let store: AttachmentStore?
 
-    /// `makeDrivers` runs on the loop, once: at `start()`, or at the first request.
+    /// `makeDrivers` runs on the dataplane executor, once: at `start()`, or at the first request.
     public init(
-        speaker: BGPSpeaker, configuration: VPNManager.Configuration, attachmentsFile: String? = nil,
+        speaker: BGPSpeaker, configuration: VPNManager.Configuration, attachmentsFile: String? = nil, dataplaneTimeout: TimeAmount = .seconds(30),
         makeDrivers: @escaping @Sendable () throws -> [VPNType: any DataplaneDriver]
     ) {
         self.speaker = speaker
         self.configuration = configuration
         self.makeDrivers = makeDrivers
+        self.dataplaneTimeout = dataplaneTimeout
+        dataplane = DataplaneExecutor()
         store = attachmentsFile.map(AttachmentStore.init)
     }
 
-    private func withManager<T: Sendable>(_ body: @escaping @Sendable (VPNManager) throws -> T) -> EventLoopFuture<T> {
-        let promise = speaker.eventLoop.makePromise(of: T.self)
-        speaker.eventLoop.execute {
+    /// Runs `body` on the loop with the manager, then waits (off the loop) for the dataplane work it
+    /// caused. When critical dataplane work failed, `undo` runs and the request fails with the error.
+    private func withManager<T: Sendable>(
+        _ body: @escaping @Sendable (VPNManager) throws -> T, undo: (@Sendable (VPNManager) -> Void)? = nil, done: (@Sendable (T) -> Void)? = nil
+    ) -> EventLoopFuture<T> {
+        let loop = speaker.eventLoop
+        let promise = loop.makePromise(of: T.self)
+        loop.execute {
+            let manager: VPNManager, channel: DataplaneChannel
             do {
-                // What the drivers queued is applied before the answer.
-                let result = try self.speaker.onLoop { engine in
-                    let manager = try self.manager ?? self.makeManager(engine)
-                    defer { manager.flushDrivers() }
-                    return try body(manager)
-                }
-                promise.succeed(result)
+                (manager, channel) = try self.speaker.onLoop { engine in try self.managerOnLoop(engine) }
             } catch {
-                promise.fail(error)
+                return promise.fail(error)
+            }
+            let outcome = Result { try channel.withTicket { try self.speaker.onLoop { _ in try body(manager) } } }
+            let applied = channel.submit()
+            guard case .success(let (result, ticket)) = outcome else {
+                if case .failure(let error) = outcome { promise.fail(error) }
+                return
+            }
+            // A request that asked nothing of the dataplane (the looking glass) answers now.
+            guard ticket.requests > 0 else {
+                done?(result)
+                return promise.succeed(result)
+            }
+            // Answered once: by the dataplane's outcome, or by the timeout while it is stuck.
+            let answer = Once()
+            let timeout = loop.scheduleTask(in: self.dataplaneTimeout) {
+                answer.run {
+                    promise.fail(APIError(status: 503, title: "Service Unavailable", "the dataplane has not answered within \(self.dataplaneTimeout.nanoseconds / 1_000_000_000) s; the change is applied when it does"))
+                }
+            }
+            applied.whenComplete { _ in
+                timeout.cancel()
+                if let failure = ticket.failures.first {
+                    self.speaker.onLoop { _ in undo?(manager) }
+                    channel.submit()
+                    answer.run { promise.fail(Self.apiError(failure)) }
+                } else {
+                    done?(result)
+                    answer.run { promise.succeed(result) }
+                }
             }
         }
         return promise.futureResult
     }
 
-    private func makeManager(_ engine: RouteEngine) throws -> VPNManager {
-        let manager = VPNManager(configuration: configuration, engine: engine, drivers: try makeDrivers())
-        self.manager = manager
+    /// A dataplane failure as the API answers it: the driver's own `APIError` (a port it cannot
+    /// use), else a 500 naming what failed.
+    static func apiError(_ failure: DataplaneExecutor.Failure) -> APIError {
+        if let e = failure.error as? APIError { return e }
+        return APIError(status: 500, title: "Internal Server Error", "the dataplane could not \(failure.request): \(failure.error)")
+    }
+
+    /// The drivers' traits: read when they are made on the executor (`start()`, off the loop), else
+    /// now (a service used without `start()`, in tests).
+    private func driverTraits() throws -> [VPNType: DriverTraits] {
+        if let traits { return traits }
+        let t = try dataplane.start(makeDrivers)
+        traits = t
+        return t
+    }
+
+    private func managerOnLoop(_ engine: RouteEngine) throws -> (VPNManager, DataplaneChannel) {
+        if let manager, let channel { return (manager, channel) }
+        let channel = DataplaneChannel(executor: dataplane, eventLoop: speaker.eventLoop)
+        let drivers = try driverTraits().mapValues { QueuedDriver(traits: $0, channel: channel) as any DataplaneDriver }
+        let manager = VPNManager(configuration: configuration, engine: engine, drivers: drivers)
+        (self.manager, self.channel) = (manager, channel)
         speaker.setHandlerForOtherWorkers { [unowned manager] worker, event in manager.deliver(worker, event) }
-        speaker.setAfterDelivery { [unowned manager] in manager.flushDrivers() }
+        speaker.setAfterDelivery { channel.submit() }
         if let interval = manager.reconcileInterval {
             let delay = TimeAmount.milliseconds(Int64(interval * 1000))
             reconciling = speaker.eventLoop.scheduleRepeatedTask(initialDelay: delay, delay: delay) { [weak self] _ in
@@ -57,56 +116,71 @@ public final class VPNService: @unchecked Sendable {
                 self.speaker.onLoop { _ in manager.reconcileDrivers() }
             }
         }
-        return manager
+        return (manager, channel)
     }
 
-    /// Makes the drivers (whose checks of the host may fail) and the manager, then plugs again the
-    /// attachments of the store; returns how many were replayed, and the ones refused (which leave
-    /// the store, with the reason).
+    /// Makes the drivers (whose checks of the host may fail) on the dataplane executor and the
+    /// manager, then plugs again the attachments of the store; returns how many were replayed, and
+    /// the ones refused (which leave the store, with the reason).
     public func start() -> EventLoopFuture<(replayed: Int, refused: [String])> {
-        withManager { m in
-            guard let store = self.store else { return (0, []) }
-            var replayed = 0
-            var refused: [String] = []
-            for json in try store.load() {
-                do throws(APIError) {
-                    let r = try AttachRequest(json: json)
-                    do throws(APIError) {
-                        try m.attach(r)
-                        store.attached(r)
-                        replayed += 1
-                    } catch {
-                        refused.append("\(r.vpnInstanceID) \(r.mac): \(error.message)")
-                    }
-                } catch {
-                    refused.append("\(json.serialized().prefix(200)): \(error.message)")
+        do {
+            let t = try dataplane.start(makeDrivers)
+            let stored = try store?.load() ?? []
+            return speaker.eventLoop.flatSubmit {
+                self.traits = t
+                return self.replay(stored)
+            }
+        } catch {
+            return speaker.eventLoop.makeFailedFuture(error)
+        }
+    }
+
+    private func replay(_ stored: [JSONValue]) -> EventLoopFuture<(replayed: Int, refused: [String])> {
+        var requests: [AttachRequest] = []
+        var refused: [String] = []
+        for json in stored {
+            do throws(APIError) {
+                requests.append(try AttachRequest(json: json))
+            } catch {
+                refused.append("\(json.serialized().prefix(200)): \(error.message)")
+            }
+        }
+        // One at a time, as the API would: a refused one is undone before the next.
+        let loop = speaker.eventLoop
+        var chain = loop.makeSucceededFuture((replayed: 0, refused: refused))
+        for r in requests {
+            chain = chain.flatMap { tally in
+                self.attach(r).map { (tally.replayed + 1, tally.refused) }.flatMapErrorThrowing { error in
+                    (tally.replayed, tally.refused + ["\(r.vpnInstanceID) \(r.mac): \((error as? APIError)?.message ?? "\(error)")"])
                 }
             }
-            store.save()  // exactly what was plugged again
-            return (replayed, refused)
+        }
+        return chain.map { tally in
+            self.store?.replace(with: requests.filter { r in !tally.refused.contains { $0.hasPrefix("\(r.vpnInstanceID) \(r.mac):") } })
+            return tally
         }
     }
 
     /// Fails with an `APIError` when refused (nothing changed then).
     public func attach(_ request: AttachRequest) -> EventLoopFuture<Void> {
-        withManager {
-            try $0.attach(request)
-            self.store?.attached(request)
-        }
+        withManager({ try $0.attach(request) }, undo: { $0.rollBack(request) }, done: { self.store?.attached(request) })
     }
 
     public func detach(_ request: DetachRequest) -> EventLoopFuture<Void> {
-        withManager {
-            try $0.detach(request)
-            self.store?.detached(request)
-        }
+        withManager({ try $0.detach(request) }, done: { self.store?.detached(request) })
     }
 
+    /// Waits until the attachments file has every change (off the loop: it blocks).
+    public func syncStore() { store?.sync() }
+
+    /// Every instance stops, then the drivers; waits for the dataplane up to `dataplaneTimeout`.
     public func stop() -> EventLoopFuture<Void> {
         withManager {
             self.reconciling?.cancel()
             self.reconciling = nil
             $0.stopAll()
+        }.flatMapError { error in
+            (error as? APIError)?.status == 503 ? self.speaker.eventLoop.makeSucceededVoidFuture() : self.speaker.eventLoop.makeFailedFuture(error)
         }
     }
 
@@ -117,6 +191,8 @@ public final class VPNService: @unchecked Sendable {
         public var instances: [String: Int] = [:]
         public var endpoints = 0
         public var warnings = 0
+        /// Dataplane requests not applied yet (a stuck driver shows here).
+        public var dataplaneQueue = 0
     }
 
     public func metrics() -> EventLoopFuture<MetricsSnapshot> {
@@ -136,6 +212,7 @@ public final class VPNService: @unchecked Sendable {
                 }
                 s.endpoints = m.endpointCount
                 s.warnings = WarningLog.shared.count
+                s.dataplaneQueue = self.dataplane.depth
                 return s
             }
         }
@@ -160,8 +237,27 @@ extension VPNService {
     /// A looking-glass node (reference §2): `path` below `/looking-glass`, `base` the absolute URL of
     /// `/looking-glass` (hrefs are absolute). Nil: no such node (a 404).
     public func lookingGlass(path: [String], base: String, info: Info) -> EventLoopFuture<JSONValue?> {
-        withManager { m in
-            self.speaker.onLoop { engine in LookingGlassTree(manager: m, speaker: self.speaker, engine: engine, base: base, info: info).resolve(path) }
+        // The dataplane's nodes as of now, unless the dataplane is busy: then as last copied.
+        let loop = speaker.eventLoop
+        let copied = loop.makePromise(of: Void.self)
+        let once = Once()
+        dataplane.refreshLookingGlass { loop.execute { once.run { copied.succeed() } } }
+        let deadline = loop.scheduleTask(in: .milliseconds(50)) { once.run { copied.succeed() } }
+        return copied.futureResult.flatMap {
+            deadline.cancel()
+            return self.withManager { m in
+                self.speaker.onLoop { engine in LookingGlassTree(manager: m, speaker: self.speaker, engine: engine, base: base, info: info).resolve(path) }
+            }
         }
+    }
+}
+
+/// Runs its body the first time only; used on one event loop.
+final class Once: @unchecked Sendable {
+    private var done = false
+    func run(_ body: () -> Void) {
+        guard !done else { return }
+        done = true
+        body()
     }
 }

@@ -21,8 +21,10 @@ struct BagpipeBGP: AsyncParsableCommand {
         discussion: """
             Reads bgp.conf (the original's INI file). As a compute node (the default) it peers with \
             [BGP] peers, serves the REST API on [API] host:port (default 127.0.0.1:8082) for \
-            attach_localport / detach_localport, and realizes E-VPN and IP VPN instances (dummy \
-            dataplane drivers in this version). It can also run as a BGP route reflector (RFC 4456) \
+            attach_localport / detach_localport, and realizes E-VPN and IP VPN instances with the \
+            dataplane drivers of [DATAPLANE_DRIVER_EVPN] and [DATAPLANE_DRIVER_IPVPN] (dummy, linux \
+            over netlink, ovs), which run on a thread of their own so that a slow dataplane never \
+            delays BGP. It can also run as a BGP route reflector (RFC 4456) \
             with RT-Constraint (RFC 4684): set in [BGP]
               route_reflector = True
               cluster_id = <IPv4>          (default: local_address)
@@ -183,6 +185,7 @@ struct SpeakerService: Service {
         if let vpn {
             logger.notice("stopping: VPN instances, then every session")
             try? await vpn.stop().get()
+            vpn.syncStore()
         } else {
             logger.notice("stopping: closing every session")
         }

@@ -167,7 +167,7 @@ public final class OVSIPVPNDriver: DataplaneDriver {
         if mode == .bareMPLS, let i = options.mplsInterface { mplsMAC = try? NetlinkSocket().link(named: i)?.address }
     }
 
-    public func validate(_ direction: Direction) throws(APIError) {}
+    public var directions: Set<Direction> { [.both, .toPort, .fromPort] }
 
     public func flush() {
         do { try ovs.flush() } catch { logger.warning("\(bridge): \(error)") }
