@@ -33,9 +33,14 @@ public final class DataplaneChannel: @unchecked Sendable {
     /// Set while an API request runs: its critical requests report to it.
     private var ticket: Ticket?
 
-    public init(executor: DataplaneExecutor, eventLoop: any EventLoop) {
+    /// Runs the callbacks of a completed batch: they advertise routes, so the speaker must deliver
+    /// what they changed to the peers afterwards (`BGPSpeaker.onLoop`).
+    private let around: (() -> Void) -> Void
+
+    public init(executor: DataplaneExecutor, eventLoop: any EventLoop, around: @escaping (() -> Void) -> Void = { $0() }) {
         self.executor = executor
         self.eventLoop = eventLoop
+        self.around = around
     }
 
     func newInstanceRef(_ type: VPNType, id: UInt32) -> DataplaneInstanceRef {
@@ -93,7 +98,9 @@ public final class DataplaneChannel: @unchecked Sendable {
             self.eventLoop.execute {
                 let (callbacks, tickets) = self.inFlight.removeValue(forKey: number) ?? ([:], [:])
                 let failed = Dictionary(failures.map { ($0.index, $0) }, uniquingKeysWith: { a, _ in a })
-                for index in callbacks.keys.sorted() { callbacks[index]?(failed[index]?.error) }
+                self.around {
+                    for index in callbacks.keys.sorted() { callbacks[index]?(failed[index]?.error) }
+                }
                 for (index, failure) in failed { tickets[index]?.failures.append(failure) }
                 promise.succeed()
             }

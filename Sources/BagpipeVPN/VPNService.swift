@@ -103,7 +103,7 @@ public final class VPNService: @unchecked Sendable {
 
     private func managerOnLoop(_ engine: RouteEngine) throws -> (VPNManager, DataplaneChannel) {
         if let manager, let channel { return (manager, channel) }
-        let channel = DataplaneChannel(executor: dataplane, eventLoop: speaker.eventLoop)
+        let channel = DataplaneChannel(executor: dataplane, eventLoop: speaker.eventLoop) { [speaker] body in speaker.onLoop { _ in body() } }
         let drivers = try driverTraits().mapValues { QueuedDriver(traits: $0, channel: channel) as any DataplaneDriver }
         let manager = VPNManager(configuration: configuration, engine: engine, drivers: drivers)
         (self.manager, self.channel) = (manager, channel)
