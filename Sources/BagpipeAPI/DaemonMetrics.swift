@@ -16,6 +16,9 @@ public final class DaemonMetrics: Sendable {
     static var routes: MetricNameDescriptor { MetricNameDescriptor(namespace: "bagpipe", subsystem: "bgp", metricName: "routes", unitName: "", helpText: "Paths in the RIB by family and origin") }
     static var instances: MetricNameDescriptor { MetricNameDescriptor(namespace: "bagpipe", subsystem: "vpn", metricName: "instances", unitName: "", helpText: "VPN instances by type") }
     static var endpoints: MetricNameDescriptor { MetricNameDescriptor(namespace: "bagpipe", subsystem: "vpn", metricName: "endpoints", unitName: "", helpText: "Endpoints attached through the API") }
+    static var dataplaneQueue: MetricNameDescriptor {
+        MetricNameDescriptor(namespace: "bagpipe", subsystem: "dataplane", metricName: "queued_requests", unitName: "", helpText: "Dataplane requests waiting for the drivers or being applied (grows while a switch or netlink hangs)")
+    }
     static var warnings: MetricNameDescriptor { MetricNameDescriptor(namespace: "bagpipe", metricName: "warnings", unitName: "", helpText: "Warnings and errors logged (the last 100)") }
 
     /// The text exposition after setting the state gauges from `snapshot`.
@@ -28,6 +31,7 @@ public final class DaemonMetrics: Sendable {
         for type in ["evpn", "ipvpn"] { registry.makeGauge(descriptor: Self.instances, labels: [("type", type)]).set(Double(snapshot.instances[type] ?? 0)) }
         registry.makeGauge(descriptor: Self.endpoints).set(Double(snapshot.endpoints))
         registry.makeGauge(descriptor: Self.warnings).set(Double(snapshot.warnings))
+        registry.makeGauge(descriptor: Self.dataplaneQueue).set(Double(snapshot.dataplaneQueue))
         return registry.emitToString()
     }
 }

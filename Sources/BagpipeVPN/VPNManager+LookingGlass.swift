@@ -51,7 +51,7 @@ extension VPNManager {
         for record in m.endpoints.values.sorted(by: { "\($0.endpoint.mac)\($0.prefix.map { "\($0)" } ?? "")" < "\($1.endpoint.mac)\($1.prefix.map { "\($0)" } ?? "")" }) {
             let e = record.endpoint
             ports[e.port.linuxif ?? e.port.raw.serialized(), default: []].append(.object([
-                ("label", JSONValue(e.label)), ("mac_address", .string("\(e.mac)")), ("ip_address", record.prefix.map { .string("\($0)") } ?? .null),
+                ("label", JSONValue(e.label)), ("mac_address", .string("\(e.mac)")), ("ip_address", record.ipText.map { .string($0) } ?? .null),
                 ("local_pref", record.localPref.map { JSONValue($0) } ?? .null), ("rd", .string("\(placement(record, m).routeDistinguisher)")),
                 ("description", record.description ?? .null), ("direction", .string(e.direction.rawValue)),
             ]))

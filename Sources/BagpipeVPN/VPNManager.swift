@@ -34,6 +34,8 @@ public final class VPNManager {
 
     struct EndpointRecord {
         var endpoint: Endpoint
+        /// `ip_address` as the last attach gave it ("10.0.0.1" or "10.0.0.1/24"): the looking glass shows it so.
+        var ipText: String?
         /// What is advertised: the host route, or the prefix as given with `advertise_subnet`.
         var prefix: IPPrefix?
         /// The endpoint's own RD (allocated), for IP VPN endpoints that forward to the port.
@@ -230,6 +232,7 @@ public final class VPNManager {
         if var existing = m.endpoints[key] {
             // The same endpoint again: the route is refreshed (LOCAL_PREF may change), not the dataplane.
             existing.localPref = r.localPref
+            existing.ipText = r.ipAddress?.text
             existing.loadBalancingOrder = r.lbConsistentHashOrder
             existing.description = r.description
             m.endpoints[key] = existing
@@ -248,7 +251,7 @@ public final class VPNManager {
             throw Self.serverError("\(error)")
         }
         let record = EndpointRecord(
-            endpoint: Endpoint(mac: r.mac, ip: r.ipAddress?.prefix.address, port: r.localPort, label: label, direction: r.direction), prefix: prefix, ownRD: ownRD,
+            endpoint: Endpoint(mac: r.mac, ip: r.ipAddress?.prefix.address, port: r.localPort, label: label, direction: r.direction), ipText: r.ipAddress?.text, prefix: prefix, ownRD: ownRD,
             localPref: r.localPref, loadBalancingOrder: r.lbConsistentHashOrder, description: r.description)
         do {
             try m.instance.plug(record.endpoint, placement(record, m))

@@ -22,6 +22,8 @@ public final class VPNService: @unchecked Sendable {
     private var traits: [VPNType: DriverTraits]?
     /// The periodic check of the drivers' dataplane (touched on the speaker's loop only).
     private var reconciling: RepeatedTask?
+    /// The looking-glass copy of the dataplane being refreshed, since when (on the speaker's loop only).
+    private var glassRefresh: (done: EventLoopFuture<Void>, started: NIODeadline)?
     /// Where attachments are kept across restarts (`[API] attachments_file`), if anywhere.
     private let store: AttachmentStore?
 
@@ -70,7 +72,8 @@ public final class VPNService: @unchecked Sendable {
                     promise.fail(APIError(status: 503, title: "Service Unavailable", "the dataplane has not answered within \(self.dataplaneTimeout.nanoseconds / 1_000_000_000) s; the change is applied when it does"))
                 }
             }
-            applied.whenComplete { _ in
+            // Completes on the loop, where the manager and the ticket live.
+            applied.assumeIsolated().whenComplete { _ in
                 timeout.cancel()
                 if let failure = ticket.failures.first {
                     self.speaker.onLoop { _ in undo?(manager) }
@@ -155,8 +158,9 @@ public final class VPNService: @unchecked Sendable {
                 }
             }
         }
+        let replayed = requests
         return chain.map { tally in
-            self.store?.replace(with: requests.filter { r in !tally.refused.contains { $0.hasPrefix("\(r.vpnInstanceID) \(r.mac):") } })
+            self.store?.replace(with: replayed.filter { r in !tally.refused.contains { $0.hasPrefix("\(r.vpnInstanceID) \(r.mac):") } })
             return tally
         }
     }
@@ -237,18 +241,43 @@ extension VPNService {
     /// A looking-glass node (reference §2): `path` below `/looking-glass`, `base` the absolute URL of
     /// `/looking-glass` (hrefs are absolute). Nil: no such node (a 404).
     public func lookingGlass(path: [String], base: String, info: Info) -> EventLoopFuture<JSONValue?> {
-        // The dataplane's nodes as of now, unless the dataplane is busy: then as last copied.
-        let loop = speaker.eventLoop
-        let copied = loop.makePromise(of: Void.self)
-        let once = Once()
-        dataplane.refreshLookingGlass { loop.execute { once.run { copied.succeed() } } }
-        let deadline = loop.scheduleTask(in: .milliseconds(50)) { once.run { copied.succeed() } }
-        return copied.futureResult.flatMap {
-            deadline.cancel()
-            return self.withManager { m in
+        let resolve: @Sendable () -> EventLoopFuture<JSONValue?> = {
+            self.withManager { m in
                 self.speaker.onLoop { engine in LookingGlassTree(manager: m, speaker: self.speaker, engine: engine, base: base, info: info).resolve(path) }
             }
         }
+        // Only the VPN subtree shows dataplane state.
+        guard path.first == "vpns" else { return resolve() }
+        return speaker.eventLoop.flatSubmit { self.dataplaneGlassCopied() }.flatMap { resolve() }
+    }
+
+    /// On the loop: completes once the dataplane's looking-glass copy is fresh, or after at most
+    /// 50 ms while the dataplane is busy (the copy then shows it as last seen). One refresh at a
+    /// time: behind a stuck driver, requests neither pile up on the executor nor each wait.
+    private func dataplaneGlassCopied() -> EventLoopFuture<Void> {
+        let loop = speaker.eventLoop
+        let now = NIODeadline.now()
+        if glassRefresh == nil {
+            let refreshed = loop.makePromise(of: Void.self)
+            glassRefresh = (refreshed.futureResult, now)
+            dataplane.refreshLookingGlass {
+                loop.execute {
+                    self.glassRefresh = nil
+                    refreshed.succeed()
+                }
+            }
+        }
+        guard let (done, started) = glassRefresh else { return loop.makeSucceededVoidFuture() }
+        let wait = started + .milliseconds(50) - now
+        guard wait > .zero else { return loop.makeSucceededVoidFuture() }
+        let answered = loop.makePromise(of: Void.self)
+        let once = Once()
+        let deadline = loop.scheduleTask(in: wait) { once.run { answered.succeed() } }
+        done.whenComplete { _ in
+            deadline.cancel()
+            once.run { answered.succeed() }
+        }
+        return answered.futureResult
     }
 }
 

@@ -30,11 +30,11 @@ public final class NetlinkSocket {
     /// A socket in the named network namespace (`ip netns add` name). A socket stays in the
     /// namespace it was opened in.
     public convenience init(namespace: String) throws {
-        try self.init(descriptor: try inNetworkNamespace(namespace) { try Self.open() })
+        self.init(descriptor: try inNetworkNamespace(namespace) { try Self.open() })
     }
 
     /// A socket in this thread's network namespace.
-    public convenience init() throws { try self.init(descriptor: try Self.open()) }
+    public convenience init() throws { self.init(descriptor: try Self.open()) }
 
     init(descriptor: Int32) { fd = descriptor }
 
@@ -136,7 +136,15 @@ public final class NetlinkSocket {
         }
     }
 
+    /// Fault injection for tests (`BAGPIPE_FAULT_NETLINK_GATE=<path>`): while that file exists,
+    /// every request waits before it is sent, as behind a kernel that does not answer. Read once;
+    /// unset (always, outside tests) it costs nothing.
+    static let faultGate: String? = getenv("BAGPIPE_FAULT_NETLINK_GATE").map { String(cString: $0) }
+
     private func send(_ bytes: [UInt8], what: String) -> NetlinkError? {
+        if let gate = Self.faultGate {
+            while access(gate, F_OK) == 0 { usleep(20_000) }
+        }
         var address = sockaddr_nl()
         address.nl_family = sa_family_t(AF_NETLINK)
         let sent = bytes.withUnsafeBytes { buffer in

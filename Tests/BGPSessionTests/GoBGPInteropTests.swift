@@ -108,6 +108,7 @@ import Testing
         }
     }
 
+    @discardableResult
     static func cli(_ api: Int, _ arguments: [String]) throws -> String {
         try shell(gobgp, ["-u", "127.0.0.1", "-p", "\(api)"] + arguments)
     }
@@ -134,7 +135,7 @@ import Testing
         return out
     }
 
-    nonisolated(unsafe) static let vpnRoute = NLRIElement(.vpnPrefix(VPNPrefix(labels: MPLSLabelStack(labels: [100]), routeDistinguisher: .as2(64512, 10), prefix: IPPrefix("10.10.0.1/32")!)))
+    static let vpnRoute = NLRIElement(.vpnPrefix(VPNPrefix(labels: MPLSLabelStack(labels: [100]), routeDistinguisher: .as2(64512, 10), prefix: IPPrefix("10.10.0.1/32")!)))
 
     @Test func weConnectExchangeWithdrawSurviveARestartAndReadTheirNotification() async throws {
         guard Daemon.installed(Self.gobgpd) else {

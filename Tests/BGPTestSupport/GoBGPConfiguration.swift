@@ -7,8 +7,10 @@ public struct GoBGPConfiguration: Sendable {
         public var passive: Bool
         public var remotePort: Int?
         public var families: [String]
-        /// Short timers (hold 9 s, keepalive 3 s, connect-retry 1 s); nil: gobgpd's defaults.
+        /// Short timers (hold `holdTime`, keepalives three times as often, connect-retry 1 s);
+        /// false: gobgpd's defaults.
         public var fastTimers: Bool
+        public var holdTime = 9
         /// Make it a route-reflector client of this cluster.
         public var routeReflectorClusterID: String?
         public var password: String?
@@ -57,7 +59,7 @@ public struct GoBGPConfiguration: Sendable {
             if n.ttlSecurity { lines += ["  [neighbors.ttl-security.config]", "    enabled = true", "    ttl-min = 255"] }
             lines += ["  [neighbors.transport.config]", "    passive-mode = \(n.passive)", "    local-address = \"\(n.localAddress)\""]
             if let remotePort = n.remotePort { lines.append("    remote-port = \(remotePort)") }
-            if n.fastTimers { lines += ["  [neighbors.timers.config]", "    hold-time = 9", "    keepalive-interval = 3", "    connect-retry = 1"] }
+            if n.fastTimers { lines += ["  [neighbors.timers.config]", "    hold-time = \(n.holdTime)", "    keepalive-interval = \(max(1, n.holdTime / 3))", "    connect-retry = 1"] }
             if let cluster = n.routeReflectorClusterID {
                 lines += ["  [neighbors.route-reflector.config]", "    route-reflector-client = true", "    route-reflector-cluster-id = \"\(cluster)\""]
             }

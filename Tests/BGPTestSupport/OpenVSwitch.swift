@@ -62,6 +62,16 @@ public final class OpenVSwitch: @unchecked Sendable {
         try? FileManager.default.removeItem(atPath: "\(directory)/ovs-vswitchd.ctl")
     }
 
+    /// Freezes ovsdb-server and ovs-vswitchd (SIGSTOP), as a hung switch: every client call
+    /// waits. `resume()` lets them go on where they were.
+    public func pause() {
+        for d in [server, vswitchd].compactMap({ $0 }) where d.process.isRunning { Glibc.kill(d.process.processIdentifier, SIGSTOP) }
+    }
+
+    public func resume() {
+        for d in [server, vswitchd].compactMap({ $0 }) where d.process.isRunning { Glibc.kill(d.process.processIdentifier, SIGCONT) }
+    }
+
     /// Runs an Open vSwitch client (or any command) with this switch's environment.
     @discardableResult
     public func ovs(_ program: String, _ arguments: [String]) throws -> String {
@@ -82,6 +92,7 @@ public final class OpenVSwitch: @unchecked Sendable {
     }
 
     public func stop() {
+        resume()
         stopSwitch()
         server?.stop()
         server = nil

@@ -56,6 +56,24 @@ import Testing
         }
     }
 
+    /// The looking glass shows an endpoint's `ip_address` as the attach gave it (the original
+    /// keeps the string): a bare address stays bare, a prefix keeps its length.
+    @Test func lookingGlassShowsTheIPAddressAsGiven() async throws {
+        try await Self.withAPI { client in
+            for (mac, ip) in [("52:54:00:00:00:01", "10.1.0.11"), ("52:54:00:00:00:02", "10.1.0.12/24")] {
+                let attach = #"{"vpn_type": "ipvpn", "vpn_instance_id": "vrf-1", "mac_address": "\#(mac)", "ip_address": "\#(ip)", "gateway_ip": "10.1.0.1", "local_port": "tap-\#(mac.suffix(2))", "import_rt": "64512:1", "export_rt": "64512:1"}"#
+                try await client.execute(uri: "/attach_localport", method: .post, body: ByteBuffer(string: attach)) { response in
+                    #expect(response.status == .ok, "\(String(buffer: response.body))")
+                }
+            }
+            try await client.execute(uri: "/looking-glass/vpns/instances/vrf-1/ports", method: .get) { response in
+                let body = String(buffer: response.body)
+                #expect(body.contains(#""ip_address":"10.1.0.11""#) && body.contains(#""ip_address":"10.1.0.12/24""#), "\(body)")
+                #expect(!body.contains("10.1.0.11/32"), "\(body)")
+            }
+        }
+    }
+
     @Test func pingValueIsA128BitInteger() {
         let values = Set((0..<20).map { _ in BagpipeAPI.pingValue() })
         #expect(values.count == 20)

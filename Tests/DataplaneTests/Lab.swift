@@ -48,13 +48,13 @@ final class Lab: @unchecked Sendable {
         return ns
     }
 
-    /// bagpipe-bgp in a host's namespace with this bgp.conf (and the host's Open vSwitch).
-    func start(_ name: String, conf: String) throws {
+    /// bagpipe-bgp in a host's namespace with this bgp.conf (and the host's Open vSwitch, and `environment`).
+    func start(_ name: String, conf: String, environment: [String: String] = [:]) throws {
         guard let ns = hosts[name] else { throw LabError("no host \(name)") }
         daemons[name]?.kill()
         daemons[name] = try Daemon(
             name: "bagpipe-\(name)", executable: ipCommand, arguments: ["netns", "exec", ns, builtProduct("bagpipe-bgp"), "--config-file", "$DIR/bgp.conf"],
-            files: ["bgp.conf": conf], directory: daemons[name]?.directory, environment: switches[name]?.environment ?? [:])
+            files: ["bgp.conf": conf], directory: daemons[name]?.directory, environment: (switches[name]?.environment ?? [:]).merging(environment) { $1 })
     }
 
     /// A command in a host's namespace, with its Open vSwitch's environment when it has one.
