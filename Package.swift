@@ -141,7 +141,7 @@ let package = Package(
         .executableTarget(
             name: "bagpipe-bench",
             dependencies: [
-                "BGPWire", "BGPSession", "BGPEngine", "AllocationCounter", "BGPTestSupport", "BagpipeCLI", "BagpipeVPN", "BagpipeDataplane", "Netlink",
+                "BGPWire", "BGPSession", "BGPEngine", "AllocationCounter", "BagpipeLab", "BagpipeCLI", "BagpipeVPN", "BagpipeDataplane", "Netlink",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -152,7 +152,7 @@ let package = Package(
         .executableTarget(
             name: "bgp-wire-fuzz",
             dependencies: [
-                "BGPWire", "BGPTestSupport",
+                "BGPWire", "BagpipeLab",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
@@ -161,25 +161,26 @@ let package = Package(
         .testTarget(
             name: "BGPWireTests",
             dependencies: [
-                "BGPWire", "BGPCapture", "BGPTestSupport",
+                "BGPWire", "BGPCapture", "BagpipeLab",
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             // Data the tests read from the source tree.
             exclude: ["Conformance/exceptions.jsonl", "Regressions"]
         ),
-        // Helpers shared by the test targets: peer daemons, polling with a deadline.
+        // What the tests, the benchmarks and the fuzzer run things with: processes, peer daemons and
+        // their configurations, network namespaces, Open vSwitch instances, polling with a deadline,
+        // a seeded random generator. Not linked into the daemon or the tools.
         .target(
-            name: "BGPTestSupport",
+            name: "BagpipeLab",
             dependencies: [
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
-            ],
-            path: "Tests/BGPTestSupport"
+            ]
         ),
         .testTarget(
             name: "BGPEngineTests",
             dependencies: [
-                "BGPEngine", "BGPSession", "BGPWire", "BGPTestSupport", "BagpipeConfig",
+                "BGPEngine", "BGPSession", "BGPWire", "BagpipeLab", "BagpipeConfig",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -197,15 +198,15 @@ let package = Package(
         ),
         // The daemon and the command-line tools as processes: the API under hostile input, the tools,
         // the original's Python clients.
-        .testTarget(name: "BagpipeToolTests", dependencies: ["BagpipeCLI", "BGPTestSupport", "BGPWire"]),
-        .testTarget(name: "NetlinkTests", dependencies: ["Netlink", "BGPTestSupport", "BGPWire"]),
+        .testTarget(name: "BagpipeToolTests", dependencies: ["BagpipeCLI", "BagpipeLab", "BGPWire"]),
+        .testTarget(name: "NetlinkTests", dependencies: ["Netlink", "BagpipeLab", "BGPWire"]),
         // The Linux drivers with namespaces, veth pairs, bridges, VXLAN and real pings.
-        .testTarget(name: "DataplaneTests", dependencies: ["BGPTestSupport", "BagpipeDataplane", "BagpipeVPN", "BGPWire"]),
+        .testTarget(name: "DataplaneTests", dependencies: ["BagpipeLab", "BagpipeDataplane", "BagpipeVPN", "BGPWire"]),
         .testTarget(name: "BagpipeVPNTests", dependencies: ["BagpipeVPN", "BGPEngine", "BGPSession", "BGPWire"]),
         .testTarget(
             name: "BGPSessionTests",
             dependencies: [
-                "BGPSession", "BGPWire", "BGPTestSupport",
+                "BGPSession", "BGPWire", "BagpipeLab",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

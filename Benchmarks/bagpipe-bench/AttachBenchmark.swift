@@ -1,5 +1,5 @@
 import ArgumentParser
-import BGPTestSupport
+import BagpipeLab
 import BagpipeCLI
 import Foundation
 

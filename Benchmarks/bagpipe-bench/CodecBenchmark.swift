@@ -125,7 +125,7 @@ func readText(_ path: String) throws -> String {
     defer { fclose(file) }
     var out = ""
     var buffer = [CChar](repeating: 0, count: 65536)
-    while fgets(&buffer, Int32(buffer.count), file) != nil { out += String(cString: buffer) }
+    while fgets(&buffer, Int32(buffer.count), file) != nil { out += cString(buffer) }
     return out
 }
 
@@ -140,7 +140,7 @@ func absolute(_ path: String) -> String {
     if path.hasPrefix("/") { return path }
     var buffer = [CChar](repeating: 0, count: 4096)
     guard getcwd(&buffer, buffer.count) != nil else { return path }
-    return String(cString: buffer) + "/" + path
+    return cString(buffer) + "/" + path
 }
 
 /// Reads the string and number fields of a one-level JSON object.

@@ -1,7 +1,7 @@
 import ArgumentParser
 import BGPEngine
 import BGPSession
-import BGPTestSupport
+import BagpipeLab
 import BGPWire
 import BagpipeDataplane
 import BagpipeVPN
@@ -27,7 +27,7 @@ struct FDBBenchmark: AsyncParsableCommand {
         defer { spaces.remove() }
         let ns = try spaces.add("fdbbench")
         let netlink = try NetlinkSocket(namespace: ns)
-        try BGPTestSupport.run(["ip", "-n", ns, "addr", "add", "192.0.2.1/32", "dev", "lo"])
+        try BagpipeLab.run(["ip", "-n", ns, "addr", "add", "192.0.2.1/32", "dev", "lo"])
         let local = IPv4Address(192, 0, 2, 1)
         func remote(_ i: Int) -> RemoteEndpoint {
             RemoteEndpoint(destination: .mac(MACAddress(0x5254_0000_0000 + UInt64(i)), ip: nil), remotePE: IPv4Address(10, 0, UInt8(i >> 8 & 0xFF), UInt8(i & 0xFF)), label: 5000, encapsulations: [.vxlan], loadBalancingOrder: 0)
@@ -64,12 +64,12 @@ struct FDBBenchmark: AsyncParsableCommand {
         guard try entries(vx2) == macs else { throw BenchError("the route path installed \(try entries(vx2)) of \(macs) entries") }
 
         // 3. One `bridge fdb replace` process per entry, as the original's linux driver ran them.
-        try BGPTestSupport.run(["ip", "-n", ns, "link", "add", "vx-proc", "type", "vxlan", "id", "5000", "local", "192.0.2.1", "dstport", "4790", "nolearning"])
+        try BagpipeLab.run(["ip", "-n", ns, "link", "add", "vx-proc", "type", "vxlan", "id", "5000", "local", "192.0.2.1", "dstport", "4790", "nolearning"])
         start = now()
         for i in 0..<processEntries {
             let r = remote(i)
             guard case .mac(let mac, _) = r.destination else { continue }
-            try BGPTestSupport.run(["bridge", "-n", ns, "fdb", "replace", "\(mac)", "dev", "vx-proc", "dst", "\(r.remotePE)", "vni", "5000"])
+            try BagpipeLab.run(["bridge", "-n", ns, "fdb", "replace", "\(mac)", "dev", "vx-proc", "dst", "\(r.remotePE)", "vni", "5000"])
         }
         let processSeconds = now() - start
         guard try entries("vx-proc") == processEntries else { throw BenchError("bridge installed \(try entries("vx-proc")) entries") }
@@ -132,15 +132,15 @@ struct FDBBenchmark: AsyncParsableCommand {
     /// Two hosts and a reflector; each probe attaches a port on A (a veth end) and polls B's FDB.
     func attachToFDB(spaces: TestNamespaces) async throws -> [Double] {
         let net = try spaces.add("fdbnet")
-        try BGPTestSupport.run(["ip", "-n", net, "link", "add", "br0", "type", "bridge"])
-        try BGPTestSupport.run(["ip", "-n", net, "link", "set", "br0", "up"])
+        try BagpipeLab.run(["ip", "-n", net, "link", "add", "br0", "type", "bridge"])
+        try BagpipeLab.run(["ip", "-n", net, "link", "set", "br0", "up"])
         var hosts: [String: String] = [:]
         for (name, address) in [("a", "192.0.2.1"), ("b", "192.0.2.2"), ("rr", "192.0.2.254")] {
             let ns = try spaces.add("fdb\(name)")
-            try BGPTestSupport.run(["ip", "link", "add", "eth0", "netns", ns, "type", "veth", "peer", "name", "p-\(name)", "netns", net])
-            try BGPTestSupport.run(["ip", "-n", net, "link", "set", "p-\(name)", "master", "br0", "up"])
-            try BGPTestSupport.run(["ip", "-n", ns, "link", "set", "eth0", "up"])
-            try BGPTestSupport.run(["ip", "-n", ns, "addr", "add", "\(address)/24", "dev", "eth0"])
+            try BagpipeLab.run(["ip", "link", "add", "eth0", "netns", ns, "type", "veth", "peer", "name", "p-\(name)", "netns", net])
+            try BagpipeLab.run(["ip", "-n", net, "link", "set", "p-\(name)", "master", "br0", "up"])
+            try BagpipeLab.run(["ip", "-n", ns, "link", "set", "eth0", "up"])
+            try BagpipeLab.run(["ip", "-n", ns, "addr", "add", "\(address)/24", "dev", "eth0"])
             hosts[name] = ns
         }
         let ip = FileManager.default.isExecutableFile(atPath: "/usr/sbin/ip") ? "/usr/sbin/ip" : "/usr/bin/ip"
@@ -161,14 +161,14 @@ struct FDBBenchmark: AsyncParsableCommand {
         }
         let b = try NetlinkSocket(namespace: hosts["b"] ?? "")
         // B's port in the instance (so that it imports A's routes); A's ports are veth ends.
-        try BGPTestSupport.run(["ip", "-n", hosts["b"] ?? "", "link", "add", "tap-b", "type", "veth", "peer", "name", "tap-b2"])
+        try BagpipeLab.run(["ip", "-n", hosts["b"] ?? "", "link", "add", "tap-b", "type", "veth", "peer", "name", "tap-b2"])
         guard try api("b", "/attach_localport", #"{"vpn_type": "evpn", "vpn_instance_id": "net", "mac_address": "52:54:00:00:0b:00", "local_port": "tap-b", "import_rt": "64512:1", "export_rt": "64512:1"}"#) == "null" else {
             throw BenchError("attach on B refused")
         }
         var delays: [Double] = []
         for k in 0..<probes {
             let port = "tap\(k)"
-            try BGPTestSupport.run(["ip", "-n", hosts["a"] ?? "", "link", "add", port, "type", "veth", "peer", "name", "peer\(k)"])
+            try BagpipeLab.run(["ip", "-n", hosts["a"] ?? "", "link", "add", port, "type", "veth", "peer", "name", "peer\(k)"])
             let mac = MACAddress(0x5254_00aa_0000 + UInt64(k))
             let body = #"{"vpn_type": "evpn", "vpn_instance_id": "net", "mac_address": "\#(mac)", "local_port": "\#(port)", "import_rt": "64512:1", "export_rt": "64512:1"}"#
             let t0 = now()

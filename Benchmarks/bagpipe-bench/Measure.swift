@@ -40,7 +40,7 @@ func capture(_ command: String) -> String? {
     var output = ""
     var buffer = [CChar](repeating: 0, count: 4096)
     while fgets(&buffer, Int32(buffer.count), pipe) != nil {
-        output += String(cString: buffer)
+        output += cString(buffer)
     }
     return pclose(pipe) == 0 ? output : nil
 }
@@ -53,3 +53,8 @@ func format(_ value: Double, _ decimals: Int = 1) -> String {
 }
 
 func millions(_ value: Double) -> String { format(value / 1e6, 2) + " M" }
+
+/// A NUL-terminated C buffer as a string.
+func cString(_ buffer: [CChar]) -> String {
+    String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}

@@ -1,7 +1,7 @@
 import ArgumentParser
 import BGPEngine
 import BGPSession
-import BGPTestSupport
+import BagpipeLab
 import BGPWire
 import BagpipeDataplane
 import BagpipeVPN

@@ -1,6 +1,6 @@
 import ArgumentParser
 import BGPSession
-import BGPTestSupport
+import BagpipeLab
 import BGPWire
 import Foundation
 import NIOConcurrencyHelpers

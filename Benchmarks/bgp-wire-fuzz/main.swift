@@ -12,7 +12,7 @@
 // The same --seed gives the same inputs, so a finding reproduces.
 
 import ArgumentParser
-import BGPTestSupport
+import BagpipeLab
 import BGPWire
 import Foundation
 import NIOCore

@@ -361,11 +361,3 @@ public struct SessionStateMachine: Sendable {
         }
     }
 }
-
-extension SessionStateMachine {
-    /// RFC 4271 §6.8 connection collision: which connection survives when both sides connected.
-    /// The one opened by the speaker with the higher BGP identifier is kept.
-    public static func keepsOutgoingConnection(localID: IPv4Address, remoteID: IPv4Address) -> Bool {
-        localID.value > remoteID.value
-    }
-}

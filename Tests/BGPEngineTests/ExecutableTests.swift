@@ -1,6 +1,6 @@
 import BGPEngine
 import BGPSession
-import BGPTestSupport
+import BagpipeLab
 import BGPWire
 import BagpipeConfig
 import Foundation

@@ -1,6 +1,6 @@
 import BGPEngine
 import BGPSession
-import BGPTestSupport
+import BagpipeLab
 import BGPWire
 import Foundation
 import NIOCore
@@ -89,7 +89,7 @@ import Testing
         let rrPort = try freePort(host: "127.0.0.3"), api = try freePort()
         let rr = BGPSpeaker(configuration: .init(localAS: 64512, routerID: Self.clusterID, clusterID: Self.clusterID), eventLoop: group.next())
         for (address, rtc) in [("127.0.0.1", true), ("127.0.0.4", false), ("127.0.0.2", true)] {
-            try await rr.addPeer(.init(address: address, session: Self.session(3, active: false, rtc: rtc), client: true, keepsAdjRIBIn: false)).get()
+            _ = try await rr.addPeer(.init(address: address, session: Self.session(3, active: false, rtc: rtc), client: true, keepsAdjRIBIn: false)).get()
         }
         _ = try await rr.listen(host: "127.0.0.3", port: rrPort).get()
         let injector = BGPPeer(configuration: Self.session(2, active: true), remoteAddress: "127.0.0.3", remotePort: rrPort, localAddress: "127.0.0.2", eventLoop: group.next())
@@ -163,7 +163,7 @@ import Testing
             for (i, address) in ["127.0.0.2", "127.0.0.5"].enumerated() {
                 let host = BGPSpeaker(configuration: .init(localAS: 64512, routerID: IPv4Address(192, 0, 2, UInt8(20 + i))), eventLoop: group.next())
                 hosts.append(host)
-                try await host.addPeer(.init(address: "127.0.0.1", port: rrPort, session: Self.session(UInt8(20 + i), active: true), localAddress: address)).get()
+                _ = try await host.addPeer(.init(address: "127.0.0.1", port: rrPort, session: Self.session(UInt8(20 + i), active: true), localAddress: address)).get()
                 let worker = try await host.addLocalWorker(name: "vrf") { event in received.record(host: i, event) }.get()
                 workers.append(worker)
                 _ = try await host.run { engine in

@@ -1,6 +1,6 @@
 import BGPEngine
 import BGPSession
-import BGPTestSupport
+import BagpipeLab
 import BGPWire
 import NIOCore
 import NIOPosix
@@ -41,7 +41,7 @@ import Testing
                 localAS: 64512, peerAS: 64512, routerID: IPv4Address(192, 0, 2, 3), families: c == noRTC ? [.ipv4VPN] : [.ipv4VPN, .routeTargetConstraint],
                 holdTime: 30, active: false)
             // Half the peers without an Adj-RIB-In (the Loc-RIB holds their routes), half with.
-            try await rr.addPeer(.init(address: address, session: session, client: true, keepsAdjRIBIn: c % 2 == 1)).get()
+            _ = try await rr.addPeer(.init(address: address, session: session, client: true, keepsAdjRIBIn: c % 2 == 1)).get()
         }
         _ = try await rr.listen(host: "127.0.0.3", port: port).get()
         var peers: [BGPPeer] = []

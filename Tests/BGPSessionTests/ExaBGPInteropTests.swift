@@ -1,5 +1,5 @@
 import BGPSession
-import BGPTestSupport
+import BagpipeLab
 import BGPWire
 import Foundation
 import NIOCore

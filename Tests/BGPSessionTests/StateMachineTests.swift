@@ -1,5 +1,5 @@
 import BGPSession
-import BGPTestSupport
+import BagpipeLab
 import BGPWire
 import Testing
 
@@ -457,8 +457,8 @@ struct EstablishedStateTests {
     func pow2(_ n: Int) -> Double { Double(1 << n) }
 
     @Test func higherIdentifierKeepsItsOwnConnection() {
-        #expect(SessionStateMachine.keepsOutgoingConnection(localID: IPv4Address(10, 0, 0, 2), remoteID: IPv4Address(10, 0, 0, 1)))
-        #expect(!SessionStateMachine.keepsOutgoingConnection(localID: IPv4Address(10, 0, 0, 1), remoteID: IPv4Address(10, 0, 0, 2)))
+        #expect(ConnectionCollision.keepsOutgoing(localID: IPv4Address(10, 0, 0, 2), remoteID: IPv4Address(10, 0, 0, 1)))
+        #expect(!ConnectionCollision.keepsOutgoing(localID: IPv4Address(10, 0, 0, 1), remoteID: IPv4Address(10, 0, 0, 2)))
     }
 }
 

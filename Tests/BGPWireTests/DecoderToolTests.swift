@@ -1,5 +1,5 @@
 import BGPCapture
-import BGPTestSupport
+import BagpipeLab
 import BGPWire
 import Foundation
 import Testing

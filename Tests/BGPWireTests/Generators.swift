@@ -1,4 +1,4 @@
-import BGPTestSupport
+import BagpipeLab
 import BGPWire
 
 /// Reproducible generator of valid, canonically encodable BGP values for round-trip properties.

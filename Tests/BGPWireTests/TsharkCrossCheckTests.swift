@@ -1,4 +1,4 @@
-import BGPTestSupport
+import BagpipeLab
 import BGPWire
 import Foundation
 import NIOCore

@@ -1,4 +1,4 @@
-import BGPTestSupport
+import BagpipeLab
 import BGPWire
 import BagpipeCLI
 import Foundation

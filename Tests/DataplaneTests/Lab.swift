@@ -1,4 +1,4 @@
-import BGPTestSupport
+import BagpipeLab
 import Foundation
 
 /// A test network of namespaces (as scripts/demo.sh builds it): an underlay bridge in a namespace

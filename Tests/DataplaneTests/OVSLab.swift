@@ -1,4 +1,4 @@
-import BGPTestSupport
+import BagpipeLab
 import Foundation
 
 /// Hosts whose dataplane is an Open vSwitch of their own (userspace datapath, one ovsdb-server and

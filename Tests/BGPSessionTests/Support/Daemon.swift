@@ -1,4 +1,4 @@
-import BGPTestSupport
+import BagpipeLab
 import NIOPosix
 import BGPSession
 import BGPWire
