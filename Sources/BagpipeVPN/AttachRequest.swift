@@ -23,18 +23,48 @@ public enum VPNType: String, Sendable, Hashable { case ipvpn, evpn }
 /// Where traffic flows for an endpoint (reference §8.1).
 public enum Direction: String, Sendable, Hashable { case both, toPort = "to-port", fromPort = "from-port" }
 
-/// The `local_port` object (reference §1.4). A string is `{"linuxif": s}`.
+/// The `local_port` object (reference §1.4). A string is `{"linuxif": s}`. The drivers read the
+/// typed fields; `raw` is only the port's identity (a MAC is bound to one port, compared whole).
 public struct LocalPort: Sendable, Hashable {
     public var linuxif: String?
     /// `evpn.id`: an IP VPN attach that links this E-VPN instance into the VRF (reference §8.6).
     public var eviID: String?
-    /// The whole object as sent: a MAC is bound to one of these (compared as a whole).
+    /// `ovs`: how the port is on an Open vSwitch bridge (the `ovs` drivers).
+    public var ovs: OVSPort?
+    /// `vlan`: the network's local VLAN on the bridge (the E-VPN `ovs` driver), when an integer.
+    public var vlan: Int?
+    /// The whole object as sent.
     public var raw: JSONValue
+
+    /// `local_port.ovs`: a port the agent already `plugged` into the bridge, found by `port_number`
+    /// or `port_name` (else the driver adds `port_name`, or `linuxif`), and its VLAN.
+    public struct OVSPort: Sendable, Hashable {
+        public var plugged: Bool
+        public var portNumber: Int?
+        public var portName: String?
+        public var vlan: Int?
+
+        public init(plugged: Bool, portNumber: Int?, portName: String?, vlan: Int?) {
+            (self.plugged, self.portNumber, self.portName, self.vlan) = (plugged, portNumber, portName, vlan)
+        }
+    }
 
     public init(linuxif: String?, eviID: String? = nil, raw: JSONValue) {
         self.linuxif = linuxif
         self.eviID = eviID
         self.raw = raw
+        // Numbers may come as strings (the agent sends what ovs-vsctl printed).
+        func integer(_ v: JSONValue?) -> Int? {
+            switch v {
+            case .int(let i)?: Int(exactly: i)
+            case .string(let s)?: Int(s)
+            default: nil
+            }
+        }
+        if case .int(let v)? = raw["vlan"] { vlan = Int(exactly: v) }
+        if let o = raw["ovs"], case .object = o {
+            ovs = OVSPort(plugged: o["plugged"] == .bool(true), portNumber: integer(o["port_number"]), portName: o["port_name"]?.stringValue, vlan: integer(o["vlan"]))
+        }
     }
 }
 

@@ -131,6 +131,13 @@ public protocol DataplaneInstance: AnyObject {
     var lookingGlass: JSONValue { get }
 }
 
+/// A request a driver refuses because of what it asks (a port it cannot use, a VLAN that does not
+/// match): the API answers 400 with the message, and the attach is undone.
+public struct DataplaneRefusal: Error, CustomStringConvertible, Equatable {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
 /// What a driver does not do.
 public struct DataplaneNotSupported: Error, CustomStringConvertible {
     public var what: String

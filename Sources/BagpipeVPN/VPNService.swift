@@ -92,6 +92,7 @@ public final class VPNService: @unchecked Sendable {
     /// use), else a 500 naming what failed.
     static func apiError(_ failure: DataplaneExecutor.Failure) -> APIError {
         if let e = failure.error as? APIError { return e }
+        if let refusal = failure.error as? DataplaneRefusal { return APIError(refusal.description) }
         return APIError(status: 500, title: "Internal Server Error", "the dataplane could not \(failure.request): \(failure.error)")
     }
 

@@ -122,3 +122,18 @@ import Testing
         #expect(try json(#"{"a": [null, "x"]}"#) == .object([("a", .array([.null, "x"]))]))
     }
 }
+
+/// `local_port` is parsed into typed fields at the edge: the drivers never read its JSON.
+@Suite struct LocalPortTests {
+    @Test func ovsAndVLANFieldsAreTyped() {
+        let port = LocalPort(linuxif: "tap1", raw: .object([
+            ("linuxif", "tap1"), ("vlan", JSONValue(12)),
+            ("ovs", .object([("plugged", .bool(true)), ("port_number", "77"), ("port_name", "tap1"), ("vlan", JSONValue(30))])),
+        ]))
+        #expect(port.vlan == 12)
+        #expect(port.ovs == LocalPort.OVSPort(plugged: true, portNumber: 77, portName: "tap1", vlan: 30))
+        // A string is only a linux interface; a VLAN that is not an integer is none.
+        let plain = LocalPort(linuxif: "tap2", raw: .object([("linuxif", "tap2"), ("vlan", "x")]))
+        #expect(plain.ovs == nil && plain.vlan == nil)
+    }
+}

@@ -160,13 +160,13 @@ final class OVSEVPNInstance: DataplaneInstance {
     }
 
     func plug(_ endpoint: Endpoint) throws {
-        guard case .int(let v)? = endpoint.port.raw["vlan"], (1...4094).contains(v) else {
-            throw APIError("local_port.vlan (the network's local VLAN on \(bridge)) is required by the E-VPN ovs driver")
+        guard let v = endpoint.port.vlan, (1...4094).contains(v) else {
+            throw DataplaneRefusal("local_port.vlan (the network's local VLAN on \(bridge)) is required by the E-VPN ovs driver")
         }
-        if let vlan, vlan != Int(v) { throw APIError("local_port.vlan \(v): this E-VPN instance is on VLAN \(vlan); all its ports must be") }
+        if let vlan, vlan != v { throw DataplaneRefusal("local_port.vlan \(v): this E-VPN instance is on VLAN \(vlan); all its ports must be") }
         guard vlan == nil else { return }
-        try driver.ovs.apply([vniRule(vlan: Int(v))], bridge: bridge)
-        vlan = Int(v)
+        try driver.ovs.apply([vniRule(vlan: v)], bridge: bridge)
+        vlan = v
     }
 
     /// The VNI to the network's local VLAN (table 4), then on to the agent's table 10.

@@ -52,21 +52,20 @@ final class OVSVRF: DataplaneInstance {
     static func portKey(_ endpoint: Endpoint) -> String { endpoint.port.linuxif ?? endpoint.port.raw.serialized() }
 
     func resolvePort(_ endpoint: Endpoint) throws -> (key: String, port: Port) {
-        let raw = endpoint.port.raw
-        let ovs = raw["ovs"]
+        let ovs = endpoint.port.ovs
         let key = Self.portKey(endpoint)
         if let existing = ports[key] { return (key, existing) }
-        let vlan = Self.integer(ovs?["vlan"])
-        if ovs?["plugged"] == .bool(true) {
-            if let n = Self.integer(ovs?["port_number"]) { return (key, Port(number: n, vlan: vlan)) }
-            guard let name = ovs?["port_name"]?.stringValue, let n = try driver.ovs.ofport(name) else {
-                throw APIError("local_port.ovs: a plugged port needs port_number, or the port_name of a port of \(bridge)")
+        let vlan = ovs?.vlan
+        if ovs?.plugged == true {
+            if let n = ovs?.portNumber { return (key, Port(number: n, vlan: vlan)) }
+            guard let name = ovs?.portName, let n = try driver.ovs.ofport(name) else {
+                throw DataplaneRefusal("local_port.ovs: a plugged port needs port_number, or the port_name of a port of \(bridge)")
             }
             return (key, Port(number: n, vlan: vlan))
         }
-        guard let name = ovs?["port_name"]?.stringValue ?? endpoint.port.linuxif else { throw APIError("local_port: no port to plug into \(bridge)") }
+        guard let name = ovs?.portName ?? endpoint.port.linuxif else { throw DataplaneRefusal("local_port: no port to plug into \(bridge)") }
         try driver.ovs.vsctl([["--may-exist", "add-port", bridge, name]])
-        guard let n = try driver.ovs.ofport(name) else { throw APIError("\(name) could not be added to \(bridge) (no such interface?)") }
+        guard let n = try driver.ovs.ofport(name) else { throw DataplaneRefusal("\(name) could not be added to \(bridge) (no such interface?)") }
         return (key, Port(number: n, vlan: vlan, addedName: name))
     }
 
@@ -104,7 +103,7 @@ final class OVSVRF: DataplaneInstance {
 
     func plug(_ endpoint: Endpoint) throws {
         var (key, port) = try resolvePort(endpoint)
-        if let vlan, let v = port.vlan, vlan != v { throw APIError("local_port.ovs.vlan \(v): this VRF's ports are on VLAN \(vlan)") }
+        if let vlan, let v = port.vlan, vlan != v { throw DataplaneRefusal("local_port.ovs.vlan \(v): this VRF's ports are on VLAN \(vlan)") }
         var changes: [OVSClient.Change] = []
         let firstOfPort = ports[key] == nil
         if firstOfPort, endpoint.direction != .toPort {
