@@ -8,6 +8,7 @@ let package = Package(
         // The wire-format library stands alone: other projects can import it.
         .library(name: "BGPWire", targets: ["BGPWire"]),
         .library(name: "BGPCapture", targets: ["BGPCapture"]),
+        .library(name: "BGPRoutes", targets: ["BGPRoutes"]),
         .library(name: "BGPSession", targets: ["BGPSession"]),
         .library(name: "BGPEngine", targets: ["BGPEngine"]),
         .library(name: "BagpipeVPN", targets: ["BagpipeVPN"]),
@@ -36,11 +37,14 @@ let package = Package(
             name: "BGPWire",
             dependencies: [.product(name: "NIOCore", package: "swift-nio")]
         ),
+        // What sessions and the engine both hold of a route: its key, interned attribute sets, the
+        // changes a peer makes, route targets as subscription keys.
+        .target(name: "BGPRoutes", dependencies: ["BGPWire"]),
         // BGP sessions: the RFC 4271 state machine as a value, OPEN negotiation, NIO drivers.
         .target(
             name: "BGPSession",
             dependencies: [
-                "BGPWire",
+                "BGPWire", "BGPRoutes",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -51,7 +55,7 @@ let package = Package(
         .target(
             name: "BGPEngine",
             dependencies: [
-                "BGPWire", "BGPSession",
+                "BGPWire", "BGPRoutes", "BGPSession",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -61,7 +65,7 @@ let package = Package(
         .target(
             name: "BagpipeVPN",
             dependencies: [
-                "BGPEngine", "BGPSession", "BGPWire", .product(name: "NIOCore", package: "swift-nio"),
+                "BGPEngine", "BGPRoutes", "BGPSession", "BGPWire", .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
             ]),
         // The original's REST API and looking glass, on Hummingbird.
@@ -141,7 +145,7 @@ let package = Package(
         .executableTarget(
             name: "bagpipe-bench",
             dependencies: [
-                "BGPWire", "BGPSession", "BGPEngine", "AllocationCounter", "BagpipeLab", "BagpipeCLI", "BagpipeVPN", "BagpipeDataplane", "Netlink",
+                "BGPWire", "BGPRoutes", "BGPSession", "BGPEngine", "AllocationCounter", "BagpipeLab", "BagpipeCLI", "BagpipeVPN", "BagpipeDataplane", "Netlink",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -179,7 +183,7 @@ let package = Package(
         ),
         .testTarget(
             name: "BGPEngineTests",
-            dependencies: [
+            dependencies: ["BGPRoutes", 
                 "BGPEngine", "BGPSession", "BGPWire", "BagpipeLab", "BagpipeConfig",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -202,11 +206,11 @@ let package = Package(
         .testTarget(name: "NetlinkTests", dependencies: ["Netlink", "BagpipeLab", "BGPWire"]),
         // The Linux drivers with namespaces, veth pairs, bridges, VXLAN and real pings.
         .testTarget(name: "DataplaneTests", dependencies: ["BagpipeLab", "BagpipeDataplane", "BagpipeVPN", "BGPWire"]),
-        .testTarget(name: "BagpipeVPNTests", dependencies: ["BagpipeVPN", "BGPEngine", "BGPSession", "BGPWire"]),
+        .testTarget(name: "BagpipeVPNTests", dependencies: ["BGPRoutes", "BagpipeVPN", "BGPEngine", "BGPSession", "BGPWire"]),
         .testTarget(
             name: "BGPSessionTests",
             dependencies: [
-                "BGPSession", "BGPWire", "BagpipeLab",
+                "BGPRoutes", "BGPSession", "BGPWire", "BagpipeLab",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

@@ -1,9 +1,10 @@
 import ArgumentParser
 import BGPEngine
+import BGPRoutes
 import BGPSession
-import BagpipeLab
 import BGPWire
 import BagpipeDataplane
+import BagpipeLab
 import BagpipeVPN
 import Foundation
 

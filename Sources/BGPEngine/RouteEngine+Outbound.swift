@@ -1,3 +1,4 @@
+import BGPRoutes
 import BGPSession
 import BGPWire
 import NIOCore

@@ -1,3 +1,4 @@
+import BGPRoutes
 import BGPWire
 import NIOCore
 

@@ -1,3 +1,4 @@
+import BGPRoutes
 import BGPWire
 
 /// What a session does with the routes it receives, as a value: the Adj-RIB-In, the maximum-prefix

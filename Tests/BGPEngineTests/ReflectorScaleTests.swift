@@ -1,7 +1,8 @@
 import BGPEngine
+import BGPRoutes
 import BGPSession
-import BagpipeLab
 import BGPWire
+import BagpipeLab
 import NIOCore
 import NIOPosix
 import Testing

@@ -1,6 +1,6 @@
 import BGPSession
-import BagpipeLab
 import BGPWire
+import BagpipeLab
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
@@ -69,7 +69,7 @@ import Testing
             peer.announce(routes, family: .ipv4VPN, nextHop: .forFamily(.ipv4VPN, .v4(IPv4Address(192, 0, 2, 2))), attributes: baseAttributes)
             // Writing stops once the socket and NIO's buffer are full: the count settles well below the total.
             var last = -1
-            let settled = try await eventually(timeout: 20) {
+            let settled = try await eventually(timeout: 90) {
                 let sent = try await peer.currentStatistics().get().messagesSent["update", default: 0]
                 defer { last = sent }
                 return sent > 0 && sent == last

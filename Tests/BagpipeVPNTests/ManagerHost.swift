@@ -1,4 +1,5 @@
 import BGPEngine
+import BGPRoutes
 import BGPSession
 import BGPWire
 @testable import BagpipeVPN
