@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "BGPRoutes", targets: ["BGPRoutes"]),
         .library(name: "BGPSession", targets: ["BGPSession"]),
         .library(name: "BGPEngine", targets: ["BGPEngine"]),
+        .library(name: "Dataplane", targets: ["Dataplane"]),
         .library(name: "BagpipeVPN", targets: ["BagpipeVPN"]),
         .executable(name: "bagpipe-bgp-decode", targets: ["bagpipe-bgp-decode"]),
         .executable(name: "bagpipe-bench", targets: ["bagpipe-bench"]),
@@ -61,11 +62,14 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The dataplane contract: endpoint, port and route value types, the driver and instance
+        // protocols, the dummy drivers. No HTTP, no request parsing.
+        .target(name: "Dataplane", dependencies: ["BGPWire"]),
         // VPN instances (E-VPN, IP VPN) and their identifier allocators, on the engine.
         .target(
             name: "BagpipeVPN",
             dependencies: [
-                "BGPEngine", "BGPRoutes", "BGPSession", "BGPWire", .product(name: "NIOCore", package: "swift-nio"),
+                "BGPEngine", "BGPRoutes", "BGPSession", "BGPWire", "Dataplane", .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
             ]),
         // The original's REST API and looking glass, on Hummingbird.
@@ -81,7 +85,7 @@ let package = Package(
         // rtnetlink over a socket: links, addresses, neighbours and FDB entries, routes, rules.
         .target(name: "Netlink", dependencies: ["CNetlink", "BGPWire"]),
         // The dataplane drivers a bgp.conf names: dummy, and the Linux (netlink) drivers.
-        .target(name: "BagpipeDataplane", dependencies: ["BagpipeVPN", "BagpipeConfig", "BGPWire", "Netlink", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "BagpipeDataplane", dependencies: ["Dataplane", "BagpipeConfig", "BGPWire", "Netlink", .product(name: "Logging", package: "swift-log")]),
         // What the command-line tools share: the API port from bgp.conf, HTTP to the daemon.
         .target(
             name: "BagpipeCLI",
@@ -145,7 +149,7 @@ let package = Package(
         .executableTarget(
             name: "bagpipe-bench",
             dependencies: [
-                "BGPWire", "BGPRoutes", "BGPSession", "BGPEngine", "AllocationCounter", "BagpipeLab", "BagpipeCLI", "BagpipeVPN", "BagpipeDataplane", "Netlink",
+                "BGPWire", "BGPRoutes", "BGPSession", "BGPEngine", "AllocationCounter", "BagpipeLab", "BagpipeCLI", "BagpipeVPN", "BagpipeDataplane", "Dataplane", "Netlink",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -193,7 +197,7 @@ let package = Package(
         .testTarget(
             name: "BagpipeAPITests",
             dependencies: [
-                "BagpipeAPI", "BagpipeVPN", "BGPEngine", "BGPWire",
+                "BagpipeAPI", "BagpipeVPN", "Dataplane", "BGPEngine", "BGPWire",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -205,8 +209,8 @@ let package = Package(
         .testTarget(name: "BagpipeToolTests", dependencies: ["BagpipeCLI", "BagpipeLab", "BGPWire"]),
         .testTarget(name: "NetlinkTests", dependencies: ["Netlink", "BagpipeLab", "BGPWire"]),
         // The Linux drivers with namespaces, veth pairs, bridges, VXLAN and real pings.
-        .testTarget(name: "DataplaneTests", dependencies: ["BagpipeLab", "BagpipeDataplane", "BagpipeVPN", "BGPWire"]),
-        .testTarget(name: "BagpipeVPNTests", dependencies: ["BGPRoutes", "BagpipeVPN", "BGPEngine", "BGPSession", "BGPWire"]),
+        .testTarget(name: "DataplaneTests", dependencies: ["Dataplane", "BagpipeLab", "BagpipeDataplane", "BagpipeVPN", "BGPWire"]),
+        .testTarget(name: "BagpipeVPNTests", dependencies: ["Dataplane", "BGPRoutes", "BagpipeVPN", "BGPEngine", "BGPSession", "BGPWire"]),
         .testTarget(
             name: "BGPSessionTests",
             dependencies: [

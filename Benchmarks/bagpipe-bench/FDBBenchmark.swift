@@ -6,6 +6,7 @@ import BGPWire
 import BagpipeDataplane
 import BagpipeLab
 import BagpipeVPN
+import Dataplane
 import Foundation
 import Netlink
 

@@ -6,6 +6,7 @@ import BGPWire
 import BagpipeDataplane
 import BagpipeLab
 import BagpipeVPN
+import Dataplane
 import Foundation
 
 /// Issue 7, acceptance 5, on an Open vSwitch of its own (userspace datapath, in a namespace): the

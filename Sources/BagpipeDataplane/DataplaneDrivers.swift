@@ -1,6 +1,6 @@
 import BGPWire
 import BagpipeConfig
-import BagpipeVPN
+import Dataplane
 import Logging
 
 #if canImport(Glibc)

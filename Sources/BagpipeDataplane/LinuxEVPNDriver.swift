@@ -1,5 +1,5 @@
 import BGPWire
-import BagpipeVPN
+import Dataplane
 import Logging
 import Netlink
 

@@ -1,4 +1,5 @@
 import BGPWire
+import Dataplane
 
 /// An API error: the HTTP status and the original's JSON fields `{code, title, message}`. Every
 /// client error is a 4xx, also where the original answered 500 (malformed route target, bad
@@ -16,56 +17,6 @@ public struct APIError: Error, Equatable, CustomStringConvertible {
 
     public var description: String { "\(status) \(title): \(message)" }
     static func missing(_ name: String) -> APIError { APIError("Missing parameter: '\(name)'") }
-}
-
-public enum VPNType: String, Sendable, Hashable { case ipvpn, evpn }
-
-/// Where traffic flows for an endpoint (reference §8.1).
-public enum Direction: String, Sendable, Hashable { case both, toPort = "to-port", fromPort = "from-port" }
-
-/// The `local_port` object (reference §1.4). A string is `{"linuxif": s}`. The drivers read the
-/// typed fields; `raw` is only the port's identity (a MAC is bound to one port, compared whole).
-public struct LocalPort: Sendable, Hashable {
-    public var linuxif: String?
-    /// `evpn.id`: an IP VPN attach that links this E-VPN instance into the VRF (reference §8.6).
-    public var eviID: String?
-    /// `ovs`: how the port is on an Open vSwitch bridge (the `ovs` drivers).
-    public var ovs: OVSPort?
-    /// `vlan`: the network's local VLAN on the bridge (the E-VPN `ovs` driver), when an integer.
-    public var vlan: Int?
-    /// The whole object as sent.
-    public var raw: JSONValue
-
-    /// `local_port.ovs`: a port the agent already `plugged` into the bridge, found by `port_number`
-    /// or `port_name` (else the driver adds `port_name`, or `linuxif`), and its VLAN.
-    public struct OVSPort: Sendable, Hashable {
-        public var plugged: Bool
-        public var portNumber: Int?
-        public var portName: String?
-        public var vlan: Int?
-
-        public init(plugged: Bool, portNumber: Int?, portName: String?, vlan: Int?) {
-            (self.plugged, self.portNumber, self.portName, self.vlan) = (plugged, portNumber, portName, vlan)
-        }
-    }
-
-    public init(linuxif: String?, eviID: String? = nil, raw: JSONValue) {
-        self.linuxif = linuxif
-        self.eviID = eviID
-        self.raw = raw
-        // Numbers may come as strings (the agent sends what ovs-vsctl printed).
-        func integer(_ v: JSONValue?) -> Int? {
-            switch v {
-            case .int(let i)?: Int(exactly: i)
-            case .string(let s)?: Int(s)
-            default: nil
-            }
-        }
-        if case .int(let v)? = raw["vlan"] { vlan = Int(exactly: v) }
-        if let o = raw["ovs"], case .object = o {
-            ovs = OVSPort(plugged: o["plugged"] == .bool(true), portNumber: integer(o["port_number"]), portName: o["port_name"]?.stringValue, vlan: integer(o["vlan"]))
-        }
-    }
 }
 
 /// `readvertise` (reference §8.3): routes with a `from_rt` are re-advertised with `to_rt`.
@@ -118,6 +69,18 @@ public struct AttachRequest: Sendable {
     public var readvertise: Readvertise?
     public var attractTraffic: AttractTraffic?
     public var fallback: JSONValue?
+    /// `fallback` for the dataplane: nil (no fallback) unless it has `src_mac`, `dst_mac` and
+    /// `ovs_port_number` (a number, or a string of one).
+    public var typedFallback: Fallback? {
+        guard let f = fallback, let src = f["src_mac"]?.stringValue.flatMap(MACAddress.init), let dst = f["dst_mac"]?.stringValue.flatMap(MACAddress.init) else { return nil }
+        let port: Int?
+        switch f["ovs_port_number"] {
+        case .int(let i)?: port = Int(exactly: i)
+        case .string(let s)?: port = Int(s)
+        default: port = nil
+        }
+        return port.map { Fallback(sourceMAC: src, destinationMAC: dst, ovsPortNumber: $0) }
+    }
     /// The request as received (what the attachment store keeps).
     public var raw: JSONValue
 
@@ -260,7 +223,7 @@ struct RequestReader {
     static func routeTargets(_ v: JSONValue, name: String) throws(APIError) -> [ExtendedCommunity] {
         var texts: [String] = []
         if let s = v.stringValue {
-            texts = s.split(separator: ",").map { $0.trimmingCharacters(in: " ") }
+            texts = s.split(separator: ",").map { $0.trimming(" ") }
         } else if let items = v.arrayValue {
             for item in items {
                 guard let s = item.stringValue else { throw APIError("Malformed route target in '\(name)': \(item.serialized())") }
@@ -337,14 +300,5 @@ struct RequestReader {
         guard let classifierJSON = v["classifier"], classifierJSON != .null else { throw APIError("'attract_traffic' requires 'classifier'") }
         let classifier = try TrafficClassifier(json: classifierJSON)
         return AttractTraffic(redirectRTs: redirectRTs, classifier: classifier, to: effective, explicitTo: explicitTo, staticDestinationPrefixes: prefixes)
-    }
-}
-
-extension Substring {
-    func trimmingCharacters(in set: Character) -> String {
-        var s = self
-        while s.first == set { s = s.dropFirst() }
-        while s.last == set { s = s.dropLast() }
-        return String(s)
     }
 }

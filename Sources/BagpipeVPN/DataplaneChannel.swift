@@ -1,4 +1,5 @@
 import BGPWire
+import Dataplane
 import NIOCore
 
 /// The BGP loop's side of the `DataplaneExecutor`. The VPN instances call their dataplane through
@@ -185,7 +186,7 @@ final class QueuedInstance: DataplaneInstance {
     func removeTrafficClassifier(_ classifier: TrafficClassifier) throws { channel.enqueue(.removeTrafficClassifier(ref, classifier)) }
     func setGatewayPort(_ linuxif: String, gateway: IPAddress) throws { channel.enqueue(.setGatewayPort(ref, linuxif: linuxif, gateway: gateway), critical: true) }
     func gatewayPortDown(_ linuxif: String) throws { channel.enqueue(.gatewayPortDown(ref, linuxif: linuxif)) }
-    func updateFallback(_ fallback: JSONValue?) { channel.enqueue(.updateFallback(ref, fallback)) }
+    func updateFallback(_ fallback: Fallback?) { channel.enqueue(.updateFallback(ref, fallback)) }
     func cleanup() { channel.enqueue(.cleanup(ref)) }
 
     var lookingGlass: JSONValue { channel.executor.lookingGlass(of: ref) ?? .object([]) }

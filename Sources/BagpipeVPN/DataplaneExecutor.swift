@@ -1,4 +1,5 @@
 import BGPWire
+import Dataplane
 import Dispatch
 import Logging
 import NIOConcurrencyHelpers

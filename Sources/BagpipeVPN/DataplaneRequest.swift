@@ -1,4 +1,5 @@
 import BGPWire
+import Dataplane
 
 /// A dataplane instance as the BGP side names it to the executor: its VPN type and a serial number
 /// that is never reused (instance ids are, once an instance stops).
@@ -25,7 +26,7 @@ public enum DataplaneRequest: Sendable, CustomStringConvertible {
     case removeTrafficClassifier(DataplaneInstanceRef, TrafficClassifier)
     case setGatewayPort(DataplaneInstanceRef, linuxif: String, gateway: IPAddress)
     case gatewayPortDown(DataplaneInstanceRef, linuxif: String)
-    case updateFallback(DataplaneInstanceRef, JSONValue?)
+    case updateFallback(DataplaneInstanceRef, Fallback?)
     case cleanup(DataplaneInstanceRef)
     case createGatewayLink(VPNType, GatewayLink)
     case deleteGatewayLink(VPNType, GatewayLink)

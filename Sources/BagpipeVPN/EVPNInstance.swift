@@ -1,6 +1,7 @@
 import BGPEngine
 import BGPSession
 import BGPWire
+import Dataplane
 
 /// An E-VPN instance (EVI, reference §8.4). At creation it advertises an inclusive-multicast
 /// (type 3) route with an ingress-replication PMSI tunnel, and per endpoint a MAC/IP (type 2) route

@@ -2,6 +2,7 @@ import BGPEngine
 import BGPRoutes
 import BGPSession
 import BGPWire
+import Dataplane
 
 /// Redirect VRFs, which the VPN manager owns (reference §8.3 "being redirected").
 public protocol TrafficRedirector: AnyObject {

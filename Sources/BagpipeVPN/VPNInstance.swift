@@ -2,6 +2,7 @@ import BGPEngine
 import BGPRoutes
 import BGPSession
 import BGPWire
+import Dataplane
 import Logging
 
 /// What E-VPN instances and VRFs share (reference §8.1): a local worker of the route engine that

@@ -1,5 +1,6 @@
 import BGPEngine
 import BGPWire
+import Dataplane
 
 /// The VPN manager's part of the looking glass (reference §2.2 `vpns`, §2.3 instance nodes).
 extension VPNManager {

@@ -1,6 +1,7 @@
 import BGPEngine
 import BGPSession
 import BGPWire
+import Dataplane
 import Logging
 
 /// The VPN instances of this host, by external id, and the attach/detach rules of the original's
@@ -130,7 +131,7 @@ public final class VPNManager {
         managed.description = r.instanceDescription
         if let fallback = r.fallback, fallback != managed.fallback {
             managed.fallback = fallback
-            managed.instance.dataplane.updateFallback(fallback)
+            managed.instance.dataplane.updateFallback(r.typedFallback)
         }
         managed.instance.updateRouteTargets(import: r.importRTs, export: r.exportRTs)
     }

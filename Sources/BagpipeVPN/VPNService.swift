@@ -1,6 +1,7 @@
 import BGPEngine
-import BGPWire
 import BGPSession
+import BGPWire
+import Dataplane
 import NIOCore
 
 /// The VPN manager of a running daemon, confined to its BGP speaker's event loop (where the engine

@@ -2,6 +2,7 @@ import BGPEngine
 import BGPWire
 import BagpipeAPI
 import BagpipeVPN
+import Dataplane
 import Hummingbird
 import HummingbirdTesting
 import NIOCore

@@ -2,6 +2,7 @@ import BGPEngine
 import BGPWire
 import BagpipeAPI
 import BagpipeVPN
+import Dataplane
 import Hummingbird
 import HummingbirdTesting
 import NIOCore
@@ -39,7 +40,7 @@ final class RefusingInstance: DataplaneInstance {
     func removeTrafficClassifier(_ classifier: TrafficClassifier) throws { try inner.removeTrafficClassifier(classifier) }
     func setGatewayPort(_ linuxif: String, gateway: IPAddress) throws { try inner.setGatewayPort(linuxif, gateway: gateway) }
     func gatewayPortDown(_ linuxif: String) throws { try inner.gatewayPortDown(linuxif) }
-    func updateFallback(_ fallback: JSONValue?) { inner.updateFallback(fallback) }
+    func updateFallback(_ fallback: Fallback?) { inner.updateFallback(fallback) }
     func cleanup() { inner.cleanup() }
     var lookingGlass: JSONValue { inner.lookingGlass }
 }

@@ -1,4 +1,5 @@
 import BagpipeVPN
+import Dataplane
 import Testing
 
 /// Behaviours 55 and 56 of the original's unit tests (reference §12).

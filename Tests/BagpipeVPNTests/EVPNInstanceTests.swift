@@ -3,6 +3,7 @@ import BGPRoutes
 import BGPSession
 import BGPWire
 import BagpipeVPN
+import Dataplane
 import Testing
 
 /// An E-VPN instance on a real engine (no sockets): a simulated peer sends routes in, and what the

@@ -3,6 +3,7 @@ import BGPRoutes
 import BGPSession
 import BGPWire
 import BagpipeVPN
+import Dataplane
 import Testing
 
 /// A VRF on a real engine (no sockets), fed by a simulated peer.

@@ -1,5 +1,6 @@
 import BGPWire
 import BagpipeVPN
+import Dataplane
 import Foundation
 import Testing
 

@@ -2,6 +2,7 @@ import BGPEngine
 import BGPRoutes
 import BGPSession
 import BGPWire
+import Dataplane
 @testable import BagpipeVPN
 import Testing
 

@@ -1,7 +1,8 @@
-import BagpipeLab
 import BGPWire
 import BagpipeDataplane
+import BagpipeLab
 import BagpipeVPN
+import Dataplane
 import Foundation
 import Testing
 
@@ -125,7 +126,7 @@ import Testing
             try vrf.setUp(RemoteEndpoint(destination: .prefix(IPPrefix(p)!), remotePE: Self.pe2, label: 100, encapsulations: [.gre], loadBalancingOrder: 0))
         }
         driver.flush()
-        vrf.updateFallback(.object([("src_mac", "00:00:5e:2a:10:00"), ("dst_mac", "fa:16:3e:aa:bb:cc"), ("ovs_port_number", 3)]))
+        vrf.updateFallback(Fallback(sourceMAC: try #require(MACAddress("00:00:5e:2a:10:00")), destinationMAC: try #require(MACAddress("fa:16:3e:aa:bb:cc")), ovsPortNumber: 3))
         func priority(_ rule: String) -> Int? { rule.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.first { $0.hasPrefix("priority=") }.flatMap { Int($0.dropFirst(9)) } }
         let rules = try s.ovs.flows("br-mpls", "table=2")
         let byPrefix = ["0.0.0.0/0": rules.first { $0.contains("reg0=0x4") && $0.contains("group:") && !$0.contains("nw_dst") }] .merging(

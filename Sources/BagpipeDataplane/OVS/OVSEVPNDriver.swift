@@ -1,5 +1,5 @@
 import BGPWire
-import BagpipeVPN
+import Dataplane
 import Logging
 
 /// The E-VPN `ovs` driver (reference §9.3): E-VPN instances on Neutron's tunnel bridge (`br-tun`),

@@ -1,6 +1,6 @@
 import BGPWire
 import BagpipeConfig
-import BagpipeVPN
+import Dataplane
 import Logging
 import Netlink
 

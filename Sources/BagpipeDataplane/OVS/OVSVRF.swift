@@ -1,5 +1,5 @@
 import BGPWire
-import BagpipeVPN
+import Dataplane
 
 /// One VRF of the IP VPN `ovs` driver (reference §9.6).
 final class OVSVRF: DataplaneInstance {
@@ -38,14 +38,6 @@ final class OVSVRF: DataplaneInstance {
     }
 
     // MARK: Ports
-
-    static func integer(_ v: JSONValue?) -> Int? {
-        switch v {
-        case .int(let i)?: Int(i)
-        case .string(let s)?: Int(s)
-        default: nil
-        }
-    }
 
     /// The port of an endpoint (reference §1.4): pre-plugged (`ovs.plugged`, by `port_number` or
     /// `port_name`), or added to the bridge by us (`ovs.port_name`, else `linuxif`).
@@ -278,15 +270,13 @@ final class OVSVRF: DataplaneInstance {
         fallback.map { .addFlow("\(fallbackMatch),cookie=\(cookie) actions=\(pushVLAN(vlan))mod_dl_src:\($0.src),mod_dl_dst:\($0.dst),output:\($0.port)") }
     }
 
-    func updateFallback(_ value: JSONValue?) {
-        guard let value, let src = value["src_mac"]?.stringValue.flatMap(MACAddress.init), let dst = value["dst_mac"]?.stringValue.flatMap(MACAddress.init),
-            let port = Self.integer(value["ovs_port_number"])
-        else {
+    func updateFallback(_ value: Fallback?) {
+        guard let value else {
             if fallback != nil { try? driver.ovs.apply([.deleteFlowStrict(fallbackMatch)], bridge: bridge) }
             fallback = nil
             return
         }
-        fallback = (src, dst, port)
+        fallback = (value.sourceMAC, value.destinationMAC, value.ovsPortNumber)
         do {
             try driver.ovs.apply(fallbackRule().map { [$0] } ?? [], bridge: bridge)
         } catch {

@@ -18,8 +18,8 @@ public struct TrafficClassifier: Hashable, Sendable, CustomStringConvertible {
         /// `"N"` or `"min:max"`, as the API and the original's CLI write them.
         public init?(text: String) {
             let parts = text.split(separator: ":", omittingEmptySubsequences: false)
-            guard parts.count <= 2, let lower = UInt16(parts[0].trimmingCharacters(in: " ")) else { return nil }
-            let upper = parts.count == 2 ? UInt16(parts[1].trimmingCharacters(in: " ")) : lower
+            guard parts.count <= 2, let lower = UInt16(parts[0].trimming(" ")) else { return nil }
+            let upper = parts.count == 2 ? UInt16(parts[1].trimming(" ")) : lower
             guard let upper, lower <= upper else { return nil }
             self.init(lower, upper)
         }
@@ -28,7 +28,7 @@ public struct TrafficClassifier: Hashable, Sendable, CustomStringConvertible {
 
         /// Flowspec numeric operators (RFC 8955 §4.2.1.1). The original wrote `0:max` as `<max` and
         /// `min:65535` as `>min`, leaving out the bounds; ranges here are inclusive at both ends.
-        var matches: [FlowSpecMatch] {
+        public var matches: [FlowSpecMatch] {
             if lower == upper { return [FlowSpecMatch(comparison: FlowSpecMatch.equal, value: UInt64(lower))] }
             if lower == 0 { return [FlowSpecMatch(comparison: FlowSpecMatch.lessThan | FlowSpecMatch.equal, value: UInt64(upper))] }
             if upper == .max { return [FlowSpecMatch(comparison: FlowSpecMatch.greaterThan | FlowSpecMatch.equal, value: UInt64(lower))] }
@@ -40,7 +40,7 @@ public struct TrafficClassifier: Hashable, Sendable, CustomStringConvertible {
 
         /// The range an AND-ed list of numeric operators describes; nil for what a range cannot say
         /// (OR-ed terms, "!=").
-        init?(matches: [FlowSpecMatch]) {
+        public init?(matches: [FlowSpecMatch]) {
             var lower = 0, upper = Int(UInt16.max)
             for (i, m) in matches.enumerated() {
                 guard i == 0 || m.isAnd, m.value <= UInt64(UInt16.max) else { return nil }
@@ -74,42 +74,7 @@ public struct TrafficClassifier: Hashable, Sendable, CustomStringConvertible {
         self.ipProtocol = ipProtocol
     }
 
-    static let protocolNumbers: [String: UInt8] = ["icmp": 1, "igmp": 2, "tcp": 6, "udp": 17, "gre": 47, "icmpv6": 58, "sctp": 132]
-
-    /// The API's classifier object: `sourcePrefix`, `destinationPrefix`, `sourcePort`,
-    /// `destinationPort` (`"N"` or `"min:max"`), `protocol` (a name or a number, default tcp).
-    public init(json: JSONValue) throws(APIError) {
-        guard case .object(let fields) = json else { throw APIError("attract_traffic.classifier must be an object") }
-        let known: Set<String> = ["sourcePrefix", "destinationPrefix", "sourcePort", "destinationPort", "protocol"]
-        if let stray = fields.first(where: { !known.contains($0.0) }) {
-            throw APIError("attract_traffic.classifier: unknown key '\(stray.0)' (known: \(known.sorted().joined(separator: ", ")))")
-        }
-        func text(_ key: String) throws(APIError) -> String? {
-            guard let v = json[key], v != .null else { return nil }
-            if case .int(let i) = v { return String(i) }
-            guard let s = v.stringValue else { throw APIError("attract_traffic.classifier.\(key) must be a string") }
-            return s
-        }
-        func prefix(_ key: String) throws(APIError) -> IPPrefix? {
-            guard let t = try text(key) else { return nil }
-            guard let p = RequestReader.parsePrefix(t) else { throw APIError("attract_traffic.classifier.\(key): '\(t)' is not a prefix") }
-            return p
-        }
-        func port(_ key: String) throws(APIError) -> PortRange? {
-            guard let t = try text(key) else { return nil }
-            guard let r = PortRange(text: t) else { throw APIError("attract_traffic.classifier.\(key): '\(t)' is not a port or a min:max range") }
-            return r
-        }
-        sourcePrefix = try prefix("sourcePrefix")
-        destinationPrefix = try prefix("destinationPrefix")
-        sourcePort = try port("sourcePort")
-        destinationPort = try port("destinationPort")
-        let proto = try text("protocol") ?? "tcp"
-        guard let number = Self.protocolNumbers[proto.lowercased()] ?? UInt8(proto) else {
-            throw APIError("attract_traffic.classifier.protocol: '\(proto)' is not a protocol name or number")
-        }
-        ipProtocol = number
-    }
+    public static let protocolNumbers: [String: UInt8] = ["icmp": 1, "igmp": 2, "tcp": 6, "udp": 17, "gre": 47, "icmpv6": 58, "sctp": 132]
 
     /// The same classifier for another destination prefix.
     public func destined(to prefix: IPPrefix) -> TrafficClassifier {
@@ -163,15 +128,14 @@ public struct TrafficClassifier: Hashable, Sendable, CustomStringConvertible {
         if let r = destinationPort { parts.append("dport \(r)") }
         return parts.isEmpty ? "any" : parts.joined(separator: " ")
     }
+}
 
-    /// The looking glass's (and the API's) camel-case object.
-    public var json: JSONValue {
-        var fields: [(String, JSONValue)] = []
-        if let p = sourcePrefix { fields.append(("sourcePrefix", .string("\(p)"))) }
-        if let p = destinationPrefix { fields.append(("destinationPrefix", .string("\(p)"))) }
-        if let r = sourcePort { fields.append(("sourcePort", .string("\(r)"))) }
-        if let r = destinationPort { fields.append(("destinationPort", .string("\(r)"))) }
-        if let p = ipProtocol { fields.append(("protocol", .string(Self.protocolNumbers.first { $0.value == p }?.key ?? "\(p)"))) }
-        return .object(fields)
+extension Substring {
+    /// Without `character` at either end (Foundation-free).
+    public func trimming(_ character: Character) -> String {
+        var s = self
+        while s.first == character { s = s.dropFirst() }
+        while s.last == character { s = s.dropLast() }
+        return String(s)
     }
 }

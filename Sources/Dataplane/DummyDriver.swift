@@ -52,7 +52,7 @@ public final class DummyInstance: DataplaneInstance {
     public private(set) var floodList: Set<FloodEndpoint> = []
     public private(set) var classifiers: [TrafficClassifier: UInt32] = [:]
     public private(set) var gatewayPorts: [String: IPAddress] = [:]
-    public private(set) var fallback: JSONValue?
+    public private(set) var fallback: Fallback?
     public private(set) var cleanedUp = false
     /// Every call, in order (tests check sequences such as make-before-break).
     public private(set) var calls: [String] = []
@@ -114,7 +114,7 @@ public final class DummyInstance: DataplaneInstance {
         calls.append("gateway port down \(linuxif)")
     }
 
-    public func updateFallback(_ fallback: JSONValue?) { self.fallback = fallback }
+    public func updateFallback(_ fallback: Fallback?) { self.fallback = fallback }
 
     /// Everything goes, as with a real driver that removes its instance's objects wholesale.
     public func cleanup() {

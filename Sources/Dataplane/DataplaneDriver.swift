@@ -1,110 +1,7 @@
 import BGPWire
 
-/// A local endpoint as the dataplane sees it.
-public struct Endpoint: Sendable, Hashable {
-    public var mac: MACAddress
-    /// The address without its length (the original passes "ip-without-mask"); IPv4 or IPv6.
-    public var ip: IPAddress?
-    public var port: LocalPort
-    public var label: UInt32
-    public var direction: Direction
-
-    public init(mac: MACAddress, ip: IPAddress?, port: LocalPort, label: UInt32, direction: Direction) {
-        self.mac = mac
-        self.ip = ip
-        self.port = port
-        self.label = label
-        self.direction = direction
-    }
-}
-
-/// A remote destination learned from a best route: a prefix (IP VPN) or a MAC (E-VPN).
-public struct RemoteEndpoint: Sendable, Hashable {
-    public enum Destination: Sendable, Hashable, CustomStringConvertible {
-        case prefix(IPPrefix)
-        case mac(MACAddress, ip: IPAddress?)
-
-        public var description: String {
-            switch self {
-            case .prefix(let p): "\(p)"
-            case .mac(let m, let ip): ip.map { "\(m) \($0)" } ?? "\(m)"
-            }
-        }
-    }
-
-    public var destination: Destination
-    public var remotePE: IPv4Address
-    /// A VNI (raw 24 bits) with VXLAN, else an MPLS label.
-    public var label: UInt32
-    public var encapsulations: [TunnelType]
-    /// Consistent-hash sort order (load-balancing position), 0 when absent.
-    public var loadBalancingOrder: UInt32
-
-    public init(destination: Destination, remotePE: IPv4Address, label: UInt32, encapsulations: [TunnelType], loadBalancingOrder: UInt32) {
-        self.destination = destination
-        self.remotePE = remotePE
-        self.label = label
-        self.encapsulations = encapsulations
-        self.loadBalancingOrder = loadBalancingOrder
-    }
-}
-
-/// A remote VTEP of an E-VPN instance's flood list (from a type-3 route's PMSI tunnel).
-public struct FloodEndpoint: Sendable, Hashable {
-    public var remotePE: IPv4Address
-    public var vni: UInt32
-    public var encapsulations: [TunnelType]
-
-    public init(remotePE: IPv4Address, vni: UInt32, encapsulations: [TunnelType]) {
-        self.remotePE = remotePE
-        self.vni = vni
-        self.encapsulations = encapsulations
-    }
-}
-
-/// What an attach may ask of the dataplane when it creates an instance.
-public struct InstanceOptions: Sendable, Hashable {
-    /// The `vni` the instance was created with, when forced.
-    public var vni: UInt32?
-    /// `linuxbr`: an existing Linux bridge for an E-VPN instance.
-    public var linuxbr: String?
-    /// A VRF's gateway address and subnet length (from its first attach).
-    public var gateway: IPv4Address?
-    public var prefixLength: UInt8?
-
-    public init(vni: UInt32? = nil, linuxbr: String? = nil, gateway: IPv4Address? = nil, prefixLength: UInt8? = nil) {
-        self.vni = vni
-        self.linuxbr = linuxbr
-        self.gateway = gateway
-        self.prefixLength = prefixLength
-    }
-}
-
-/// The veth pair that links an E-VPN instance into a VRF (reference §8.6): the E-VPN side joins the
-/// EVI's bridge as its gateway port, the VRF side is plugged into the VRF like a VM port.
-public struct GatewayLink: Sendable, Hashable {
-    public var eviSide: String
-    public var vrfSide: String
-
-    /// `evpn<E>-ipvpn<V>` and `ipvpn<V>-evpn<E>`, as the original names them, while that fits the
-    /// 15 characters of an interface name; beyond (the original then failed, quirk Q18) a fixed-width
-    /// base-36 form: `e` or `v` and both ids in 7 characters each.
-    public init(evi: UInt32, vrf: UInt32) {
-        let (e, v) = ("evpn\(evi)-ipvpn\(vrf)", "ipvpn\(vrf)-evpn\(evi)")
-        if e.utf8.count <= 15 {
-            (eviSide, vrfSide) = (e, v)
-        } else {
-            func base36(_ n: UInt32) -> String {
-                let s = String(n, radix: 36)
-                return String(repeating: "0", count: 7 - s.count) + s
-            }
-            (eviSide, vrfSide) = ("e" + base36(evi) + base36(vrf), "v" + base36(vrf) + base36(evi))
-        }
-    }
-}
-
 /// What an instance needs from its dataplane (reference §9.1). A driver's instances are called on
-/// the `DataplaneExecutor`; the VPN instances on the engine's loop call a `QueuedInstance`, which
+/// the `DataplaneExecutor`; the VPN instances on the engine's loop call a `QueuedInstance` (BagpipeVPN), which
 /// turns each call into a `DataplaneRequest` (or, in unit tests, a driver directly).
 public protocol DataplaneInstance: AnyObject {
     func plug(_ endpoint: Endpoint) throws
@@ -124,7 +21,7 @@ public protocol DataplaneInstance: AnyObject {
     func setGatewayPort(_ linuxif: String, gateway: IPAddress) throws
     func gatewayPortDown(_ linuxif: String) throws
     /// The `fallback` of an attach (only the IP VPN `ovs` driver acts on it).
-    func updateFallback(_ fallback: JSONValue?)
+    func updateFallback(_ fallback: Fallback?)
     /// The instance stops: remove everything it installed.
     func cleanup()
     /// State for the looking glass.
@@ -156,7 +53,7 @@ extension DataplaneInstance {
     public func removeFlood(_ flood: FloodEndpoint) throws { throw DataplaneNotSupported("flooding") }
     public func setGatewayPort(_ linuxif: String, gateway: IPAddress) throws {}
     public func gatewayPortDown(_ linuxif: String) throws {}
-    public func updateFallback(_ fallback: JSONValue?) {}
+    public func updateFallback(_ fallback: Fallback?) {}
 }
 
 /// A dataplane driver for one VPN type (reference §9.1). Called on the `DataplaneExecutor` only.

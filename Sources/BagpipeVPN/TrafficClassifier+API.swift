@@ -1,0 +1,49 @@
+import BGPWire
+import Dataplane
+
+/// The API's and the looking glass's form of a classifier.
+extension TrafficClassifier {
+    /// The API's classifier object: `sourcePrefix`, `destinationPrefix`, `sourcePort`,
+    /// `destinationPort` (`"N"` or `"min:max"`), `protocol` (a name or a number, default tcp).
+    public init(json: JSONValue) throws(APIError) {
+        guard case .object(let fields) = json else { throw APIError("attract_traffic.classifier must be an object") }
+        let known: Set<String> = ["sourcePrefix", "destinationPrefix", "sourcePort", "destinationPort", "protocol"]
+        if let stray = fields.first(where: { !known.contains($0.0) }) {
+            throw APIError("attract_traffic.classifier: unknown key '\(stray.0)' (known: \(known.sorted().joined(separator: ", ")))")
+        }
+        func text(_ key: String) throws(APIError) -> String? {
+            guard let v = json[key], v != .null else { return nil }
+            if case .int(let i) = v { return String(i) }
+            guard let s = v.stringValue else { throw APIError("attract_traffic.classifier.\(key) must be a string") }
+            return s
+        }
+        func prefix(_ key: String) throws(APIError) -> IPPrefix? {
+            guard let t = try text(key) else { return nil }
+            guard let p = RequestReader.parsePrefix(t) else { throw APIError("attract_traffic.classifier.\(key): '\(t)' is not a prefix") }
+            return p
+        }
+        func port(_ key: String) throws(APIError) -> PortRange? {
+            guard let t = try text(key) else { return nil }
+            guard let r = PortRange(text: t) else { throw APIError("attract_traffic.classifier.\(key): '\(t)' is not a port or a min:max range") }
+            return r
+        }
+        let (sourcePrefix, destinationPrefix) = (try prefix("sourcePrefix"), try prefix("destinationPrefix"))
+        let (sourcePort, destinationPort) = (try port("sourcePort"), try port("destinationPort"))
+        let proto = try text("protocol") ?? "tcp"
+        guard let number = Self.protocolNumbers[proto.lowercased()] ?? UInt8(proto) else {
+            throw APIError("attract_traffic.classifier.protocol: '\(proto)' is not a protocol name or number")
+        }
+        self.init(sourcePrefix: sourcePrefix, destinationPrefix: destinationPrefix, sourcePort: sourcePort, destinationPort: destinationPort, ipProtocol: number)
+    }
+
+    /// The looking glass's (and the API's) camel-case object.
+    public var json: JSONValue {
+        var fields: [(String, JSONValue)] = []
+        if let p = sourcePrefix { fields.append(("sourcePrefix", .string("\(p)"))) }
+        if let p = destinationPrefix { fields.append(("destinationPrefix", .string("\(p)"))) }
+        if let r = sourcePort { fields.append(("sourcePort", .string("\(r)"))) }
+        if let r = destinationPort { fields.append(("destinationPort", .string("\(r)"))) }
+        if let p = ipProtocol { fields.append(("protocol", .string(Self.protocolNumbers.first { $0.value == p }?.key ?? "\(p)"))) }
+        return .object(fields)
+    }
+}
