@@ -115,6 +115,8 @@ public enum BagpipeAPI {
             return json("null")
         } catch let e as APIError {
             return BagpipeAPI.error(e)
+        } catch let e as VPNError {
+            return BagpipeAPI.error(APIError(e))
         }
     }
 

@@ -1,24 +1,6 @@
 import BGPWire
 import Dataplane
 
-/// An API error: the HTTP status and the original's JSON fields `{code, title, message}`. Every
-/// client error is a 4xx, also where the original answered 500 (malformed route target, bad
-/// `readvertise` or `attract_traffic`, a body that is not an object).
-public struct APIError: Error, Equatable, CustomStringConvertible {
-    public var status: Int
-    public var title: String
-    public var message: String
-
-    public init(status: Int = 400, title: String = "Bad Request", _ message: String) {
-        self.status = status
-        self.title = title
-        self.message = message
-    }
-
-    public var description: String { "\(status) \(title): \(message)" }
-    static func missing(_ name: String) -> APIError { APIError("Missing parameter: '\(name)'") }
-}
-
 /// `readvertise` (reference §8.3): routes with a `from_rt` are re-advertised with `to_rt`.
 public struct Readvertise: Sendable, Hashable {
     public var from: [ExtendedCommunity]
@@ -84,7 +66,7 @@ public struct AttachRequest: Sendable {
     /// The request as received (what the attachment store keeps).
     public var raw: JSONValue
 
-    public init(json: JSONValue) throws(APIError) {
+    public init(json: JSONValue) throws(VPNError) {
         raw = json
         let r = try RequestReader(json)
         (vpnType, vpnInstanceID, mac, localPort) = try r.endpointIdentity()
@@ -96,16 +78,16 @@ public struct AttachRequest: Sendable {
         }
         ipAddress = try r.ipAddress()
         if let text = try r.optionalString("gateway_ip") {
-            guard let a = IPAddress(text) else { throw APIError("IP address \(text) is not valid") }
+            guard let a = IPAddress(text) else { throw VPNError("IP address \(text) is not valid") }
             gatewayIP = a
         }
         if let v = r.json["advertise_subnet"], v != .null {
-            guard case .bool(let b) = v else { throw APIError("'advertise_subnet' must be a boolean") }
+            guard case .bool(let b) = v else { throw VPNError("'advertise_subnet' must be a boolean") }
             advertiseSubnet = b
         }
         if let v = r.json["direction"], v != .null {
             guard let text = v.stringValue, let d = Direction(rawValue: text) else {
-                throw APIError("direction should be one of: both, to-port, from-port")
+                throw VPNError("direction should be one of: both, to-port, from-port")
             }
             direction = d
         }
@@ -130,7 +112,7 @@ public struct DetachRequest: Sendable {
     /// Required for IP VPN; for E-VPN absent means every IP of the MAC, then the MAC-only endpoint.
     public var ipAddress: (text: String, prefix: IPPrefix)?
 
-    public init(json: JSONValue) throws(APIError) {
+    public init(json: JSONValue) throws(VPNError) {
         let r = try RequestReader(json)
         (vpnType, vpnInstanceID, mac, localPort) = try r.endpointIdentity()
         if vpnType == .ipvpn && !r.has("ip_address") { throw .missing("ip_address") }
@@ -142,45 +124,45 @@ public struct DetachRequest: Sendable {
 struct RequestReader {
     let json: JSONValue
 
-    init(_ json: JSONValue) throws(APIError) {
-        guard case .object = json else { throw APIError("the request body must be a JSON object") }
+    init(_ json: JSONValue) throws(VPNError) {
+        guard case .object = json else { throw VPNError("the request body must be a JSON object") }
         self.json = json
     }
 
     /// What attach and detach both name: the VPN, the MAC and the port.
-    func endpointIdentity() throws(APIError) -> (VPNType, String, MACAddress, LocalPort) {
+    func endpointIdentity() throws(VPNError) -> (VPNType, String, MACAddress, LocalPort) {
         (try vpnType(), try requiredString("vpn_instance_id"), try mac(), try localPort())
     }
 
     func has(_ key: String) -> Bool { json[key].map { $0 != .null } ?? false }
 
-    func requiredString(_ key: String) throws(APIError) -> String {
+    func requiredString(_ key: String) throws(VPNError) -> String {
         guard let v = json[key], v != .null else { throw .missing(key) }
-        guard let s = v.stringValue else { throw APIError("'\(key)' must be a string") }
+        guard let s = v.stringValue else { throw VPNError("'\(key)' must be a string") }
         return s
     }
 
-    func optionalString(_ key: String) throws(APIError) -> String? {
+    func optionalString(_ key: String) throws(VPNError) -> String? {
         guard let v = json[key], v != .null else { return nil }
-        guard let s = v.stringValue else { throw APIError("'\(key)' must be a string") }
+        guard let s = v.stringValue else { throw VPNError("'\(key)' must be a string") }
         return s
     }
 
-    func unsigned(_ key: String, max: UInt64) throws(APIError) -> UInt64? {
+    func unsigned(_ key: String, max: UInt64) throws(VPNError) -> UInt64? {
         guard let v = json[key], v != .null else { return nil }
-        guard case .int(let i) = v, i >= 0, UInt64(i) <= max else { throw APIError("'\(key)' must be an integer from 0 to \(max)") }
+        guard case .int(let i) = v, i >= 0, UInt64(i) <= max else { throw VPNError("'\(key)' must be an integer from 0 to \(max)") }
         return UInt64(i)
     }
 
-    func vpnType() throws(APIError) -> VPNType {
-        guard let v = json["vpn_type"], v != .null else { throw APIError("missing instance_type") }
-        guard let text = v.stringValue, let t = VPNType(rawValue: text) else { throw APIError("unknown vpn_type: \(v.stringValue ?? v.serialized())") }
+    func vpnType() throws(VPNError) -> VPNType {
+        guard let v = json["vpn_type"], v != .null else { throw VPNError("missing instance_type") }
+        guard let text = v.stringValue, let t = VPNType(rawValue: text) else { throw VPNError("unknown vpn_type: \(v.stringValue ?? v.serialized())") }
         return t
     }
 
-    func mac() throws(APIError) -> MACAddress {
+    func mac() throws(VPNError) -> MACAddress {
         let text = try requiredString("mac_address")
-        guard let m = Self.parseMAC(text) else { throw APIError("MAC address \(text) is not valid") }
+        guard let m = Self.parseMAC(text) else { throw VPNError("MAC address \(text) is not valid") }
         return m
     }
 
@@ -193,59 +175,59 @@ struct RequestReader {
         return MACAddress(v)
     }
 
-    func localPort() throws(APIError) -> LocalPort {
+    func localPort() throws(VPNError) -> LocalPort {
         guard let v = json["local_port"], v != .null else { throw .missing("local_port") }
         if let name = v.stringValue { return LocalPort(linuxif: name, raw: .object([("linuxif", .string(name))])) }
         guard case .object = v, v["linuxif"] != nil || v["evpn"] != nil else {
-            throw APIError("Mandatory key is missing in local_port parameter (linuxif, or evpn)")
+            throw VPNError("Mandatory key is missing in local_port parameter (linuxif, or evpn)")
         }
         var linuxif: String?
         if let l = v["linuxif"], l != .null {
-            guard let name = l.stringValue, !name.isEmpty else { throw APIError("local_port.linuxif must be a non-empty string") }
+            guard let name = l.stringValue, !name.isEmpty else { throw VPNError("local_port.linuxif must be a non-empty string") }
             linuxif = name
         }
         var eviID: String?
         if let e = v["evpn"], e != .null {
-            guard let id = e["id"]?.stringValue, !id.isEmpty else { throw APIError("local_port.evpn must be an object with the id of an E-VPN instance") }
-            guard linuxif == nil else { throw APIError("local_port: linuxif and evpn cannot be given together") }
+            guard let id = e["id"]?.stringValue, !id.isEmpty else { throw VPNError("local_port.evpn must be an object with the id of an E-VPN instance") }
+            guard linuxif == nil else { throw VPNError("local_port: linuxif and evpn cannot be given together") }
             eviID = id
         }
-        guard linuxif != nil || eviID != nil else { throw APIError("Mandatory key is missing in local_port parameter (linuxif, or evpn)") }
+        guard linuxif != nil || eviID != nil else { throw VPNError("Mandatory key is missing in local_port parameter (linuxif, or evpn)") }
         return LocalPort(linuxif: linuxif, eviID: eviID, raw: v)
     }
 
-    func routeTargets(_ key: String) throws(APIError) -> [ExtendedCommunity] {
+    func routeTargets(_ key: String) throws(VPNError) -> [ExtendedCommunity] {
         guard let v = json[key], v != .null else { throw .missing(key) }
         return try Self.routeTargets(v, name: key)
     }
 
     /// A list of strings or one comma-separated string; duplicates removed; `<asn>:<nn>`, 2-octet AS.
-    static func routeTargets(_ v: JSONValue, name: String) throws(APIError) -> [ExtendedCommunity] {
+    static func routeTargets(_ v: JSONValue, name: String) throws(VPNError) -> [ExtendedCommunity] {
         var texts: [String] = []
         if let s = v.stringValue {
             texts = s.split(separator: ",").map { $0.trimming(" ") }
         } else if let items = v.arrayValue {
             for item in items {
-                guard let s = item.stringValue else { throw APIError("Malformed route target in '\(name)': \(item.serialized())") }
+                guard let s = item.stringValue else { throw VPNError("Malformed route target in '\(name)': \(item.serialized())") }
                 texts.append(s)
             }
         } else {
-            throw APIError("'\(name)' must be a list of route targets or a comma-separated string")
+            throw VPNError("'\(name)' must be a list of route targets or a comma-separated string")
         }
         var out = Set<ExtendedCommunity>()
         for text in texts where !text.isEmpty {
             let parts = text.split(separator: ":", omittingEmptySubsequences: false)
             guard parts.count == 2, let asn = UInt16(parts[0]), let n = UInt32(parts[1]) else {
-                throw APIError("Malformed route target in '\(name)': '\(text)' (expected <asn>:<number>, asn up to 65535)")
+                throw VPNError("Malformed route target in '\(name)': '\(text)' (expected <asn>:<number>, asn up to 65535)")
             }
             out.insert(.routeTarget(as: asn, n))
         }
         return out.sorted()
     }
 
-    func ipAddress() throws(APIError) -> (text: String, prefix: IPPrefix)? {
+    func ipAddress() throws(VPNError) -> (text: String, prefix: IPPrefix)? {
         guard let text = try optionalString("ip_address") else { return nil }
-        guard let p = Self.parsePrefix(text) else { throw APIError("IP address \(text) is not valid") }
+        guard let p = Self.parsePrefix(text) else { throw VPNError("IP address \(text) is not valid") }
         return (text, p)
     }
 
@@ -259,10 +241,10 @@ struct RequestReader {
         return IPPrefix(address, length: length)
     }
 
-    func readvertise() throws(APIError) -> Readvertise? {
+    func readvertise() throws(VPNError) -> Readvertise? {
         guard let v = json["readvertise"], v != .null else { return nil }
         guard case .object = v, let from = v["from_rt"], let to = v["to_rt"], from.arrayValue != nil, to.arrayValue != nil else {
-            throw APIError("'readvertise' must be an object with the lists 'from_rt' and 'to_rt'")
+            throw VPNError("'readvertise' must be an object with the lists 'from_rt' and 'to_rt'")
         }
         return Readvertise(from: try Self.routeTargets(from, name: "readvertise.from_rt"), to: try Self.routeTargets(to, name: "readvertise.to_rt"))
     }
@@ -270,18 +252,18 @@ struct RequestReader {
     /// The rules of reference §8.3: on only with `readvertise` or `to_rt`; `redirect_rts` and
     /// `classifier` required; exactly one target; `to_rt` equal to `readvertise.to_rt` when both are
     /// given; with `to_rt`, `static_destination_prefixes` required.
-    func attractTraffic(readvertise: Readvertise?) throws(APIError) -> AttractTraffic? {
+    func attractTraffic(readvertise: Readvertise?) throws(VPNError) -> AttractTraffic? {
         guard let v = json["attract_traffic"], v != .null, v != .object([]) else { return nil }
-        guard case .object = v else { throw APIError("'attract_traffic' must be an object") }
-        guard let redirect = v["redirect_rts"], redirect != .null else { throw APIError("'attract_traffic' requires 'redirect_rts'") }
+        guard case .object = v else { throw VPNError("'attract_traffic' must be an object") }
+        guard let redirect = v["redirect_rts"], redirect != .null else { throw VPNError("'attract_traffic' requires 'redirect_rts'") }
         let redirectRTs = try Self.routeTargets(redirect, name: "attract_traffic.redirect_rts")
-        guard !redirectRTs.isEmpty else { throw APIError("attract_traffic.redirect_rts must name at least one route target") }
+        guard !redirectRTs.isEmpty else { throw VPNError("attract_traffic.redirect_rts must name at least one route target") }
         var prefixes: [IPPrefix] = []
         if let list = v["static_destination_prefixes"], list != .null {
-            guard let items = list.arrayValue else { throw APIError("attract_traffic.static_destination_prefixes must be a list of prefixes") }
+            guard let items = list.arrayValue else { throw VPNError("attract_traffic.static_destination_prefixes must be a list of prefixes") }
             for item in items {
                 guard let text = item.stringValue, let p = Self.parsePrefix(text) else {
-                    throw APIError("attract_traffic.static_destination_prefixes: \(item.serialized()) is not a prefix")
+                    throw VPNError("attract_traffic.static_destination_prefixes: \(item.serialized()) is not a prefix")
                 }
                 prefixes.append(p)
             }
@@ -289,15 +271,15 @@ struct RequestReader {
         // `to` is what the original's bagpipe-rest-attach sends (quirk Q15): read as `to_rt`.
         let toValue = v["to_rt"].flatMap { $0 == .null ? nil : $0 } ?? v["to"].flatMap { $0 == .null ? nil : $0 }
         let explicitTo = toValue != nil
-        let to = try toValue.map { (x) throws(APIError) in try Self.routeTargets(x, name: "attract_traffic.to_rt") }
+        let to = try toValue.map { (x) throws(VPNError) in try Self.routeTargets(x, name: "attract_traffic.to_rt") }
         // Off without a target to attract to (as the original: the object is then ignored).
         guard let effective = to ?? readvertise?.to else { return nil }
         if let to, let readvertise, Set(to) != Set(readvertise.to) {
-            throw APIError("attract_traffic.to_rt must be readvertise.to_rt when both are given")
+            throw VPNError("attract_traffic.to_rt must be readvertise.to_rt when both are given")
         }
-        guard effective.count == 1 else { throw APIError("attract_traffic needs exactly one route target to attract traffic to (to_rt or readvertise.to_rt), not \(effective.count)") }
-        if explicitTo && prefixes.isEmpty { throw APIError("attract_traffic.static_destination_prefixes is required with attract_traffic.to_rt") }
-        guard let classifierJSON = v["classifier"], classifierJSON != .null else { throw APIError("'attract_traffic' requires 'classifier'") }
+        guard effective.count == 1 else { throw VPNError("attract_traffic needs exactly one route target to attract traffic to (to_rt or readvertise.to_rt), not \(effective.count)") }
+        if explicitTo && prefixes.isEmpty { throw VPNError("attract_traffic.static_destination_prefixes is required with attract_traffic.to_rt") }
+        guard let classifierJSON = v["classifier"], classifierJSON != .null else { throw VPNError("'attract_traffic' requires 'classifier'") }
         let classifier = try TrafficClassifier(json: classifierJSON)
         return AttractTraffic(redirectRTs: redirectRTs, classifier: classifier, to: effective, explicitTo: explicitTo, staticDestinationPrefixes: prefixes)
     }

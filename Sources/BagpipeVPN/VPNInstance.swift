@@ -185,7 +185,7 @@ public class VPNInstance {
     /// Plugs an endpoint into the dataplane and, once the dataplane has plugged it, advertises its
     /// route (unless `from-port`): traffic is not attracted to a port that is not there yet.
     public func plug(_ endpoint: Endpoint, _ placement: Placement) throws {
-        guard driver.directions.contains(endpoint.direction) else { throw APIError("Unsupported direction: \(endpoint.direction.rawValue)") }
+        guard driver.directions.contains(endpoint.direction) else { throw VPNError("Unsupported direction: \(endpoint.direction.rawValue)") }
         let key = PluggedKey(mac: endpoint.mac, ip: endpoint.ip, prefix: placement.prefix)
         plugged[key] = (endpoint, placement)
         pendingPlugs[key, default: 0] += 1

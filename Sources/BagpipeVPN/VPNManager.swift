@@ -107,20 +107,20 @@ public final class VPNManager {
     /// Delivers an engine event to the instance whose worker it is for.
     public func deliver(_ worker: WorkerID, _ event: RouteEngine.LocalEvent) { byWorker[worker]?.instance.handle(event) }
 
-    static func serverError(_ message: String) -> APIError { APIError(status: 500, title: "Internal Server Error", message) }
+    static func serverError(_ message: String) -> VPNError { .failed(message) }
 
     // MARK: Attach
 
-    public func attach(_ r: AttachRequest) throws(APIError) {
+    public func attach(_ r: AttachRequest) throws(VPNError) {
         try check(r)
         let created = instances[r.vpnInstanceID] == nil
         let managed: Managed
         if let existing = instances[r.vpnInstanceID] { managed = existing } else { managed = try create(r) }
         guard managed.type == r.vpnType else {
-            throw APIError("VPN instance \(r.vpnInstanceID) exists with vpn_type \(managed.type.rawValue), not \(r.vpnType.rawValue)")
+            throw VPNError("VPN instance \(r.vpnInstanceID) exists with vpn_type \(managed.type.rawValue), not \(r.vpnType.rawValue)")
         }
-        guard managed.redirectTarget == nil else { throw APIError("\(r.vpnInstanceID) is a redirect VRF, which has no ports") }
-        do throws(APIError) {
+        guard managed.redirectTarget == nil else { throw VPNError("\(r.vpnInstanceID) is a redirect VRF, which has no ports") }
+        do throws(VPNError) {
             var request = r
             if let eviID = r.localPort.eviID { request.localPort = try link(managed, toEVI: eviID, request: r) }
             try plug(request, into: managed)
@@ -137,17 +137,17 @@ public final class VPNManager {
     }
 
     /// What can be refused before anything is looked up.
-    private func check(_ r: AttachRequest) throws(APIError) {
+    private func check(_ r: AttachRequest) throws(VPNError) {
         if r.vpnType == .evpn, r.advertiseSubnet, let ip = r.ipAddress, ip.prefix.length != UInt8(ip.prefix.address.bitWidth) {
-            throw APIError("advertise_subnet with a prefix (\(ip.text)) is for IP VPN; an E-VPN endpoint has one address")
+            throw VPNError("advertise_subnet with a prefix (\(ip.text)) is for IP VPN; an E-VPN endpoint has one address")
         }
         if r.vpnType == .ipvpn, let ip = r.ipAddress, !ip.prefix.isIPv4, !configuration.ipv6VPN {
-            throw APIError("IPv6 endpoints need the VPNv6 family: set [BGP] enable_ipv6_vpn = True")
+            throw VPNError("IPv6 endpoints need the VPNv6 family: set [BGP] enable_ipv6_vpn = True")
         }
-        if r.localPort.eviID != nil, r.vpnType != .ipvpn { throw APIError("local_port.evpn links an E-VPN instance into an IP VPN: vpn_type must be ipvpn") }
+        if r.localPort.eviID != nil, r.vpnType != .ipvpn { throw VPNError("local_port.evpn links an E-VPN instance into an IP VPN: vpn_type must be ipvpn") }
     }
 
-    private func driver(_ type: VPNType) throws(APIError) -> any DataplaneDriver {
+    private func driver(_ type: VPNType) throws(VPNError) -> any DataplaneDriver {
         guard let driver = drivers[type] else { throw Self.serverError("no \(type.rawValue) dataplane driver") }
         // Reference §9.1: on the first instance of a type, leftovers of an earlier run go (errors
         // only logged), then the driver prepares the host (errors fail this attach).
@@ -159,13 +159,13 @@ public final class VPNManager {
         return driver
     }
 
-    private func create(_ r: AttachRequest) throws(APIError) -> Managed {
+    private func create(_ r: AttachRequest) throws(VPNError) -> Managed {
         if r.vni > 0, instances.values.contains(where: { $0.forcedVNI == r.vni }) {
-            throw APIError("A VPN instance using vni \(r.vni) already exists.")
+            throw VPNError("A VPN instance using vni \(r.vni) already exists.")
         }
         let options = InstanceOptions(vni: r.vni > 0 ? r.vni : nil, linuxbr: r.vpnType == .evpn ? r.linuxbr : nil)
         return try create(type: r.vpnType, externalID: r.vpnInstanceID, vni: r.vni, importRTs: r.importRTs, exportRTs: r.exportRTs, options: options) {
-            (id, label, rd, driver) throws(APIError) -> VPNInstance in
+            (id, label, rd, driver) throws(VPNError) -> VPNInstance in
             switch r.vpnType {
             case .evpn:
                 return try Self.dataplaneErrors {
@@ -174,7 +174,7 @@ public final class VPNManager {
                         driver: driver, bgpAddress: self.configuration.bgpAddress, salt: self.configuration.salt, options: options)
                 }
             case .ipvpn:
-                guard let gateway = r.gatewayIP, let address = r.ipAddress else { throw APIError.missing("gateway_ip") }
+                guard let gateway = r.gatewayIP, let address = r.ipAddress else { throw VPNError.missing("gateway_ip") }
                 return try Self.dataplaneErrors {
                     try IPVPNInstance(
                         id: id, externalID: r.vpnInstanceID, label: label, routeDistinguisher: rd, importRTs: r.importRTs, exportRTs: r.exportRTs, gateway: gateway,
@@ -185,10 +185,10 @@ public final class VPNManager {
         }
     }
 
-    static func dataplaneErrors<T>(_ body: () throws -> T) throws(APIError) -> T {
+    static func dataplaneErrors<T>(_ body: () throws -> T) throws(VPNError) -> T {
         do {
             return try body()
-        } catch let e as APIError {
+        } catch let e as VPNError {
             throw e
         } catch {
             throw serverError("the dataplane could not create the instance: \(error)")
@@ -198,8 +198,8 @@ public final class VPNManager {
     /// Allocates the instance's identifiers, builds it, and registers it; nothing is kept when a step fails.
     private func create(
         type: VPNType, externalID: String, vni: UInt32, importRTs: [ExtendedCommunity], exportRTs: [ExtendedCommunity], options: InstanceOptions,
-        build: (UInt32, UInt32, RouteDistinguisher, any DataplaneDriver) throws(APIError) -> VPNInstance
-    ) throws(APIError) -> Managed {
+        build: (UInt32, UInt32, RouteDistinguisher, any DataplaneDriver) throws(VPNError) -> VPNInstance
+    ) throws(VPNError) -> Managed {
         let driver = try driver(type)
         var ids = instanceIDs, labelAllocator = labels, rds = routeDistinguishers
         let id: UInt32, label: UInt32, rdNumber: UInt32
@@ -219,15 +219,15 @@ public final class VPNManager {
         return managed
     }
 
-    private func plug(_ r: AttachRequest, into m: Managed) throws(APIError) {
+    private func plug(_ r: AttachRequest, into m: Managed) throws(VPNError) {
         // Keyed by the parsed prefix: "10.0.0.1" and "10.0.0.1/32" are one endpoint (the original kept
         // the string and counted two, quirk Q6).
         let key = EndpointKey(mac: r.mac, ip: r.ipAddress.map { "\($0.prefix)" })
         if let ip = key.ip, let bound = m.macOfIP[ip], bound != r.mac {
-            throw APIError("Inconsistent endpoint info: IP \(ip) already bound to a MAC address different from \(r.mac) (\(bound))")
+            throw VPNError("Inconsistent endpoint info: IP \(ip) already bound to a MAC address different from \(r.mac) (\(bound))")
         }
         if let port = m.portOfMAC[r.mac], port != r.localPort {
-            throw APIError("Port information is not consistent. MAC address cannot be bound to two different ports. Previous plug for port \(port.raw.serialized()) (current plug for port \(r.localPort.raw.serialized()))")
+            throw VPNError("Port information is not consistent. MAC address cannot be bound to two different ports. Previous plug for port \(port.raw.serialized()) (current plug for port \(r.localPort.raw.serialized()))")
         }
         let prefix = r.ipAddress.map { r.advertiseSubnet ? $0.prefix : IPPrefix($0.prefix.address, length: UInt8($0.prefix.address.bitWidth)) }
         if var existing = m.endpoints[key] {
@@ -256,7 +256,7 @@ public final class VPNManager {
             localPref: r.localPref, loadBalancingOrder: r.lbConsistentHashOrder, description: r.description)
         do {
             try m.instance.plug(record.endpoint, placement(record, m))
-        } catch let e as APIError {
+        } catch let e as VPNError {
             throw e
         } catch {
             throw Self.serverError("the dataplane could not plug the endpoint: \(error)")
@@ -280,15 +280,15 @@ public final class VPNManager {
 
     // MARK: Detach
 
-    public func detach(_ r: DetachRequest) throws(APIError) {
-        guard let m = instances[r.vpnInstanceID] else { throw APIError("VPN \(r.vpnInstanceID) could not be found") }
+    public func detach(_ r: DetachRequest) throws(VPNError) {
+        guard let m = instances[r.vpnInstanceID] else { throw VPNError("VPN \(r.vpnInstanceID) could not be found") }
         var keys: [EndpointKey]
         if let ip = r.ipAddress.map({ "\($0.prefix)" }) {
             if let bound = m.macOfIP[ip], bound != r.mac {
-                throw APIError("Inconsistent endpoint info: IP \(ip) bound to \(bound), not to \(r.mac)")
+                throw VPNError("Inconsistent endpoint info: IP \(ip) bound to \(bound), not to \(r.mac)")
             }
             let key = EndpointKey(mac: r.mac, ip: ip)
-            guard m.endpoints[key] != nil else { throw APIError("Endpoint (\(r.mac), \(ip)) not plugged yet, can't unplug") }
+            guard m.endpoints[key] != nil else { throw VPNError("Endpoint (\(r.mac), \(ip)) not plugged yet, can't unplug") }
             keys = [key]
         } else {
             // E-VPN without an address: every address of the MAC, then the MAC-only endpoint.
@@ -378,16 +378,16 @@ public final class VPNManager {
 
     /// Links the E-VPN instance `eviID` into the VRF of `m` (or reuses the link); the endpoint is then
     /// plugged on the VRF side of the veth pair.
-    private func link(_ m: Managed, toEVI eviID: String, request r: AttachRequest) throws(APIError) -> LocalPort {
+    private func link(_ m: Managed, toEVI eviID: String, request r: AttachRequest) throws(VPNError) -> LocalPort {
         guard let eviManaged = instances[eviID], let evi = eviManaged.instance as? EVPNInstance else {
-            throw APIError("local_port.evpn.id: no E-VPN instance \(eviID)")
+            throw VPNError("local_port.evpn.id: no E-VPN instance \(eviID)")
         }
-        guard let vrf = m.instance as? IPVPNInstance else { throw APIError("local_port.evpn is for IP VPN instances") }
+        guard let vrf = m.instance as? IPVPNInstance else { throw VPNError("local_port.evpn is for IP VPN instances") }
         if let (link, linked) = m.gatewayLink {
-            guard linked == eviID else { throw APIError("\(r.vpnInstanceID) is already linked to the E-VPN instance \(linked)") }
+            guard linked == eviID else { throw VPNError("\(r.vpnInstanceID) is already linked to the E-VPN instance \(linked)") }
             return LocalPort(linuxif: link.vrfSide, eviID: eviID, raw: r.localPort.raw)
         }
-        if let port = evi.gatewayPort { throw APIError("the E-VPN instance \(eviID) is already linked to \(port.vrf.externalID)") }
+        if let port = evi.gatewayPort { throw VPNError("the E-VPN instance \(eviID) is already linked to \(port.vrf.externalID)") }
         let link = GatewayLink(evi: evi.id, vrf: vrf.id)
         guard let driver = drivers[.ipvpn] else { throw Self.serverError("no ipvpn dataplane driver") }
         do {
@@ -421,7 +421,7 @@ extension VPNManager: TrafficRedirector {
         let managed = try redirects.acquire(routeTarget, by: user.id) { () throws -> Managed in
             let externalID = Self.redirectInstanceID(routeTarget)
             let managed = try create(type: .ipvpn, externalID: externalID, vni: 0, importRTs: [routeTarget], exportRTs: [], options: InstanceOptions()) {
-                (id, label, rd, driver) throws(APIError) -> VPNInstance in
+                (id, label, rd, driver) throws(VPNError) -> VPNInstance in
                 try Self.dataplaneErrors {
                     try IPVPNInstance(
                         id: id, externalID: externalID, label: label, routeDistinguisher: rd, importRTs: [routeTarget], exportRTs: [],

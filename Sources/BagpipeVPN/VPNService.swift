@@ -70,7 +70,7 @@ public final class VPNService: @unchecked Sendable {
             let answer = Once()
             let timeout = loop.scheduleTask(in: self.dataplaneTimeout) {
                 answer.run {
-                    promise.fail(APIError(status: 503, title: "Service Unavailable", "the dataplane has not answered within \(self.dataplaneTimeout.nanoseconds / 1_000_000_000) s; the change is applied when it does"))
+                    promise.fail(VPNError(.dataplaneUnavailable, "the dataplane has not answered within \(self.dataplaneTimeout.nanoseconds / 1_000_000_000) s; the change is applied when it does"))
                 }
             }
             // Completes on the loop, where the manager and the ticket live.
@@ -79,7 +79,7 @@ public final class VPNService: @unchecked Sendable {
                 if let failure = ticket.failures.first {
                     self.speaker.onLoop { _ in undo?(manager) }
                     channel.submit()
-                    answer.run { promise.fail(Self.apiError(failure)) }
+                    answer.run { promise.fail(Self.requestError(failure)) }
                 } else {
                     done?(result)
                     answer.run { promise.succeed(result) }
@@ -89,12 +89,12 @@ public final class VPNService: @unchecked Sendable {
         return promise.futureResult
     }
 
-    /// A dataplane failure as the API answers it: the driver's own `APIError` (a port it cannot
+    /// A dataplane failure as the request's error: the driver's own `VPNError` (a port it cannot
     /// use), else a 500 naming what failed.
-    static func apiError(_ failure: DataplaneExecutor.Failure) -> APIError {
-        if let e = failure.error as? APIError { return e }
-        if let refusal = failure.error as? DataplaneRefusal { return APIError(refusal.description) }
-        return APIError(status: 500, title: "Internal Server Error", "the dataplane could not \(failure.request): \(failure.error)")
+    static func requestError(_ failure: DataplaneExecutor.Failure) -> VPNError {
+        if let e = failure.error as? VPNError { return e }
+        if let refusal = failure.error as? DataplaneRefusal { return VPNError(refusal.description) }
+        return VPNError(.failed, "the dataplane could not \(failure.request): \(failure.error)")
     }
 
     /// The drivers' traits: read when they are made on the executor (`start()`, off the loop), else
@@ -144,7 +144,7 @@ public final class VPNService: @unchecked Sendable {
         var requests: [AttachRequest] = []
         var refused: [String] = []
         for json in stored {
-            do throws(APIError) {
+            do throws(VPNError) {
                 requests.append(try AttachRequest(json: json))
             } catch {
                 refused.append("\(json.serialized().prefix(200)): \(error.message)")
@@ -156,7 +156,7 @@ public final class VPNService: @unchecked Sendable {
         for r in requests {
             chain = chain.flatMap { tally in
                 self.attach(r).map { (tally.replayed + 1, tally.refused) }.flatMapErrorThrowing { error in
-                    (tally.replayed, tally.refused + ["\(r.vpnInstanceID) \(r.mac): \((error as? APIError)?.message ?? "\(error)")"])
+                    (tally.replayed, tally.refused + ["\(r.vpnInstanceID) \(r.mac): \((error as? VPNError)?.message ?? "\(error)")"])
                 }
             }
         }
@@ -167,7 +167,7 @@ public final class VPNService: @unchecked Sendable {
         }
     }
 
-    /// Fails with an `APIError` when refused (nothing changed then).
+    /// Fails with a `VPNError` when refused (nothing changed then).
     public func attach(_ request: AttachRequest) -> EventLoopFuture<Void> {
         withManager({ try $0.attach(request) }, undo: { $0.rollBack(request) }, done: { self.store?.attached(request) })
     }
@@ -186,7 +186,7 @@ public final class VPNService: @unchecked Sendable {
             self.reconciling = nil
             $0.stopAll()
         }.flatMapError { error in
-            (error as? APIError)?.status == 503 ? self.speaker.eventLoop.makeSucceededVoidFuture() : self.speaker.eventLoop.makeFailedFuture(error)
+            (error as? VPNError)?.kind == .dataplaneUnavailable ? self.speaker.eventLoop.makeSucceededVoidFuture() : self.speaker.eventLoop.makeFailedFuture(error)
         }
     }
 

@@ -75,6 +75,14 @@ import Testing
         }
     }
 
+    /// The domain's errors carry no HTTP: the API gives each kind its status.
+    @Test func domainErrorsMapToStatuses() {
+        #expect(APIError(VPNError("Missing parameter: 'mac_address'")) == APIError("Missing parameter: 'mac_address'"))
+        #expect(APIError(VPNError.failed("label allocator exhausted")).status == 500)
+        let unavailable = APIError(VPNError(.dataplaneUnavailable, "the dataplane has not answered"))
+        #expect(unavailable.status == 503 && unavailable.title == "Service Unavailable")
+    }
+
     @Test func pingValueIsA128BitInteger() {
         let values = Set((0..<20).map { _ in BagpipeAPI.pingValue() })
         #expect(values.count == 20)

@@ -90,7 +90,7 @@ import Testing
         #expect(mac.1.attributes.localPreference == 300 && mac.1.nextHop == .ipv4(Self.local))
         #expect(h.dummy.plugged.count == 1)
         // The dummy driver forwards in both directions only (as the original's).
-        #expect(throws: APIError("Unsupported direction: to-port")) {
+        #expect(throws: VPNError("Unsupported direction: to-port")) {
             try h.evi.plug(Endpoint(mac: Self.mac1, ip: nil, port: port, label: 5001, direction: .toPort), localPref: nil)
         }
         #expect(h.dummy.plugged.count == 1, "nothing plugged for the refused endpoint")

@@ -148,7 +148,7 @@ import Testing
         #expect(ourMACRoutes(h).contains { $0.0.ip == IPAddress("2001:db8::7") })
         // Without the VPNv6 family an IPv6 VRF endpoint is refused, and nothing is created.
         let g = ManagerHost(ipv6VPN: false)
-        #expect(throws: APIError.self) { try g.attach(Self.ipvpn(ip: "2001:db8::5", gateway: "2001:db8::1")) }
+        #expect(throws: VPNError.self) { try g.attach(Self.ipvpn(ip: "2001:db8::5", gateway: "2001:db8::1")) }
         #expect(g.manager.externalIDs.isEmpty)
     }
 
@@ -170,9 +170,9 @@ import Testing
         // A second VRF cannot take the same EVI; a missing EVI is a client error that creates nothing.
         var other = Self.ipvpn(localPort: link)
         other["vpn_instance_id"] = "vrf-2"
-        #expect(throws: APIError.self) { try h.attach(other) }
+        #expect(throws: VPNError.self) { try h.attach(other) }
         other["local_port"] = ["evpn": ["id": "nope"]]
-        #expect(throws: APIError.self) { try h.attach(other) }
+        #expect(throws: VPNError.self) { try h.attach(other) }
         #expect(h.manager.instance("vrf-2") == nil)
         // Detach: the link goes with the VRF's last endpoint on it.
         try h.detach(Self.ipvpn("52:54:00:00:00:aa", ip: "10.0.0.1/24", gateway: "10.0.0.1", localPort: link))

@@ -14,7 +14,7 @@ import Testing
 
     /// The request with some fields changed (nil removes one).
     func edited(_ text: String, _ changes: [String: JSONValue?]) throws -> JSONValue {
-        guard case .object(var pairs) = try json(text) else { throw APIError("not an object") }
+        guard case .object(var pairs) = try json(text) else { throw VPNError("not an object") }
         for (key, value) in changes {
             pairs.removeAll { $0.0 == key }
             if let value { pairs.append((key, value)) }
@@ -22,7 +22,7 @@ import Testing
         return .object(pairs)
     }
 
-    func attachError(_ body: JSONValue) -> APIError? {
+    func attachError(_ body: JSONValue) -> VPNError? {
         do {
             _ = try AttachRequest(json: body)
             return nil
@@ -34,7 +34,7 @@ import Testing
     @Test(arguments: ["vpn_instance_id", "mac_address", "local_port", "import_rt", "export_rt"])
     func behaviour1AttachWithoutAMandatoryParameter(field: String) throws {
         let e = attachError(try edited(Self.evpn, [field: nil]))
-        #expect(e?.status == 400 && e?.message.contains(field) == true, "\(String(describing: e))")
+        #expect(e?.kind == .invalid && e?.message.contains(field) == true, "\(String(describing: e))")
     }
 
     @Test(arguments: ["vpn_instance_id", "mac_address", "local_port"])
@@ -44,7 +44,7 @@ import Testing
             _ = try DetachRequest(json: body)
             Issue.record("accepted")
         } catch {
-            #expect(error.status == 400 && error.message.contains(field))
+            #expect(error.kind == .invalid && error.message.contains(field))
         }
     }
 
@@ -61,9 +61,9 @@ import Testing
     @Test(arguments: ["gateway_ip", "ip_address"])
     func behaviour4IPVPNNeedsItsAddresses(field: String) throws {
         let e = attachError(try edited(Self.ipvpn, [field: nil]))
-        #expect(e?.status == 400 && e?.message.contains(field) == true)
+        #expect(e?.kind == .invalid && e?.message.contains(field) == true)
         if field == "ip_address" {
-            #expect(throws: APIError.self) { try DetachRequest(json: try edited(Self.ipvpn, [field: nil])) }
+            #expect(throws: VPNError.self) { try DetachRequest(json: try edited(Self.ipvpn, [field: nil])) }
         }
     }
 
@@ -73,12 +73,12 @@ import Testing
             #expect(try AttachRequest(json: body).direction == expected)
         }
         let e = attachError(try edited(Self.evpn, ["direction": "floop"]))
-        #expect(e == APIError("direction should be one of: both, to-port, from-port"))
+        #expect(e == VPNError("direction should be one of: both, to-port, from-port"))
     }
 
     @Test func behaviour6MalformedMACAndIP() throws {
-        #expect(attachError(try edited(Self.evpn, ["mac_address": "gg:gg:gg:gg:gg:gg"])) == APIError("MAC address gg:gg:gg:gg:gg:gg is not valid"))
-        #expect(attachError(try edited(Self.ipvpn, ["ip_address": "257.303.1."])) == APIError("IP address 257.303.1. is not valid"))
+        #expect(attachError(try edited(Self.evpn, ["mac_address": "gg:gg:gg:gg:gg:gg"])) == VPNError("MAC address gg:gg:gg:gg:gg:gg is not valid"))
+        #expect(attachError(try edited(Self.ipvpn, ["ip_address": "257.303.1."])) == VPNError("IP address 257.303.1. is not valid"))
         for mac in ["52-54-00-aa-bb-01", "5254.00aa.bb01", "525400aabb01"] {
             #expect(try AttachRequest(json: try edited(Self.evpn, ["mac_address": .string(mac)])).mac == MACAddress("52:54:00:aa:bb:01"), "\(mac)")
         }
@@ -108,12 +108,12 @@ import Testing
         guard case .object(let pairs) = try json(change) else { return }
         let body = try edited(Self.ipvpn, Dictionary(uniqueKeysWithValues: pairs.map { ($0.0, Optional($0.1)) }))
         let e = attachError(body)
-        #expect(e?.status == 400 && e?.message.contains(message) == true, "\(String(describing: e))")
+        #expect(e?.kind == .invalid && e?.message.contains(message) == true, "\(String(describing: e))")
     }
 
     @Test func bodyThatIsNotAnObject() throws {
-        #expect(attachError(try json("[1, 2]"))?.status == 400)
-        #expect(attachError(.string("x"))?.status == 400)
+        #expect(attachError(try json("[1, 2]"))?.kind == .invalid)
+        #expect(attachError(.string("x"))?.kind == .invalid)
     }
 
     @Test func jsonKeepsBooleansAndNumbersApart() throws {

@@ -39,14 +39,14 @@ import Testing
             try JSONValue(parsing: Array(JSONSerialization.data(withJSONObject: fields)))
         }
 
-        func attach(_ fields: [String: Any]) throws(APIError) {
-            guard let json = try? request(fields) else { throw APIError("bad test JSON") }
+        func attach(_ fields: [String: Any]) throws(VPNError) {
+            guard let json = try? request(fields) else { throw VPNError("bad test JSON") }
             try manager.attach(try AttachRequest(json: json))
             drain()
         }
 
-        func detach(_ fields: [String: Any]) throws(APIError) {
-            guard let json = try? request(fields) else { throw APIError("bad test JSON") }
+        func detach(_ fields: [String: Any]) throws(VPNError) {
+            guard let json = try? request(fields) else { throw VPNError("bad test JSON") }
             try manager.detach(try DetachRequest(json: json))
             drain()
         }
@@ -98,7 +98,7 @@ import Testing
     @Test func behaviour10ForcedVNIUsedTwice() throws {
         let h = Host()
         try h.attach(Self.evpn(extra: ["vni": 5000]))
-        #expect(throws: APIError("A VPN instance using vni 5000 already exists.")) { try h.attach(Self.evpn(id: "net-2", extra: ["vni": 5000])) }
+        #expect(throws: VPNError("A VPN instance using vni 5000 already exists.")) { try h.attach(Self.evpn(id: "net-2", extra: ["vni": 5000])) }
         #expect(h.manager.instance("net-2") == nil)
         try h.detach(Self.evpn())
         try h.attach(Self.evpn(id: "net-2", extra: ["vni": 5000]))
@@ -129,7 +129,7 @@ import Testing
             try h.attach(Self.evpn())
             Issue.record("attached beyond the last instance id")
         } catch {
-            #expect(error.status == 500 && error.message.contains("VPN instance id"))
+            #expect(error.kind == .failed && error.message.contains("VPN instance id"))
         }
     }
 
@@ -148,7 +148,7 @@ import Testing
         try h.attach(Self.evpn(ip: "10.0.0.1"))
         try h.attach(Self.evpn(ip: "10.0.0.1/32"))
         #expect(h.evpnDummy("net-1")?.plugged.count == 1 && h.macRoutes.count == 1)
-        #expect(throws: APIError.self) { try h.attach(Self.evpn("52:54:00:00:00:02", ip: "10.0.0.1/32")) }
+        #expect(throws: VPNError.self) { try h.attach(Self.evpn("52:54:00:00:00:02", ip: "10.0.0.1/32")) }
         try h.detach(Self.evpn(ip: "10.0.0.1/32"))
         #expect(h.manager.instance("net-1") == nil)
     }
@@ -156,7 +156,7 @@ import Testing
     @Test func behaviour17AnIPAlreadyUsedByAnotherMAC() throws {
         let h = Host()
         try h.attach(Self.evpn())
-        #expect(throws: APIError.self) { try h.attach(Self.evpn("52:54:00:00:00:02")) }
+        #expect(throws: VPNError.self) { try h.attach(Self.evpn("52:54:00:00:00:02")) }
         #expect(h.evpnDummy("net-1")?.plugged.count == 1 && h.macRoutes.count == 1)
     }
 
@@ -173,7 +173,7 @@ import Testing
         let h = Host()
         try h.attach(Self.evpn())
         for ip in ["10.0.0.1", "10.0.0.9"] {
-            #expect(throws: APIError.self) { try h.attach(Self.evpn(ip: ip, port: "tap2")) }
+            #expect(throws: VPNError.self) { try h.attach(Self.evpn(ip: ip, port: "tap2")) }
         }
         #expect(h.evpnDummy("net-1")?.plugged.map(\.port.linuxif) == ["tap1"])
     }
@@ -194,10 +194,10 @@ import Testing
         let h = Host()
         try h.attach(Self.evpn())
         let calls = h.evpnDummy("net-1")?.calls.count
-        #expect(throws: APIError.self) { try h.detach(Self.evpn("52:54:00:00:00:09", ip: "10.0.0.1")) }
-        #expect(throws: APIError.self) { try h.detach(Self.evpn(ip: "10.0.0.7")) }
+        #expect(throws: VPNError.self) { try h.detach(Self.evpn("52:54:00:00:00:09", ip: "10.0.0.1")) }
+        #expect(throws: VPNError.self) { try h.detach(Self.evpn(ip: "10.0.0.7")) }
         #expect(h.evpnDummy("net-1")?.calls.count == calls && h.macRoutes.count == 1)
-        #expect(throws: APIError("VPN nope could not be found")) { try h.detach(Self.evpn(id: "nope")) }
+        #expect(throws: VPNError("VPN nope could not be found")) { try h.detach(Self.evpn(id: "nope")) }
     }
 
     @Test func behaviours24And25MACOnlyEndpoints() throws {
@@ -248,7 +248,7 @@ import Testing
         try h.detach(Self.ipvpn("52:54:00:00:00:02", ip: "10.0.0.6"))
         #expect(h.ipvpnDummy("vrf-1")?.plugged.count == 1)
         // The E-VPN dummy driver forwards both ways only, as the original's.
-        #expect(throws: APIError("Unsupported direction: to-port")) { try h.attach(Self.evpn(extra: ["direction": "to-port"])) }
+        #expect(throws: VPNError("Unsupported direction: to-port")) { try h.attach(Self.evpn(extra: ["direction": "to-port"])) }
         #expect(h.manager.instance("net-1") == nil, "the refused first attach left no instance (Q17)")
     }
 
@@ -262,6 +262,6 @@ import Testing
         #expect(routes[0].0.routeDistinguisher == vrf.routeDistinguisher, "a /32: the instance RD")
         #expect(routes[1].0.routeDistinguisher != vrf.routeDistinguisher && routes[1].0.prefix.length == 24, "a subnet: its own RD")
         #expect(routes[0].0.labels.labels != routes[1].0.labels.labels, "a label per MAC")
-        #expect(throws: APIError.self) { try h.attach(Self.evpn(id: "vrf-1")) }
+        #expect(throws: VPNError.self) { try h.attach(Self.evpn(id: "vrf-1")) }
     }
 }

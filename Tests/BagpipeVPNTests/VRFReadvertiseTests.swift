@@ -253,7 +253,7 @@ import Testing
             Self.attract.merging(["classifier": ["sourcePort": "x"]]) { $1 },
         ]
         for attract in cases {
-            #expect(throws: APIError.self, "\(attract)") { try h.attach(Self.port(1, extra: ["attract_traffic": attract])) }
+            #expect(throws: VPNError.self, "\(attract)") { try h.attach(Self.port(1, extra: ["attract_traffic": attract])) }
         }
         #expect(h.manager.externalIDs.isEmpty)
     }

@@ -1,0 +1,30 @@
+/// Why the VPN layer refused or could not carry out a request; nothing changed when it is thrown.
+/// The domain knows no HTTP: `BagpipeAPI` maps each kind to a status (`APIError`).
+public struct VPNError: Error, Equatable, CustomStringConvertible {
+    public enum Kind: Sendable, Equatable {
+        /// The request is not acceptable as it is (a missing or malformed field, a conflict with
+        /// what is attached).
+        case invalid
+        /// Something inside failed: a dataplane driver, an exhausted allocator.
+        case failed
+        /// The dataplane has not answered in time; the change is applied when it does.
+        case dataplaneUnavailable
+    }
+
+    public var kind: Kind
+    public var message: String
+
+    /// A refused request.
+    public init(_ message: String) { self.init(.invalid, message) }
+
+    public init(_ kind: Kind, _ message: String) {
+        self.kind = kind
+        self.message = message
+    }
+
+    public static func invalid(_ message: String) -> VPNError { VPNError(.invalid, message) }
+    public static func failed(_ message: String) -> VPNError { VPNError(.failed, message) }
+    static func missing(_ name: String) -> VPNError { VPNError("Missing parameter: '\(name)'") }
+
+    public var description: String { message }
+}
