@@ -210,7 +210,7 @@ let package = Package(
         .testTarget(name: "NetlinkTests", dependencies: ["Netlink", "BagpipeLab", "BGPWire"]),
         // The Linux drivers with namespaces, veth pairs, bridges, VXLAN and real pings.
         .testTarget(name: "DataplaneTests", dependencies: ["Dataplane", "BagpipeLab", "BagpipeDataplane", "BagpipeVPN", "BGPWire"]),
-        .testTarget(name: "BagpipeVPNTests", dependencies: ["Dataplane", "BGPRoutes", "BagpipeVPN", "BGPEngine", "BGPSession", "BGPWire"]),
+        .testTarget(name: "BagpipeVPNTests", dependencies: ["Dataplane", "BGPRoutes", "BagpipeAPI", "BagpipeVPN", "BGPEngine", "BGPSession", "BGPWire"]),
         .testTarget(
             name: "BGPSessionTests",
             dependencies: [

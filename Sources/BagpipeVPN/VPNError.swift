@@ -24,7 +24,7 @@ public struct VPNError: Error, Equatable, CustomStringConvertible {
 
     public static func invalid(_ message: String) -> VPNError { VPNError(.invalid, message) }
     public static func failed(_ message: String) -> VPNError { VPNError(.failed, message) }
-    static func missing(_ name: String) -> VPNError { VPNError("Missing parameter: '\(name)'") }
+    public static func missing(_ name: String) -> VPNError { VPNError("Missing parameter: '\(name)'") }
 
     public var description: String { message }
 }

@@ -127,27 +127,28 @@ public final class VPNService: @unchecked Sendable {
     /// Makes the drivers (whose checks of the host may fail) on the dataplane executor and the
     /// manager, then plugs again the attachments of the store; returns how many were replayed, and
     /// the ones refused (which leave the store, with the reason).
-    public func start() -> EventLoopFuture<(replayed: Int, refused: [String])> {
+    /// `parse` reads a stored attachment (the API's request JSON) back into a request.
+    public func start(parse: @escaping @Sendable (JSONValue) throws -> AttachRequest) -> EventLoopFuture<(replayed: Int, refused: [String])> {
         do {
             let t = try dataplane.start(makeDrivers)
             let stored = try store?.load() ?? []
             return speaker.eventLoop.flatSubmit {
                 self.traits = t
-                return self.replay(stored)
+                return self.replay(stored, parse: parse)
             }
         } catch {
             return speaker.eventLoop.makeFailedFuture(error)
         }
     }
 
-    private func replay(_ stored: [JSONValue]) -> EventLoopFuture<(replayed: Int, refused: [String])> {
+    private func replay(_ stored: [JSONValue], parse: (JSONValue) throws -> AttachRequest) -> EventLoopFuture<(replayed: Int, refused: [String])> {
         var requests: [AttachRequest] = []
         var refused: [String] = []
         for json in stored {
-            do throws(VPNError) {
-                requests.append(try AttachRequest(json: json))
+            do {
+                requests.append(try parse(json))
             } catch {
-                refused.append("\(json.serialized().prefix(200)): \(error.message)")
+                refused.append("\(json.serialized().prefix(200)): \((error as? VPNError)?.message ?? "\(error)")")
             }
         }
         // One at a time, as the API would: a refused one is undone before the next.

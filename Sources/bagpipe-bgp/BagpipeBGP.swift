@@ -89,7 +89,7 @@ struct BagpipeBGP: AsyncParsableCommand {
         }
         // The drivers check the host now: one that cannot run stops the daemon here, not at an attach.
         do {
-            let (replayed, refused) = try await service.start().get()
+            let (replayed, refused) = try await service.start(parse: { try AttachRequest(json: $0) }).get()
             if let file = configuration.api.attachmentsFile { logger.notice("\(replayed) attachments plugged again from \(file)") }
             for r in refused { logger.warning("attachment not plugged again (dropped): \(r)") }
         } catch {

@@ -2,9 +2,10 @@ import BGPEngine
 import BGPRoutes
 import BGPSession
 import BGPWire
+import BagpipeAPI
 import Dataplane
-@testable import BagpipeVPN
 import Foundation
+@testable import BagpipeVPN
 
 /// A VPN manager on a real engine (no sockets), with the dummy drivers and one simulated peer that
 /// receives everything and can send routes in. What the peer is sent is logged in order, so tests

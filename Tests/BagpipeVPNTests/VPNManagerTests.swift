@@ -2,10 +2,11 @@ import BGPEngine
 import BGPRoutes
 import BGPSession
 import BGPWire
+import BagpipeAPI
 import Dataplane
-@testable import BagpipeVPN
 import Foundation
 import Testing
+@testable import BagpipeVPN
 
 /// The attach/detach rules (reference §1.5-1.8), as behaviours 8-13 and 16-26 of the original's
 /// unit tests name them, on a real engine with the dummy drivers.

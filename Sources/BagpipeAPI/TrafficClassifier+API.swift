@@ -1,7 +1,8 @@
 import BGPWire
+import BagpipeVPN
 import Dataplane
 
-/// The API's and the looking glass's form of a classifier.
+/// The API's form of a classifier (`attract_traffic.classifier`).
 extension TrafficClassifier {
     /// The API's classifier object: `sourcePrefix`, `destinationPrefix`, `sourcePort`,
     /// `destinationPort` (`"N"` or `"min:max"`), `protocol` (a name or a number, default tcp).
@@ -34,16 +35,5 @@ extension TrafficClassifier {
             throw VPNError("attract_traffic.classifier.protocol: '\(proto)' is not a protocol name or number")
         }
         self.init(sourcePrefix: sourcePrefix, destinationPrefix: destinationPrefix, sourcePort: sourcePort, destinationPort: destinationPort, ipProtocol: number)
-    }
-
-    /// The looking glass's (and the API's) camel-case object.
-    public var json: JSONValue {
-        var fields: [(String, JSONValue)] = []
-        if let p = sourcePrefix { fields.append(("sourcePrefix", .string("\(p)"))) }
-        if let p = destinationPrefix { fields.append(("destinationPrefix", .string("\(p)"))) }
-        if let r = sourcePort { fields.append(("sourcePort", .string("\(r)"))) }
-        if let r = destinationPort { fields.append(("destinationPort", .string("\(r)"))) }
-        if let p = ipProtocol { fields.append(("protocol", .string(Self.protocolNumbers.first { $0.value == p }?.key ?? "\(p)"))) }
-        return .object(fields)
     }
 }

@@ -1,4 +1,5 @@
 import BGPWire
+import BagpipeAPI
 import BagpipeVPN
 import Dataplane
 import Foundation
