@@ -18,6 +18,7 @@ let package = Package(
         .executable(name: "bagpipe-bgp", targets: ["bagpipe-bgp"]),
         .executable(name: "bagpipe-fakerr", targets: ["bagpipe-fakerr"]),
         .executable(name: "bgp-wire-fuzz", targets: ["bgp-wire-fuzz"]),
+        .executable(name: "bgp-codec-fuzz", targets: ["bgp-codec-fuzz"]),
         .executable(name: "bagpipe-rest-attach", targets: ["bagpipe-rest-attach"]),
         .executable(name: "bagpipe-looking-glass", targets: ["bagpipe-looking-glass"]),
         .executable(name: "bagpipe-impex2dot", targets: ["bagpipe-impex2dot"]),
@@ -157,10 +158,15 @@ let package = Package(
             ],
             path: "Benchmarks/bagpipe-bench"
         ),
+        // What the fuzzers and the regression tests hold the codec to.
+        .target(name: "BGPWireOracle", dependencies: ["BGPWire"]),
+        // Coverage-guided fuzzing with libFuzzer (built with -sanitize=fuzzer, BENCHMARKS.md);
+        // without it, a corpus replay.
+        .executableTarget(name: "bgp-codec-fuzz", dependencies: ["BGPWire", "BGPWireOracle"], path: "Benchmarks/bgp-codec-fuzz"),
         .executableTarget(
             name: "bgp-wire-fuzz",
             dependencies: [
-                "BGPWire", "BagpipeLab",
+                "BGPWire", "BGPWireOracle", "BagpipeLab",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
@@ -169,11 +175,11 @@ let package = Package(
         .testTarget(
             name: "BGPWireTests",
             dependencies: [
-                "BGPWire", "BGPCapture", "BagpipeLab",
+                "BGPWire", "BGPWireOracle", "BGPCapture", "BagpipeLab",
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             // Data the tests read from the source tree.
-            exclude: ["Conformance/exceptions.jsonl", "Regressions"]
+            exclude: ["Conformance/exceptions.jsonl", "Regressions", "FuzzCorpus"]
         ),
         // What the tests, the benchmarks and the fuzzer run things with: processes, peer daemons and
         // their configurations, network namespaces, Open vSwitch instances, polling with a deadline,

@@ -59,12 +59,10 @@ extension Capability {
 extension NLRIBlock {
     /// Decodes NLRI of `family` that fill `bytes` (an NLRI field or the NLRI part of an MP attribute).
     public init(decoding bytes: [UInt8], family: AddressFamily, addPath: Bool = false) throws(BGPDecodingError) {
-        do {
+        do throws(MalformedField) {
             try self.init(validating: ByteBuffer(bytes: bytes), family: family, addPath: addPath)
-        } catch let m as MalformedField {
-            throw .update(ErrorSubcode.optionalAttributeError, "\(family) NLRI: \(m.reason)")
         } catch {
-            throw .update(ErrorSubcode.optionalAttributeError, "\(family) NLRI truncated")
+            throw .update(ErrorSubcode.optionalAttributeError, "\(family) NLRI: \(error.reason)")
         }
     }
 }

@@ -346,14 +346,19 @@ enum NLRICodec {
             if type <= FlowSpecComponentType.sourcePrefix {
                 let bits = try body.u8()
                 guard bits <= (ipv6 ? 128 : 32) else { throw MalformedField("flowspec prefix length \(bits) too long") }
+                // The bits after the prefix pad it to an octet and are ignored on decoding (RFC 8956
+                // §3.1, RFC 8955 §4.2.2.1): the value holds bits offset..<length only, so encodings
+                // that differ in their padding decode to one rule, which encodes with zero padding.
                 if ipv6 {
                     // RFC 8956 §3.1: the pattern holds bits offset..<length.
                     let offset = try body.u8()
                     guard offset <= bits else { throw MalformedField("flowspec offset \(offset) beyond length \(bits)") }
                     guard case .v6(let pattern) = try body.prefixBits(Int(bits - offset), ipv6: true) else { throw MalformedField("flowspec pattern") }
-                    components.append(.prefix(type: type, prefix: IPPrefix(.v6(shiftRight(pattern, by: Int(offset))), length: bits), offset: offset))
+                    components.append(.prefix(type: type, prefix: IPPrefix(.v6(keepHigh(shiftRight(pattern, by: Int(offset)), Int(bits))), length: bits), offset: offset))
                 } else {
-                    components.append(.prefix(type: type, prefix: IPPrefix(try body.prefixBits(Int(bits), ipv6: false), length: bits), offset: 0))
+                    guard case .v4(let a) = try body.prefixBits(Int(bits), ipv6: false) else { throw MalformedField("flowspec prefix") }
+                    let mask: UInt32 = bits == 0 ? 0 : ~UInt32(0) << UInt32(32 - bits)
+                    components.append(.prefix(type: type, prefix: IPPrefix(.v4(IPv4Address(a.value & mask)), length: bits), offset: 0))
                 }
                 continue
             }
@@ -376,6 +381,14 @@ enum NLRICodec {
         guard n > 0 else { return a }
         if n >= 64 { return IPv6Address(high: 0, low: a.high >> UInt64(n - 64)) }
         return IPv6Address(high: a.high >> UInt64(n), low: a.low >> UInt64(n) | a.high << UInt64(64 - n))
+    }
+
+    /// The `n` most significant bits of `a`, the rest zero.
+    static func keepHigh(_ a: IPv6Address, _ n: Int) -> IPv6Address {
+        if n >= 128 { return a }
+        if n <= 0 { return IPv6Address(high: 0, low: 0) }
+        if n <= 64 { return IPv6Address(high: n == 64 ? a.high : a.high & ~(UInt64.max >> UInt64(n)), low: 0) }
+        return IPv6Address(high: a.high, low: a.low & ~(UInt64.max >> UInt64(n - 64)))
     }
 
     static func shiftLeft(_ a: IPv6Address, by n: Int) -> IPv6Address {

@@ -37,6 +37,9 @@ public final class DataplaneExecutor: @unchecked Sendable {
     private var driverGlass: [VPNType: JSONValue] = [:]
     private var instanceGlass: [DataplaneInstanceRef: JSONValue] = [:]
     private var queuedRequests = 0
+    /// Every driver says it never blocks (the dummy drivers): requests run on the caller's thread,
+    /// still one at a time through `queue`, without two thread hops per API request.
+    private var inline = false
 
     public init() {}
 
@@ -44,6 +47,8 @@ public final class DataplaneExecutor: @unchecked Sendable {
     public func start(_ make: @escaping @Sendable () throws -> [VPNType: any DataplaneDriver]) throws -> [VPNType: DriverTraits] {
         try queue.sync {
             drivers = try make()
+            let neverBlock = drivers.values.allSatisfy(\.neverBlocks)
+            lock.withLock { inline = neverBlock }
             return drivers.mapValues(DriverTraits.init)
         }
     }
@@ -53,8 +58,11 @@ public final class DataplaneExecutor: @unchecked Sendable {
 
     /// Applies a batch in order, then calls `completion` (on the executor) with the failures.
     public func submit(_ batch: [DataplaneRequest], completion: @escaping @Sendable ([Failure]) -> Void) {
-        lock.withLock { queuedRequests += batch.count }
-        queue.async {
+        let now = lock.withLock {
+            queuedRequests += batch.count
+            return inline
+        }
+        let work: @Sendable () -> Void = {
             var failures: [Failure] = []
             for (index, request) in batch.enumerated() {
                 do {
@@ -67,6 +75,7 @@ public final class DataplaneExecutor: @unchecked Sendable {
             }
             completion(failures)
         }
+        if now { queue.sync(execute: work) } else { queue.async(execute: work) }
     }
 
     /// Copies the looking glass of every driver and instance for the loop to read; calls `done`

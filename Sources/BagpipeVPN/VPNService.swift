@@ -249,9 +249,15 @@ extension VPNService {
                 self.speaker.onLoop { engine in LookingGlassTree(manager: m, speaker: self.speaker, engine: engine, base: base, info: info).resolve(path) }
             }
         }
-        // Only the VPN subtree shows dataplane state.
-        guard path.first == "vpns" else { return resolve() }
+        guard Self.showsDataplane(path) else { return resolve() }
         return speaker.eventLoop.flatSubmit { self.dataplaneGlassCopied() }.flatMap { resolve() }
+    }
+
+    /// Looking-glass paths that show dataplane state: the VPN subtree down to an instance as a
+    /// whole, and any `dataplane` node. Others (an instance's routes, which clients poll) do not
+    /// wait for a copy.
+    static func showsDataplane(_ path: [String]) -> Bool {
+        path.first == "vpns" && (path.count <= 3 || path.contains("dataplane"))
     }
 
     /// On the loop: completes once the dataplane's looking-glass copy is fresh, or after at most

@@ -87,6 +87,9 @@ public protocol DataplaneDriver: AnyObject {
     /// Installs again what the dataplane lost behind the driver's back (Open vSwitch forgets every
     /// rule when ovs-vswitchd restarts). Nil when nothing was missing, else what was done.
     func reconcile() throws -> String?
+    /// Never blocks nor takes long (the dummy drivers): the executor may then run requests on the
+    /// loop's thread instead of its own.
+    var neverBlocks: Bool { get }
     /// Applies the changes the driver queued while routes were delivered (Open vSwitch: one
     /// `ovs-ofctl` bundle for a burst of routes, instead of a process per route).
     func flush()
@@ -102,6 +105,7 @@ extension DataplaneDriver {
     public func createGatewayLink(_ link: GatewayLink) throws {}
     public func deleteGatewayLink(_ link: GatewayLink) {}
     public var reconcileInterval: Double? { nil }
+    public var neverBlocks: Bool { false }
     public func reconcile() throws -> String? { nil }
     public func flush() {}
 

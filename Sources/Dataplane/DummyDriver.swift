@@ -27,6 +27,8 @@ public final class DummyDriver: DataplaneDriver {
         encapsulations = vpnType == .evpn ? [.vxlan] : [.default, .mpls]
     }
 
+    public var neverBlocks: Bool { true }
+
     public func resetState() throws { resets += 1 }
     public func initialize() throws { initialized += 1 }
 

@@ -49,6 +49,27 @@ import Testing
         #expect(Array(NLRIBlock(family: .ipv4VPN, [.vpnPrefix(p)]).bytes.readableBytesView) == bytes)
     }
 
+    /// Flowspec prefix padding is ignored on decoding (RFC 8956 §3.1, RFC 8955 §4.2.2.1): an IPv6
+    /// destination of 62 bits matched from bit 4 (58 pattern bits, 6 of padding; the value holds bits
+    /// 4..<62 of 2001:db8::, that is 1:db8::/62), and an IPv4 10.1.0.0/23 (one bit of padding), each
+    /// sent with zero and with non-zero padding, decode to one rule, which encodes with zero padding.
+    @Test func flowSpecPrefixPaddingIsIgnored() throws {
+        // 0001:0db8:0000:0000 shifted left by the offset of 4: the pattern bits 4..<62.
+        let pattern: [UInt8] = [0x00, 0x10, 0xDB, 0x80, 0x00, 0x00, 0x00, 0x00]
+        func v6(_ lastByte: UInt8) -> [UInt8] { [UInt8(3 + pattern.count), 1, 62, 4] + pattern.dropLast() + [lastByte] }
+        func v4(_ lastByte: UInt8) -> [UInt8] { [5, 1, 23, 10, 1, lastByte] }
+        for (family, zero, padded) in [(AddressFamily.ipv6FlowSpec, v6(0x00), v6(0x3F)), (.ipv4FlowSpec, v4(0x00), v4(0x01))] {
+            let a = try #require(try NLRIBlock(decoding: zero, family: family).elements.first)
+            let b = try #require(try NLRIBlock(decoding: padded, family: family).elements.first)
+            #expect(a == b, "\(family): \(a) vs \(b)")
+            #expect(Array(NLRIBlock(family: family, [b.nlri]).bytes.readableBytesView) == zero, "\(family) re-encoded with zero padding")
+        }
+        guard case .flowSpec(let rule) = try #require(try NLRIBlock(decoding: v6(0x3F), family: .ipv6FlowSpec).elements.first).nlri,
+            case .prefix(_, let prefix, let offset)? = rule.components.first
+        else { Issue.record("not a flowspec prefix"); return }
+        #expect(prefix == IPPrefix("1:db8::/62") && offset == 4, "\(prefix) offset \(offset)")
+    }
+
     @Test func updateBuilderPacksAsManyAsFit() throws {
         var g = Gen(seed: 5)
         for family in [AddressFamily.ipv4Unicast, .ipv4VPN, .evpn, .routeTargetConstraint, .ipv6VPN] {
