@@ -30,23 +30,6 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
 typealias FuzzerCallback = @convention(c) (UnsafePointer<UInt8>?, Int) -> Int32
 typealias FuzzerDriver = @convention(c) (UnsafeMutablePointer<Int32>, UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>, FuzzerCallback) -> Int32
 
-/// Every message of the shared vectors, as the mutation fuzzer seeds itself.
-func sharedVectors(_ shared: String) throws -> [[UInt8]] {
-    var seeds: [[UInt8]] = []
-    let vectors = URL(fileURLWithPath: shared).appendingPathComponent("vectors")
-    for name in ["pcap-index.jsonl", "exabgp-index.jsonl", "gobgp-packet-tests.jsonl"] {
-        guard let text = try? String(contentsOf: vectors.appendingPathComponent(name), encoding: .utf8) else { continue }
-        for line in text.split(separator: "\n") {
-            guard let o = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { continue }
-            if let hex = o["hex"] as? String, let bytes = Hex.decode(hex) { seeds.append(bytes) }
-            for case let e as [String: Any] in o["events"] as? [Any] ?? [] {
-                if e["fn"] as? String == "ParseBGPMessage", let hex = e["hex"] as? String, let bytes = Hex.decode(hex) { seeds.append(bytes) }
-            }
-        }
-    }
-    return seeds.filter { $0.count >= 19 }
-}
-
 /// The inputs of files and folders (every file of a folder, one input each).
 func inputs(_ paths: [String]) -> [(String, [UInt8])] {
     var out: [(String, [UInt8])] = []
@@ -63,7 +46,7 @@ let arguments = Array(CommandLine.arguments.dropFirst())
 if arguments.first == "--write-seeds", arguments.count >= 2 {
     let folder = arguments[1], shared = arguments.count >= 3 ? arguments[2] : "../shared"
     try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-    let seeds = try sharedVectors(shared)
+    let seeds = try CodecOracle.sharedVectorMessages(shared)
     for (i, seed) in seeds.enumerated() { _ = FileManager.default.createFile(atPath: "\(folder)/seed-\(i)", contents: Data(seed)) }
     print("bgp-codec-fuzz: \(seeds.count) seeds from \(shared)/vectors written to \(folder)")
 } else if let symbol = dlsym(nil, "LLVMFuzzerRunDriver") {

@@ -128,18 +128,7 @@ struct BGPWireFuzz: ParsableCommand {
     }
 
     func loadSeeds() throws -> [[UInt8]] {
-        var seeds: [[UInt8]] = []
-        let vectors = URL(fileURLWithPath: shared).appendingPathComponent("vectors")
-        for name in ["pcap-index.jsonl", "exabgp-index.jsonl", "gobgp-packet-tests.jsonl"] {
-            guard let text = try? String(contentsOf: vectors.appendingPathComponent(name), encoding: .utf8) else { continue }
-            for line in text.split(separator: "\n") {
-                guard let o = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { continue }
-                if let hex = o["hex"] as? String, let bytes = Hex.decode(hex) { seeds.append(bytes) }
-                for case let e as [String: Any] in o["events"] as? [Any] ?? [] {
-                    if e["fn"] as? String == "ParseBGPMessage", let hex = e["hex"] as? String, let bytes = Hex.decode(hex) { seeds.append(bytes) }
-                }
-            }
-        }
+        var seeds = try CodecOracle.sharedVectorMessages(shared)
         for file in (try? FileManager.default.contentsOfDirectory(atPath: regressions)) ?? [] where file.hasSuffix(".hex") {
             let text = (try? String(contentsOfFile: "\(regressions)/\(file)", encoding: .utf8)) ?? ""
             for line in text.split(separator: "\n") where !line.hasPrefix("#") { if let b = Hex.decode(line) { seeds.append(b) } }

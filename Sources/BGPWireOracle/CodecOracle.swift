@@ -1,4 +1,5 @@
 import BGPWire
+import Foundation
 
 /// What the fuzzers and the regression tests hold the codec to, for any input bytes: decoded under
 /// each of four negotiated contexts, a message either fails with a classified error or decodes; then
@@ -58,5 +59,23 @@ public enum CodecOracle {
             }
         }
         return report
+    }
+
+    /// Every message of the shared vectors (`<shared>/vectors`: the pcap and ExaBGP indexes,
+    /// GoBGP's test inputs), as both fuzzers seed themselves; messages shorter than a header left out.
+    public static func sharedVectorMessages(_ shared: String) throws -> [[UInt8]] {
+        var seeds: [[UInt8]] = []
+        let vectors = URL(fileURLWithPath: shared).appendingPathComponent("vectors")
+        for name in ["pcap-index.jsonl", "exabgp-index.jsonl", "gobgp-packet-tests.jsonl"] {
+            guard let text = try? String(contentsOf: vectors.appendingPathComponent(name), encoding: .utf8) else { continue }
+            for line in text.split(separator: "\n") {
+                guard let o = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { continue }
+                if let hex = o["hex"] as? String, let bytes = Hex.decode(hex) { seeds.append(bytes) }
+                for case let e as [String: Any] in o["events"] as? [Any] ?? [] {
+                    if e["fn"] as? String == "ParseBGPMessage", let hex = e["hex"] as? String, let bytes = Hex.decode(hex) { seeds.append(bytes) }
+                }
+            }
+        }
+        return seeds.filter { $0.count >= 19 }
     }
 }
