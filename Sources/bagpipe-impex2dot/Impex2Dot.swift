@@ -49,7 +49,7 @@ struct Impex2Dot: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let port = try self.port ?? (try? BagpipeCLI.apiPort(configFile: configFile)) ?? 8082
+        let port = self.port ?? (try? BagpipeCLI.apiPort(configFile: configFile)) ?? 8082
         var instances: [Instance] = []
         for server in servers.isEmpty ? ["localhost"] : servers {
             for item in try await get(server, port, ["vpns", "instances"]).arrayValue ?? [] {

@@ -25,7 +25,7 @@ struct LookingGlassCommand: AsyncParsableCommand {
     @Argument(help: "Path segments of the object to show.") var path: [String] = []
 
     func run() async throws {
-        let port = try self.port ?? (try? BagpipeCLI.apiPort(configFile: configFile)) ?? 8082
+        let port = self.port ?? (try? BagpipeCLI.apiPort(configFile: configFile)) ?? 8082
         let quoted = path.map { $0.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(CharacterSet(charactersIn: "/"))) ?? $0 }
         var url = "http://\(server):\(port)/\(prefix)/\(quoted.joined(separator: "/"))"
         do {
