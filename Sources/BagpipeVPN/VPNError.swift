@@ -1,3 +1,5 @@
+import Dataplane
+
 /// Why the VPN layer refused or could not carry out a request; nothing changed when it is thrown.
 /// The domain knows no HTTP: `BagpipeAPI` maps each kind to a status (`APIError`).
 public struct VPNError: Error, Equatable, CustomStringConvertible {
@@ -27,4 +29,13 @@ public struct VPNError: Error, Equatable, CustomStringConvertible {
     public static func missing(_ name: String) -> VPNError { VPNError("Missing parameter: '\(name)'") }
 
     public var description: String { message }
+
+    /// A dataplane error as the request's: the VPN layer's own and a driver's refusal
+    /// (`DataplaneRefusal`) are the caller's to fix; anything else failed inside, named with what
+    /// was being done. One mapping for drivers behind the executor and drivers called directly.
+    static func dataplane(_ error: any Error, _ doing: String) -> VPNError {
+        if let e = error as? VPNError { return e }
+        if let refusal = error as? DataplaneRefusal { return VPNError(refusal.description) }
+        return .failed("\(doing): \(error)")
+    }
 }

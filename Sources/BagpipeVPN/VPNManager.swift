@@ -107,7 +107,6 @@ public final class VPNManager {
     /// Delivers an engine event to the instance whose worker it is for.
     public func deliver(_ worker: WorkerID, _ event: RouteEngine.LocalEvent) { byWorker[worker]?.instance.handle(event) }
 
-    static func serverError(_ message: String) -> VPNError { .failed(message) }
 
     // MARK: Attach
 
@@ -148,12 +147,12 @@ public final class VPNManager {
     }
 
     private func driver(_ type: VPNType) throws(VPNError) -> any DataplaneDriver {
-        guard let driver = drivers[type] else { throw Self.serverError("no \(type.rawValue) dataplane driver") }
+        guard let driver = drivers[type] else { throw VPNError.failed("no \(type.rawValue) dataplane driver") }
         // Reference §9.1: on the first instance of a type, leftovers of an earlier run go (errors
         // only logged), then the driver prepares the host (errors fail this attach).
         if !initializedDrivers.contains(type) {
             do { try driver.resetState() } catch { logger.warning("\(type.rawValue) dataplane driver: cleaning up an earlier run failed: \(error)") }
-            do { try driver.initialize() } catch { throw Self.serverError("the \(type.rawValue) dataplane driver could not initialize: \(error)") }
+            do { try driver.initialize() } catch { throw VPNError.failed("the \(type.rawValue) dataplane driver could not initialize: \(error)") }
             initializedDrivers.insert(type)
         }
         return driver
@@ -188,10 +187,8 @@ public final class VPNManager {
     static func dataplaneErrors<T>(_ body: () throws -> T) throws(VPNError) -> T {
         do {
             return try body()
-        } catch let e as VPNError {
-            throw e
         } catch {
-            throw serverError("the dataplane could not create the instance: \(error)")
+            throw .dataplane(error, "the dataplane could not create the instance")
         }
     }
 
@@ -208,7 +205,7 @@ public final class VPNManager {
             label = vni > 0 ? vni : try labelAllocator.allocate(for: externalID)
             rdNumber = try rds.allocate(for: externalID)
         } catch {
-            throw Self.serverError("\(error)")
+            throw VPNError.failed("\(error)")
         }
         let instance = try build(id, label, .ipv4(configuration.bgpAddress, UInt16(rdNumber)), driver)
         (instanceIDs, labels, routeDistinguishers) = (ids, labelAllocator, rds)
@@ -249,17 +246,15 @@ public final class VPNManager {
             // and what the VRF re-advertises through it use it (reference §8.1).
             if m.type == .ipvpn, r.direction != .fromPort { ownRD = try rds.allocate(for: "\(r.vpnInstanceID) \(key.mac) \(key.ip ?? "")") }
         } catch {
-            throw Self.serverError("\(error)")
+            throw VPNError.failed("\(error)")
         }
         let record = EndpointRecord(
             endpoint: Endpoint(mac: r.mac, ip: r.ipAddress?.prefix.address, port: r.localPort, label: label, direction: r.direction), ipText: r.ipAddress?.text, prefix: prefix, ownRD: ownRD,
             localPref: r.localPref, loadBalancingOrder: r.lbConsistentHashOrder, description: r.description)
         do {
             try m.instance.plug(record.endpoint, placement(record, m))
-        } catch let e as VPNError {
-            throw e
         } catch {
-            throw Self.serverError("the dataplane could not plug the endpoint: \(error)")
+            throw .dataplane(error, "the dataplane could not plug the endpoint")
         }
         (routeDistinguishers, labels) = (rds, labelAllocator)
         m.endpoints[key] = record
@@ -389,13 +384,13 @@ public final class VPNManager {
         }
         if let port = evi.gatewayPort { throw VPNError("the E-VPN instance \(eviID) is already linked to \(port.vrf.externalID)") }
         let link = GatewayLink(evi: evi.id, vrf: vrf.id)
-        guard let driver = drivers[.ipvpn] else { throw Self.serverError("no ipvpn dataplane driver") }
+        guard let driver = drivers[.ipvpn] else { throw VPNError.failed("no ipvpn dataplane driver") }
         do {
             try driver.createGatewayLink(link)
             try evi.setGatewayPort(link.eviSide, vrf: vrf)
         } catch {
             driver.deleteGatewayLink(link)
-            throw Self.serverError("could not link \(eviID) into \(r.vpnInstanceID): \(error)")
+            throw VPNError.failed("could not link \(eviID) into \(r.vpnInstanceID): \(error)")
         }
         m.gatewayLink = (link, eviID)
         logger.info("linked \(evi.name) into \(vrf.name) through \(link.eviSide)/\(link.vrfSide)")
@@ -432,7 +427,7 @@ extension VPNManager: TrafficRedirector {
             managed.redirectTarget = routeTarget
             return managed
         }
-        guard let vrf = managed.instance as? IPVPNInstance else { throw Self.serverError("redirect instance is not a VRF") }
+        guard let vrf = managed.instance as? IPVPNInstance else { throw VPNError.failed("redirect instance is not a VRF") }
         return vrf
     }
 

@@ -89,12 +89,9 @@ public final class VPNService: @unchecked Sendable {
         return promise.futureResult
     }
 
-    /// A dataplane failure as the request's error: the driver's own `VPNError` (a port it cannot
-    /// use), else a 500 naming what failed.
+    /// A dataplane failure as the request's error (`VPNError.dataplane`).
     static func requestError(_ failure: DataplaneExecutor.Failure) -> VPNError {
-        if let e = failure.error as? VPNError { return e }
-        if let refusal = failure.error as? DataplaneRefusal { return VPNError(refusal.description) }
-        return VPNError(.failed, "the dataplane could not \(failure.request): \(failure.error)")
+        .dataplane(failure.error, "the dataplane could not \(failure.request)")
     }
 
     /// The drivers' traits: read when they are made on the executor (`start()`, off the loop), else

@@ -7,11 +7,6 @@ import Testing
 /// decode or fail with a classified error, and whatever decodes re-encodes to bytes that decode to
 /// the same value.
 @Suite struct RegressionTests {
-    static let contexts: [WireContext] = [
-        .standard, WireContext(fourOctetAS: false), WireContext(addPathFamilies: Set(AddressFamily.modeled)),
-        WireContext(maxMessageSize: WireContext.maximumExtendedMessageSize, externalPeer: true),
-    ]
-
     @Test func fuzzFindingsStayFixed() throws {
         let folder = Corpus.packageRoot.appendingPathComponent("Tests/BGPWireTests/Regressions")
         let files = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasSuffix(".hex") }
