@@ -77,7 +77,7 @@ let package = Package(
         .target(
             name: "BagpipeAPI",
             dependencies: [
-                "BagpipeVPN", "BGPWire", .product(name: "Hummingbird", package: "hummingbird"), .product(name: "NIOCore", package: "swift-nio"),
+                "BagpipeVPN", "BGPEngine", "BGPSession", "BGPWire", .product(name: "Hummingbird", package: "hummingbird"), .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Metrics", package: "swift-metrics"), .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),

@@ -69,7 +69,7 @@ public final class BGPSpeaker: @unchecked Sendable {
             logger[metadataKey: "lg"] = .string("BGP-\(configuration.address)")
             let peer = BGPPeer(
                 configuration: configuration.session, remoteAddress: configuration.address, remotePort: configuration.port,
-                localAddress: configuration.localAddress, eventLoop: self.eventLoop, logger: logger)
+                localAddress: configuration.localAddress, eventLoop: self.eventLoop, logger: logger, interner: self.engine.attributeSets)
             peer.outbound = EngineOutbound(speaker: self, peer: id)
             peer.keepsAdjRIBIn = configuration.keepsAdjRIBIn
             let dropRoutes = !configuration.keepsAdjRIBIn

@@ -102,7 +102,8 @@ public final class RouteEngine {
     var subscriptions: [WorkerID: Set<Match>] = [:]
     var subscribers: [Match: Set<WorkerID>] = [:]
     var tables: [AddressFamily: FamilyTable] = [:]
-    var attributeSets = AttributeInterner()
+    /// The speaker's one interner: its peers' Adj-RIBs share it (see `AttributeInterner`).
+    public let attributeSets = AttributeInterner()
     /// Local importers per route target (across families: one RTC route per RT, withdrawn when the last goes).
     var importers: [RouteTargetKey: Int] = [:]
     /// The worker that owns our RT-Constraint routes.

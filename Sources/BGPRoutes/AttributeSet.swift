@@ -28,7 +28,12 @@ public final class AttributeSet: Hashable, Sendable {
 /// route uses any more is dropped. Uses are counted by identity: releasing a route's set hashes
 /// nothing (only the last release hashes the content, to forget it), and a set already interned
 /// (the routes of one UPDATE share one) is taken again without hashing its content.
-public struct AttributeInterner: Sendable {
+///
+/// One per speaker, shared by its Adj-RIBs-In, its Adj-RIBs-Out and its route engine: a route a
+/// peer stored is taken by the engine without hashing it again, and equal attributes from several
+/// peers are one object. Each owner counts its own uses. Not locked: used on the speaker's event
+/// loop only (as the engine is).
+public final class AttributeInterner: @unchecked Sendable {
     private var byContent: [AttributeSet: AttributeSet] = [:]
     private var uses: [ObjectIdentifier: Int] = [:]
 
@@ -38,13 +43,13 @@ public struct AttributeInterner: Sendable {
     public var count: Int { byContent.count }
 
     /// The shared set equal to these attributes, with one more use.
-    public mutating func intern(attributes: [PathAttribute], nextHop: NextHop) -> AttributeSet {
+    public func intern(attributes: [PathAttribute], nextHop: NextHop) -> AttributeSet {
         intern(AttributeSet(attributes: attributes, nextHop: nextHop))
     }
 
     /// The shared set equal to `set` (`set` itself when it is new or already the shared one), with
     /// one more use.
-    public mutating func intern(_ set: AttributeSet) -> AttributeSet {
+    public func intern(_ set: AttributeSet) -> AttributeSet {
         if let n = uses[ObjectIdentifier(set)] {
             uses[ObjectIdentifier(set)] = n + 1
             return set
@@ -56,12 +61,12 @@ public struct AttributeInterner: Sendable {
     }
 
     /// One more use of a set this interner returned.
-    public mutating func retain(_ set: AttributeSet) {
+    public func retain(_ set: AttributeSet) {
         if let n = uses[ObjectIdentifier(set)] { uses[ObjectIdentifier(set)] = n + 1 }
     }
 
     /// One use fewer; the set goes when nothing uses it.
-    public mutating func release(_ set: AttributeSet) {
+    public func release(_ set: AttributeSet) {
         let id = ObjectIdentifier(set)
         guard let n = uses[id] else { return }
         if n > 1 {

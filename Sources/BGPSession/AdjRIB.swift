@@ -11,9 +11,10 @@ public struct AdjRIBIn: Sendable {
     }
 
     public private(set) var tables: [AddressFamily: [RouteKey: Entry]] = [:]
-    public var interner = AttributeInterner()
+    /// The speaker's interner (see `AttributeInterner`).
+    public let interner: AttributeInterner
 
-    public init() {}
+    public init(interner: AttributeInterner = AttributeInterner()) { self.interner = interner }
 
     public func count(_ family: AddressFamily) -> Int { tables[family]?.count ?? 0 }
     public var totalCount: Int { tables.values.reduce(0) { $0 + $1.count } }
@@ -108,9 +109,11 @@ public struct AdjRIBIn: Sendable {
     /// Everything goes (session down without graceful restart).
     public mutating func clear() -> [AddressFamily: [RouteChange]] {
         var changes: [AddressFamily: [RouteChange]] = [:]
-        for (family, table) in tables { changes[family] = table.keys.map { .withdraw($0) } }
+        for (family, table) in tables {
+            changes[family] = table.keys.map { .withdraw($0) }
+            for entry in table.values { interner.release(entry.attributes) }
+        }
         tables = [:]
-        interner = AttributeInterner()
         return changes
     }
 }
@@ -121,9 +124,9 @@ public struct AdjRIBIn: Sendable {
 public struct AdjRIBOut: Sendable {
     public private(set) var tables: [AddressFamily: [RouteKey: (element: NLRIElement, attributes: AttributeSet)]] = [:]
     public private(set) var pending: [AddressFamily: Set<RouteKey>] = [:]
-    private var interner = AttributeInterner()
+    private let interner: AttributeInterner
 
-    public init() {}
+    public init(interner: AttributeInterner = AttributeInterner()) { self.interner = interner }
 
     public func count(_ family: AddressFamily) -> Int { tables[family]?.count ?? 0 }
     public var hasPending: Bool { pending.values.contains { !$0.isEmpty } }
@@ -149,9 +152,6 @@ public struct AdjRIBOut: Sendable {
             }
         }
     }
-
-    /// Distinct attribute sets in use.
-    public var attributeSetCount: Int { interner.count }
 
     /// Everything is to be sent again (new session, or the peer asked for a route refresh).
     public mutating func markAllPending(_ families: [AddressFamily]? = nil) {

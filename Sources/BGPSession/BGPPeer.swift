@@ -40,7 +40,7 @@ public final class BGPPeer: @unchecked Sendable {
     var statistics = PeerStatistics()
     /// The Adj-RIB-In with what depends on it: maximum prefixes, graceful-restart helper mode, End-of-RIB.
     var routes: PeerRoutes
-    var ribOut = AdjRIBOut()
+    var ribOut: AdjRIBOut
     /// False: keep no Adj-RIB-In (see `PeerRoutes.keepsAdjRIBIn`); set before `start()`.
     public var keepsAdjRIBIn: Bool {
         get { routes.keepsAdjRIBIn }
@@ -65,10 +65,11 @@ public final class BGPPeer: @unchecked Sendable {
 
     public init(
         configuration: SessionConfiguration, remoteAddress: String, remotePort: Int = 179, localAddress: String? = nil,
-        eventLoop: any EventLoop, logger: Logger? = nil
+        eventLoop: any EventLoop, logger: Logger? = nil, interner: AttributeInterner = AttributeInterner()
     ) {
         machine = SessionStateMachine(configuration: configuration, randomSeed: UInt64.random(in: 0...UInt64.max))
-        routes = PeerRoutes(configuration)
+        routes = PeerRoutes(configuration, interner: interner)
+        ribOut = AdjRIBOut(interner: interner)
         self.remoteAddress = remoteAddress
         self.remotePort = remotePort
         self.localAddress = localAddress

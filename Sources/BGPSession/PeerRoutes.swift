@@ -22,7 +22,7 @@ public struct PeerRoutes: Sendable {
 
     public enum LogLevel: Sendable { case notice, warning, error }
 
-    public private(set) var ribIn = AdjRIBIn()
+    public private(set) var ribIn: AdjRIBIn
     /// False: keep no Adj-RIB-In (as BIRD without an import table): every announce and withdraw is
     /// reported as received, and the owner, which stores the routes, drops them itself when the
     /// session goes down. Helper mode and the maximum-prefix limits need the Adj-RIB-In and are off.
@@ -39,14 +39,17 @@ public struct PeerRoutes: Sendable {
     public private(set) var endOfRIBDue: Set<AddressFamily> = []
     public private(set) var endOfRefreshDue: Set<AddressFamily> = []
 
-    public init(maxPrefixes: [AddressFamily: Int] = [:], maxPrefixWarning: Double = 0.8, maxPrefixRestartTime: Double = 60) {
+    /// `interner`: the speaker's (see `AttributeInterner`).
+    public init(maxPrefixes: [AddressFamily: Int] = [:], maxPrefixWarning: Double = 0.8, maxPrefixRestartTime: Double = 60, interner: AttributeInterner = AttributeInterner()) {
+        ribIn = AdjRIBIn(interner: interner)
         self.maxPrefixes = maxPrefixes
         self.maxPrefixWarning = maxPrefixWarning
         self.maxPrefixRestartTime = maxPrefixRestartTime
     }
 
-    public init(_ configuration: SessionConfiguration) {
-        self.init(maxPrefixes: configuration.maxPrefixes, maxPrefixWarning: configuration.maxPrefixWarning, maxPrefixRestartTime: configuration.maxPrefixRestartTime)
+    public init(_ configuration: SessionConfiguration, interner: AttributeInterner = AttributeInterner()) {
+        self.init(
+            maxPrefixes: configuration.maxPrefixes, maxPrefixWarning: configuration.maxPrefixWarning, maxPrefixRestartTime: configuration.maxPrefixRestartTime, interner: interner)
     }
 
     /// An UPDATE received while Established. `wantsChanges` false: nobody reads the changes of a

@@ -56,12 +56,12 @@ public enum BagpipeAPI {
             }
         }
         // The looking glass: GET only; hrefs absolute, from the Host header; unknown paths are 404s.
-        let info = VPNService.Info(startTime: WarningLog.timestamp(), version: version, config: config)
+        let info = LookingGlassTree.Info(startTime: WarningLog.timestamp(), version: version, config: config)
         let lookingGlass: @Sendable (Request, BasicRequestContext) async throws -> Response = { request, _ in
             let segments = request.uri.path.split(separator: "/").dropFirst().map { String($0).removingPercentEncoding ?? String($0) }
             let host = request.head.authority ?? "127.0.0.1"
             let base = "http://\(host)/looking-glass"
-            guard let node = try await service.lookingGlass(path: segments, base: base, info: info).get() else {
+            guard let node = try await LookingGlassTree.node(segments, of: service, base: base, info: info).get() else {
                 let prefix = "/" + (["looking-glass"] + segments.dropLast()).joined(separator: "/")
                 return error(APIError(status: 404, title: "Not Found", "No such looking glass object: \(segments.last ?? "") at \(prefix)"))
             }

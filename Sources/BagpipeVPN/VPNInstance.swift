@@ -354,7 +354,7 @@ public class VPNInstance {
     /// The original's worker names: `BGP-<address>` for a peer, `VRF-<n>` / `EVI-<n>` for an instance.
     func sourceName(_ worker: WorkerID) -> String { Self.sourceName(worker, engine) }
 
-    static func sourceName(_ worker: WorkerID, _ engine: RouteEngine) -> String {
+    public static func sourceName(_ worker: WorkerID, _ engine: RouteEngine) -> String {
         if worker == engine.routeTargetConstraintWorker { return "BGPManager" }
         return engine.isPeer(worker) ? "BGP-\(engine.name(of: worker))" : engine.name(of: worker)
     }
@@ -386,7 +386,7 @@ public class VPNInstance {
     ]
 
     /// The original's route representation (reference §2.2); ORIGIN and AS_PATH left out.
-    static func routeJSON(_ route: RouteEngine.Route, sourceName: String) -> JSONValue {
+    public static func routeJSON(_ route: RouteEngine.Route, sourceName: String) -> JSONValue {
         var attributes: [(String, JSONValue)] = []
         let a = route.attributes.attributes
         if let lp = a.localPreference { attributes.append(("local_pref", JSONValue(lp))) }

@@ -224,37 +224,15 @@ public final class VPNService: @unchecked Sendable {
 }
 
 extension VPNService {
-    /// What the looking glass shows about the process.
-    public struct Info: Sendable {
-        public var startTime: String
-        public var version: String
-        /// `/looking-glass/config`: the configuration as read.
-        public var config: JSONValue
-
-        public init(startTime: String, version: String, config: JSONValue) {
-            self.startTime = startTime
-            self.version = version
-            self.config = config
+    /// Runs `body` on the BGP loop with the VPN manager and the route engine: the read-only view the
+    /// looking glass is built from. With `dataplaneCopy`, first waits for a fresh copy of the
+    /// dataplane's looking-glass state (at most 50 ms while the dataplane is busy).
+    public func inspect<T: Sendable>(dataplaneCopy: Bool, _ body: @escaping @Sendable (VPNManager, BGPSpeaker, RouteEngine) -> T) -> EventLoopFuture<T> {
+        let read: @Sendable () -> EventLoopFuture<T> = {
+            self.withManager { m in self.speaker.onLoop { engine in body(m, self.speaker, engine) } }
         }
-    }
-
-    /// A looking-glass node (reference §2): `path` below `/looking-glass`, `base` the absolute URL of
-    /// `/looking-glass` (hrefs are absolute). Nil: no such node (a 404).
-    public func lookingGlass(path: [String], base: String, info: Info) -> EventLoopFuture<JSONValue?> {
-        let resolve: @Sendable () -> EventLoopFuture<JSONValue?> = {
-            self.withManager { m in
-                self.speaker.onLoop { engine in LookingGlassTree(manager: m, speaker: self.speaker, engine: engine, base: base, info: info).resolve(path) }
-            }
-        }
-        guard Self.showsDataplane(path) else { return resolve() }
-        return speaker.eventLoop.flatSubmit { self.dataplaneGlassCopied() }.flatMap { resolve() }
-    }
-
-    /// Looking-glass paths that show dataplane state: the VPN subtree down to an instance as a
-    /// whole, and any `dataplane` node. Others (an instance's routes, which clients poll) do not
-    /// wait for a copy.
-    static func showsDataplane(_ path: [String]) -> Bool {
-        path.first == "vpns" && (path.count <= 3 || path.contains("dataplane"))
+        guard dataplaneCopy else { return read() }
+        return speaker.eventLoop.flatSubmit { self.dataplaneGlassCopied() }.flatMap { read() }
     }
 
     /// On the loop: completes once the dataplane's looking-glass copy is fresh, or after at most

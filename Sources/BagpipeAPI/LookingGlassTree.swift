@@ -1,6 +1,8 @@
 import BGPEngine
 import BGPSession
 import BGPWire
+import BagpipeVPN
+import NIOCore
 
 /// The looking glass (reference §2), built on the engine's loop. Nodes show their big children as
 /// `{"href": …}` (the original's SUBTREE and DELEGATE children) and resolve them when addressed;
@@ -10,7 +12,29 @@ struct LookingGlassTree {
     let speaker: BGPSpeaker
     let engine: RouteEngine
     let base: String
-    let info: VPNService.Info
+    let info: Info
+
+    /// What the looking glass shows about the process.
+    struct Info: Sendable {
+        var startTime: String
+        var version: String
+        /// `/looking-glass/config`: the configuration as read.
+        var config: JSONValue
+    }
+
+    /// The node at `path` below `/looking-glass` (`base` is its absolute URL: hrefs are absolute),
+    /// nil for a 404.
+    static func node(_ path: [String], of service: VPNService, base: String, info: Info) -> EventLoopFuture<JSONValue?> {
+        service.inspect(dataplaneCopy: showsDataplane(path)) { manager, speaker, engine in
+            LookingGlassTree(manager: manager, speaker: speaker, engine: engine, base: base, info: info).resolve(path)
+        }
+    }
+
+    /// Paths that show dataplane state: the VPN subtree down to an instance as a whole, and any
+    /// `dataplane` node. Others (an instance's routes, which clients poll) do not wait for a copy.
+    static func showsDataplane(_ path: [String]) -> Bool {
+        path.first == "vpns" && (path.count <= 3 || path.contains("dataplane"))
+    }
 
     func href(_ segments: [String]) -> JSONValue {
         .string(([base] + segments.map(\.addingPercentEncodingForPath)).joined(separator: "/"))
