@@ -23,6 +23,9 @@ let package = Package(
         .executable(name: "bagpipe-looking-glass", targets: ["bagpipe-looking-glass"]),
         .executable(name: "bagpipe-impex2dot", targets: ["bagpipe-impex2dot"]),
         .executable(name: "bagpipe-bgp-cleanup", targets: ["bagpipe-bgp-cleanup"]),
+        .executable(name: "bagpipe-controller", targets: ["bagpipe-controller"]),
+        // The Neutron resources, shared by the controller and the agent.
+        .library(name: "NeutronModel", targets: ["NeutronModel"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.81.0"),
@@ -33,6 +36,11 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.5.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.0.0"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.30.0"),
+        .package(url: "https://github.com/vapor/sql-kit.git", from: "3.30.0"),
+        .package(url: "https://github.com/vapor/sqlite-kit.git", from: "4.5.0"),
+        .package(url: "https://github.com/vapor/postgres-kit.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.0.0"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.0.0"),
     ],
     targets: [
         .target(
@@ -107,8 +115,32 @@ let package = Package(
         .executableTarget(
             name: "bagpipe-bgp-cleanup",
             dependencies: ["BagpipeConfig", "BagpipeVPN", "BagpipeDataplane", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        // bgp.conf: the INI reader and the options of each section.
-        .target(name: "BagpipeConfig", dependencies: ["BGPWire"]),
+        // oslo.config-style INI files, for bgp.conf and controller.conf.
+        .target(name: "INIConfig"),
+        // bgp.conf: the options of each section.
+        .target(name: "BagpipeConfig", dependencies: ["INIConfig", "BGPWire"]),
+        // The controller (neutron-server's role): Neutron resources as values, the API's rules on
+        // them (no I/O), their storage on SQLKit, the state owner and host watch, the HTTP API.
+        .target(name: "NeutronModel"),
+        .target(name: "ControllerCore", dependencies: ["NeutronModel"]),
+        .target(name: "ControllerStore", dependencies: ["NeutronModel", .product(name: "SQLKit", package: "sql-kit"), .product(name: "Logging", package: "swift-log")]),
+        .target(
+            name: "ControllerService",
+            dependencies: ["ControllerCore", "ControllerStore", "NeutronModel", .product(name: "Crypto", package: "swift-crypto"), .product(name: "Logging", package: "swift-log")]),
+        .target(
+            name: "ControllerAPI",
+            dependencies: [
+                "ControllerCore", "ControllerService", "NeutronModel", .product(name: "Hummingbird", package: "hummingbird"), .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ]),
+        .executableTarget(
+            name: "bagpipe-controller",
+            dependencies: [
+                "ControllerAPI", "ControllerCore", "ControllerService", "ControllerStore", "INIConfig", .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "SQLiteKit", package: "sqlite-kit"), .product(name: "PostgresKit", package: "postgres-kit"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]),
         .executableTarget(
             name: "bagpipe-bgp",
             dependencies: [
@@ -212,6 +244,9 @@ let package = Package(
         ),
         // The daemon and the command-line tools as processes: the API under hostile input, the tools,
         // the original's Python clients.
+        .testTarget(
+            name: "ControllerTests",
+            dependencies: ["ControllerCore", "ControllerService", "ControllerStore", "NeutronModel", "BagpipeLab", .product(name: "AsyncHTTPClient", package: "async-http-client")]),
         .testTarget(name: "BagpipeToolTests", dependencies: ["BagpipeCLI", "BagpipeLab", "BGPWire"]),
         .testTarget(name: "NetlinkTests", dependencies: ["Netlink", "BagpipeLab", "BGPWire"]),
         // The Linux drivers with namespaces, veth pairs, bridges, VXLAN and real pings.

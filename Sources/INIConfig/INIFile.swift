@@ -56,7 +56,7 @@ public struct ConfigurationError: Error, CustomStringConvertible, Equatable {
 }
 
 extension StringProtocol {
-    var trimmingWhitespace: String {
+    public var trimmingWhitespace: String {
         var s = Substring(self)
         while let f = s.first, f.isWhitespace { s = s.dropFirst() }
         while let l = s.last, l.isWhitespace { s = s.dropLast() }

@@ -1,0 +1,138 @@
+import ControllerCore
+import NeutronModel
+
+/// An event of a host's watch (newline-delimited JSON on the wire).
+public struct WatchEvent: Sendable, Equatable {
+    public enum EventType: String, Sendable { case added = "ADDED", modified = "MODIFIED", deleted = "DELETED", bookmark = "BOOKMARK" }
+    public var type: EventType
+    public var version: Int64
+    public var key: ResourceKey?
+    public var object: JSONObject?
+
+    public init(type: EventType, version: Int64, key: ResourceKey? = nil, object: JSONObject? = nil) {
+        self.type = type
+        self.version = version
+        self.key = key
+        self.object = object
+    }
+
+    public var json: JSON {
+        var o = JSONObject([("type", .string(type.rawValue)), ("resource_version", .int(version))])
+        if let key {
+            o["kind"] = .string(key.kind.rawValue)
+            o["id"] = .string(key.id)
+        }
+        if let object { o["object"] = .object(object) }
+        return .object(o)
+    }
+}
+
+/// The per-host views and their recent events, kept by the controller as it applies writes (its
+/// own and the other replicas'). Changes are filtered per host here, on the server: a host hears
+/// only of objects in its view, and an object entering or leaving the view is ADDED or DELETED.
+/// Not thread-safe: owned by the `Controller` actor.
+struct WatchHub {
+    struct HostState {
+        /// Object → digest of its rendered form: a MODIFIED event only when the form changed.
+        var members: [ResourceKey: Int] = [:]
+        /// Recent events, oldest first; a watcher can resume from any version ≥ `logStart`.
+        var log: [WatchEvent] = []
+        var logStart: Int64
+        var watchers: [Int: AsyncStream<WatchEvent>.Continuation] = [:]
+    }
+
+    var hosts: [String: HostState] = [:]
+    /// Events kept per host.
+    let logLimit: Int
+    /// Resuming from before this version needs a new list (410): events before it were not kept.
+    var startVersion: Int64
+    private var nextWatcher = 0
+
+    init(state: ControllerState, logLimit: Int = 1000) {
+        self.logLimit = logLimit
+        startVersion = state.version
+        for host in state.portsByHost.keys { track(host, in: state) }
+    }
+
+    /// Starts keeping a host's view (a host with ports, or one that listed).
+    mutating func track(_ host: String, in state: ControllerState) {
+        guard hosts[host] == nil else { return }
+        var h = HostState(logStart: startVersion)
+        for (key, object) in state.hostView(host) { h.members[key] = object.serializedHash }
+        hosts[host] = h
+    }
+
+    /// A committed write: `before` and `after` the change of `keys`, numbered `version`.
+    mutating func publish(before: ControllerState, after: ControllerState, keys: [ResourceKey], version: Int64) {
+        var concerned = Set<String>()
+        for key in keys {
+            concerned.formUnion(before.hostsConcerned(by: key))
+            concerned.formUnion(after.hostsConcerned(by: key))
+        }
+        for host in concerned.sorted() {
+            if hosts[host] == nil { hosts[host] = HostState(logStart: startVersion) }
+            let view = after.hostView(host)
+            guard var h = hosts[host] else { continue }
+            var events: [WatchEvent] = []
+            for key in h.members.keys.sorted() where view[key] == nil {
+                events.append(WatchEvent(type: .deleted, version: version, key: key, object: nil))
+                h.members[key] = nil
+            }
+            for key in view.keys.sorted() {
+                guard let object = view[key] else { continue }
+                let digest = object.serializedHash
+                switch h.members[key] {
+                case nil: events.append(WatchEvent(type: .added, version: version, key: key, object: object))
+                case let d? where d != digest: events.append(WatchEvent(type: .modified, version: version, key: key, object: object))
+                default: continue
+                }
+                h.members[key] = digest
+            }
+            h.log += events
+            if h.log.count > logLimit {
+                let dropped = h.log.count - logLimit
+                h.logStart = h.log[dropped - 1].version
+                h.log.removeFirst(dropped)
+            }
+            for e in events { for w in h.watchers.values { w.yield(e) } }
+            hosts[host] = h
+        }
+    }
+
+    enum ResumeError: Error { case gone(oldest: Int64) }
+
+    /// A new watcher of `host` from `version`: the events after it that are kept, then live ones.
+    mutating func watch(_ host: String, from version: Int64, in state: ControllerState) throws -> (Int, [WatchEvent], AsyncStream<WatchEvent>) {
+        track(host, in: state)
+        guard var h = hosts[host] else { throw ResumeError.gone(oldest: startVersion) }
+        guard version >= h.logStart, version <= state.version else { throw ResumeError.gone(oldest: h.logStart) }
+        let backlog = h.log.filter { $0.version > version }
+        let (stream, continuation) = AsyncStream<WatchEvent>.makeStream(bufferingPolicy: .bufferingNewest(10_000))
+        nextWatcher += 1
+        // A first bookmark: the watcher knows the stream is up and where it stands.
+        continuation.yield(WatchEvent(type: .bookmark, version: state.version))
+        h.watchers[nextWatcher] = continuation
+        hosts[host] = h
+        return (nextWatcher, backlog, stream)
+    }
+
+    /// A bookmark into one watcher's stream, after every event already sent to it: resuming from
+    /// its version loses nothing.
+    func bookmark(_ host: String, _ id: Int, version: Int64) {
+        hosts[host]?.watchers[id]?.yield(WatchEvent(type: .bookmark, version: version))
+    }
+
+    mutating func stopWatching(_ host: String, _ id: Int) {
+        hosts[host]?.watchers.removeValue(forKey: id)?.finish()
+    }
+
+    var watcherCount: Int { hosts.values.reduce(0) { $0 + $1.watchers.count } }
+
+    func finishAll() {
+        for h in hosts.values { for w in h.watchers.values { w.finish() } }
+    }
+}
+
+extension JSONObject {
+    var serializedHash: Int { JSON.object(self).serialized.hashValue }
+}
