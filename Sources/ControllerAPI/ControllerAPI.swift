@@ -13,7 +13,6 @@ public enum ControllerAPI {
         let keystone = KeystoneAPI(identity: identity, publicURL: publicURL, region: region)
         router.get("/") { _, _ in Responses.json(Responses.versions(base: publicURL)) }
         router.get("/v3") { _, _ in keystone.versionDocument() }
-        router.get("/v3/") { _, _ in keystone.versionDocument() }
         router.post("/v3/auth/tokens") { request, _ in await keystone.issue(request) }
         router.get("/v3/auth/tokens") { request, _ in keystone.validate(request) }
         router.head("/v3/auth/tokens") { request, _ in keystone.validate(request) }

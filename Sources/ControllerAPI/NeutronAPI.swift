@@ -88,9 +88,9 @@ struct NeutronAPI: Sendable {
         guard let rawID else {
             switch request.method {
             case .get:
+                // A non-owner's list of a BGPVPN's associations is empty, not a 404 (tempest checks it).
                 let items = try await controller.read { state -> [JSONObject] in
-                    if let parent { _ = try state.bgpvpn(parent, for: caller) }
-                    return try query.apply(state.visibleResources(kind, for: caller, bgpvpn: parent), filterable: Filterable.attributes(kind))
+                    try query.apply(state.visibleResources(kind, for: caller, bgpvpn: parent), filterable: Filterable.attributes(kind))
                 }
                 return Responses.json(.object(JSONObject([(kind.collection, .array(items.map(JSON.object)))])))
             case .post:

@@ -16,7 +16,9 @@ extension ControllerState {
         var standard = StandardAttributes(at: c.now)
         try readStandard(&body, into: &standard)
         let adminUp = try body.bool("admin_state_up") ?? true
-        if let gw = body.raw("external_gateway_info"), !gw.isNull { throw NeutronError.badRequest("External gateways are not supported by this controller") }
+        if let gw = body.raw("external_gateway_info"), !gw.isNull, gw != .object(JSONObject()) {
+            throw NeutronError.badRequest("External gateways are not supported by this controller")
+        }
         for key in ["distributed", "ha", "availability_zone_hints", "flavor_id", "enable_ndp_proxy"] { _ = body.raw(key) }
         try body.finish()
         let router = Router(id: Identifiers.newUUID(), projectID: project, standard: standard, adminStateUp: adminUp)
