@@ -49,6 +49,16 @@ if [ ! -x "$BAGPIPE_PYTHON_VENV/bin/bagpipe-rest-attach" ]; then
     "$BAGPIPE_PYTHON_VENV/bin/pip" install -q --disable-pip-version-check networking-bagpipe
 fi
 
+# The OpenStack clients the controller's tests run unchanged (tempest with neutron-tempest-plugin,
+# openstacksdk, python-openstackclient), from PyPI, in their own virtualenv.
+export BAGPIPE_OPENSTACK_VENV="$PWD/.build/python-openstack"
+if [ ! -x "$BAGPIPE_OPENSTACK_VENV/bin/tempest" ] || [ ! -x "$BAGPIPE_OPENSTACK_VENV/bin/openstack" ]; then
+    echo "test.sh: installing tempest, neutron-tempest-plugin, openstacksdk, python-openstackclient (PyPI) in $BAGPIPE_OPENSTACK_VENV"
+    mkdir -p .build
+    python3 -m venv "$BAGPIPE_OPENSTACK_VENV" 2>/dev/null || /usr/bin/python3 -m venv "$BAGPIPE_OPENSTACK_VENV"
+    "$BAGPIPE_OPENSTACK_VENV/bin/pip" install -q --disable-pip-version-check tempest neutron-tempest-plugin openstacksdk python-openstackclient
+fi
+
 swift build --build-tests
 swift test --skip-build --parallel
 
