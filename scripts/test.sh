@@ -15,7 +15,8 @@ export BAGPIPE_SHARED="$shared"
 # Debian packages the tests use: tshark (Wireshark cross-check), the interop peers gobgpd, FRR
 # (bgpd, and zebra for the EVPN dataplane interop), ExaBGP and BIRD 2, iproute2 and ping (network
 # namespaces, real packets), Graphviz (bagpipe-impex2dot's output), curl, Open vSwitch (the ovs
-# drivers' tests start their own ovsdb-server and ovs-vswitchd per namespace) and ethtool.
+# drivers' tests start their own ovsdb-server and ovs-vswitchd per namespace), ethtool, and
+# PostgreSQL (the controller's tests run on a private server, started below for the whole run).
 missing=()
 command -v tshark >/dev/null 2>&1 || missing+=(tshark)
 command -v gobgpd >/dev/null 2>&1 || missing+=(gobgpd)
@@ -30,6 +31,7 @@ command -v ping >/dev/null 2>&1 || missing+=(iputils-ping)
 command -v bridge >/dev/null 2>&1 || missing+=(iproute2)
 [ -x /usr/sbin/ovs-vswitchd ] || missing+=(openvswitch-switch)
 command -v ethtool >/dev/null 2>&1 || missing+=(ethtool)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "test.sh: installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
@@ -60,6 +62,13 @@ if [ ! -x "$BAGPIPE_OPENSTACK_VENV/bin/tempest" ] || [ ! -x "$BAGPIPE_OPENSTACK_
 fi
 
 swift build --build-tests
+
+# One PostgreSQL server for the run, on 127.0.0.1, stopped (and its folder removed) however the run ends.
+pgdir=$(mktemp -d /tmp/bagpipe-postgres.XXXXXX)
+trap 'scripts/postgres.sh stop "$pgdir"' EXIT
+BAGPIPE_POSTGRES_URL=$(scripts/postgres.sh start "$pgdir")
+export BAGPIPE_POSTGRES_URL
+
 swift test --skip-build --parallel
 
 # A short deterministic fuzz run keeps the fuzzer building and finding nothing (the long run is in BENCHMARKS.md).

@@ -60,9 +60,10 @@ public final class AttributeInterner: @unchecked Sendable {
         return shared
     }
 
-    /// One more use of a set this interner returned.
-    public func retain(_ set: AttributeSet) {
-        if let n = uses[ObjectIdentifier(set)] { uses[ObjectIdentifier(set)] = n + 1 }
+    /// One more use of a set this interner returned (`count` more).
+    public func retain(_ set: AttributeSet, count: Int = 1) {
+        guard count > 0 else { return }
+        uses[ObjectIdentifier(set)]? += count
     }
 
     /// One use fewer; the set goes when nothing uses it.

@@ -56,16 +56,22 @@ public struct AdjRIBIn: Sendable {
                 ? update.attributes.nextHop.map { .ipv4($0) } ?? .none : update.attributes.mpReach?.nextHop ?? .none
             // Moved out (not copied) while it changes: a copy here would copy the whole table per UPDATE.
             var table = tables.removeValue(forKey: block.family) ?? [:]
-            // One intern per block, one use per route.
+            // One intern per block, one use per route (counted once for the block).
             let set = interner.intern(attributes: shared, nextHop: nextHop)
-            var first = true
+            // Replaced routes' sets are released after the new uses are counted: a route announced
+            // again with the same attributes holds the same set, which must not go in between.
+            var routes = 0
+            var replaced: [AttributeSet] = []
+            var list = changes.removeValue(forKey: block.family) ?? []
             for element in block {
-                if !first { interner.retain(set) }
-                first = false
+                routes += 1
                 let key = RouteKey(element)
-                if let old = table.updateValue(Entry(element: element, attributes: set, stale: false), forKey: key) { interner.release(old.attributes) }
-                changes[block.family, default: []].append(.announce(key, element, set))
+                if let old = table.updateValue(Entry(element: element, attributes: set, stale: false), forKey: key) { replaced.append(old.attributes) }
+                list.append(.announce(key, element, set))
             }
+            changes[block.family] = list
+            interner.retain(set, count: routes - 1)
+            for old in replaced { interner.release(old) }
             tables[block.family] = table
         }
         return changes

@@ -12,6 +12,8 @@ public enum ControllerAPI {
         let neutron = NeutronAPI(controller: controller, identity: identity)
         let keystone = KeystoneAPI(identity: identity, publicURL: publicURL, region: region)
         router.get("/") { _, _ in Responses.json(Responses.versions(base: publicURL)) }
+        let description = OpenAPI.document
+        router.get("/openapi.json") { _, _ in Responses.json(description) }
         router.get("/v3") { _, _ in keystone.versionDocument() }
         router.post("/v3/auth/tokens") { request, _ in await keystone.issue(request) }
         router.get("/v3/auth/tokens") { request, _ in keystone.validate(request) }

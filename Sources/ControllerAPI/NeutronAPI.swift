@@ -26,7 +26,10 @@ struct NeutronAPI: Sendable {
         } catch let e as NeutronError {
             return Responses.error(e)
         } catch {
-            return Responses.error(NeutronError(.badRequest, "HTTPBadRequest", "\(error)"))
+            // Not the request's fault (the database, most likely): a 500 that says what failed.
+            return Responses.json(
+                .object(JSONObject([("NeutronError", .object(JSONObject([("type", "HTTPInternalServerError"), ("message", .string("Request failed: \(error)")), ("detail", "")])))])),
+                status: .internalServerError)
         }
     }
 

@@ -55,3 +55,18 @@ import Testing
         #expect(interner.count == 0)
     }
 }
+
+extension AttributeInternerTests {
+    @Test func routesAnnouncedAgainKeepTheirSet() throws {
+        let interner = AttributeInterner()
+        var ribIn = AdjRIBIn(interner: interner)
+        _ = ribIn.apply(try Fixture.announcing([1]))
+        _ = ribIn.apply(try Fixture.announcing([1]))
+        _ = ribIn.apply(try Fixture.announcing([1, 2, 3]))
+        #expect(interner.count == 1)
+        _ = ribIn.withdraw(try Fixture.announcing([1, 2]).announced)
+        #expect(interner.count == 1, "route 3 still uses the set")
+        _ = ribIn.withdraw(try Fixture.announcing([3]).announced)
+        #expect(interner.count == 0)
+    }
+}

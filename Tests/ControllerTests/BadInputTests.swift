@@ -169,8 +169,9 @@ import Testing
         return out
     }
 
-    @Test func badRequestsGetA4xxAndChangeNothing() async throws {
-        let controller = try await ControllerDaemon()
+    @Test(arguments: Storage.allCases) func badRequestsGetA4xxAndChangeNothing(on storage: Storage) async throws {
+        guard let database = try storage.database() else { return }
+        let controller = try await ControllerDaemon(database: database)
         defer { controller.stop() }
         var tokens: [String: String] = [:]
         for user in ["admin", "demo", "alt", "compute-1", "compute-2"] { tokens[user] = try await controller.token(user) }

@@ -10,12 +10,13 @@ import Testing
     static let steps = ["sdk network", "sdk subnet", "sdk port", "sdk router", "sdk bgpvpn", "sdk associations", "sdk delete",
                         "cli network subnet port router", "cli bgpvpn and associations", "cli delete"]
 
-    @Test func openstacksdkAndTheCLIDriveEveryResource() async throws {
+    @Test(arguments: Storage.allCases) func openstacksdkAndTheCLIDriveEveryResource(on storage: Storage) async throws {
+        guard let database = try storage.database() else { return }
         guard OpenStackVenv.installed else {
             Issue.record("openstacksdk is not installed in \(OpenStackVenv.path) (scripts/test.sh installs it)")
             return
         }
-        let controller = try await ControllerDaemon()
+        let controller = try await ControllerDaemon(database: database)
         defer { controller.stop() }
         let run = try OpenStackVenv.run("python", [Self.script, "\(controller.url)/v3"])
         let done = run.output.components(separatedBy: "\n").filter { $0.hasPrefix("ok ") }.map { String($0.dropFirst(3)) }

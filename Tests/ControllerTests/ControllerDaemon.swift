@@ -5,6 +5,7 @@ import NIOCore
 import NIOFoundationCompat
 import NIOHTTP1
 import NeutronModel
+import Testing
 
 /// A `bagpipe-controller` process for a test: its own port and SQLite file (or a PostgreSQL URL),
 /// the users tempest and the client tests log in as, and HTTP helpers that authenticate.
@@ -125,5 +126,38 @@ enum OpenStackVenv {
         let data = out.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
         return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+}
+
+/// The PostgreSQL server `scripts/test.sh` starts for the run (`BAGPIPE_POSTGRES_URL`, from
+/// `scripts/postgres.sh`); each test takes a database of its own on it.
+enum TestPostgres {
+    static var url: String? { ProcessInfo.processInfo.environment["BAGPIPE_POSTGRES_URL"] }
+
+    /// A new empty database; its URL.
+    static func freshDatabase() throws -> String? {
+        guard let url else {
+            Issue.record("no PostgreSQL server: BAGPIPE_POSTGRES_URL is unset (scripts/test.sh starts one with scripts/postgres.sh)")
+            return nil
+        }
+        let name = "bagpipe_\(UUID().uuidString.prefix(8).lowercased())"
+        let out = try shell("/usr/bin/psql", [url, "-v", "ON_ERROR_STOP=1", "-q", "-c", "CREATE DATABASE \(name)"])
+        guard let base = url.range(of: "/", options: .backwards) else { throw ControllerTestError("bad BAGPIPE_POSTGRES_URL \(url): \(out)") }
+        return String(url[..<base.lowerBound]) + "/" + name
+    }
+}
+
+/// Where a test's controller keeps its data.
+enum Storage: String, CaseIterable, Sendable, CustomTestStringConvertible {
+    case sqlite, postgres
+    var testDescription: String { rawValue }
+
+    /// The `[database] connection` URL (nil: SQLite in the daemon's folder); throws when PostgreSQL
+    /// is wanted and missing (the issue is recorded).
+    func database() throws -> String?? {
+        switch self {
+        case .sqlite: return .some(nil)
+        case .postgres: return try TestPostgres.freshDatabase().map { .some($0) } ?? nil
+        }
     }
 }

@@ -58,7 +58,8 @@ import Testing
         #expect(passed.count == expectedTests, "\(passed.count) of \(expectedTests) passed:\n\(run.output.suffix(4000))")
     }
 
-    @Test func bgpvpnAPITestsPassOnSQLite() async throws {
-        try await Self.runTempest()
+    @Test(arguments: Storage.allCases) func bgpvpnAPITestsPass(on storage: Storage) async throws {
+        guard let database = try storage.database() else { return }
+        try await Self.runTempest(database: database)
     }
 }

@@ -82,8 +82,9 @@ import Testing
     static func version(_ e: JSON) -> Int64 { if case .int(let v)? = e["resource_version"] { v } else { -1 } }
     static func key(_ e: JSON) -> String { "\(e["kind"]?.stringValue ?? "")/\(e["id"]?.stringValue ?? "")" }
 
-    @Test func eachHostSeesOnlyItsViewAndItsChanges() async throws {
-        let controller = try await ControllerDaemon()
+    @Test(arguments: Storage.allCases) func eachHostSeesOnlyItsViewAndItsChanges(on storage: Storage) async throws {
+        guard let database = try storage.database() else { return }
+        let controller = try await ControllerDaemon(database: database)
         defer { controller.stop() }
         let s = try await Setup(controller)
         let agent1 = try await controller.token("compute-1"), agent2 = try await controller.token("compute-2")
@@ -128,8 +129,9 @@ import Testing
         }
     }
 
-    @Test func aWatcherResumesFromItsVersionAndRelistsAfterARestart() async throws {
-        let first = try await ControllerDaemon()
+    @Test(arguments: Storage.allCases) func aWatcherResumesFromItsVersionAndRelistsAfterARestart(on storage: Storage) async throws {
+        guard let database = try storage.database() else { return }
+        let first = try await ControllerDaemon(database: database)
         var controller = first
         defer { controller.stop() }
         let s = try await Setup(controller)
@@ -154,7 +156,7 @@ import Testing
         // A restart: the events before it are gone. Resuming from an older version is a 410 …
         let directory = controller.daemon.directory
         controller.daemon.kill()
-        controller = try await ControllerDaemon(directory: directory, port: first.port)
+        controller = try await ControllerDaemon(database: database, directory: directory, port: first.port)
         let token = try await controller.token("compute-2")
         let gone = try await WatchStream(controller, host: "compute-2", from: listed.version, token: token)
         #expect(gone.status == 410)

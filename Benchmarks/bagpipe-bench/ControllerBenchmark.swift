@@ -1,0 +1,188 @@
+import ArgumentParser
+import AsyncHTTPClient
+import BagpipeLab
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOFoundationCompat
+import NIOHTTP1
+import NeutronModel
+
+/// bagpipe-controller's API throughput (ports created and listed) and watch fan-out (one BGPVPN
+/// route-target update seen by every host watching a network it is associated with).
+struct ControllerBenchmark: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "controller", abstract: "API throughput and watch fan-out of bagpipe-controller.")
+
+    @Option(help: "Ports created.") var ports = 10_000
+    @Option(help: "Networks they are spread over.") var networks = 100
+    @Option(help: "Concurrent API clients.") var clients = 4
+    @Option(help: "Hosts watching (one port each on the associated network).") var watchers = 1000
+    @Option(help: "Route-target updates whose fan-out is timed.") var updates = 20
+    @Option(help: "[database] connection; default a SQLite file in a temporary folder.") var database: String?
+
+    func run() async throws {
+        var limit = rlimit(rlim_cur: 65536, rlim_max: 65536)
+        _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        let port = try freePort()
+        let conf = """
+            [DEFAULT]
+            bind_host = 127.0.0.1
+            bind_port = \(port)
+            [database]
+            connection = \(database ?? "sqlite:///$DIR/controller.db")
+            [ml2_type_vxlan]
+            vni_ranges = 1000:9999
+            [identity]
+            admin = secret, admin, admin
+            """
+        let daemon = try Daemon(name: "controller-bench", executable: URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("bagpipe-controller").path,
+                                arguments: ["--config-file", "$DIR/controller.conf", "--log-level", "warning"], files: ["controller.conf": conf])
+        defer { daemon.stop() }
+        var config = HTTPClient.Configuration()
+        config.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = watchers + clients + 8
+        let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: config)
+        do {
+            try await measure(http: http, port: port, daemon: daemon)
+        } catch {
+            try? await http.shutdown()
+            throw error
+        }
+        try? await http.shutdown()
+    }
+
+    func measure(http: HTTPClient, port: Int, daemon: Daemon) async throws {
+        let api = API(http: http, base: "http://127.0.0.1:\(port)")
+        guard try await eventually(timeout: 20, { (try? await api.call(.GET, "/", nil)) != nil }) else { throw ValidationError("the controller did not start:\n\(daemon.log)") }
+        try await api.login()
+
+        // 1. API throughput: networks with a subnet each, then the ports, from `clients` clients.
+        var networkIDs: [String] = []
+        for i in 0..<networks {
+            let n = try await api.create("/v2.0/networks", #"{"network": {"name": "bench-\#(i)"}}"#, "network")
+            _ = try await api.create("/v2.0/subnets", #"{"subnet": {"network_id": "\#(n)", "cidr": "10.\#(i / 250).\#(i % 250).0/24"}}"#, "subnet")
+            networkIDs.append(n)
+        }
+        let perClient = ports / clients
+        let ids = networkIDs
+        let start = Date()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for c in 0..<clients {
+                group.addTask {
+                    for k in 0..<perClient {
+                        let i = c * perClient + k
+                        _ = try await api.create("/v2.0/ports", #"{"port": {"network_id": "\#(ids[i % ids.count])", "name": "p\#(i)"}}"#, "port")
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let createSeconds = Date().timeIntervalSince(start)
+        let listStart = Date()
+        let listed = try await api.call(.GET, "/v2.0/ports", nil)
+        let listSeconds = Date().timeIntervalSince(listStart)
+        let count = (try? JSON.parse(Array(listed.utf8)))?["ports"]?.arrayValue?.count ?? 0
+        print("| what | count | seconds | per second |")
+        print("|---|---|---|---|")
+        print("| create ports (\(clients) clients, \(networks) networks) | \(perClient * clients) | \(String(format: "%.2f", createSeconds)) | \(Int(Double(perClient * clients) / createSeconds)) |")
+        print("| list all ports (one request) | \(count) | \(String(format: "%.3f", listSeconds)) | \(Int(Double(count) / listSeconds)) |")
+
+        // 2. Watch fan-out: `watchers` hosts with a port on one network associated to a BGPVPN.
+        let net = try await api.create("/v2.0/networks", #"{"network": {"name": "fanout"}}"#, "network")
+        _ = try await api.create("/v2.0/subnets", #"{"subnet": {"network_id": "\#(net)", "cidr": "172.16.0.0/20"}}"#, "subnet")
+        let bgpvpn = try await api.create("/v2.0/bgpvpn/bgpvpns", #"{"bgpvpn": {"route_targets": ["64512:1"]}}"#, "bgpvpn")
+        _ = try await api.create("/v2.0/bgpvpn/bgpvpns/\(bgpvpn)/network_associations", #"{"network_association": {"network_id": "\#(net)"}}"#, "network_association")
+        let hosts = (0..<watchers).map { "host-\($0)" }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for (i, chunk) in stride(from: 0, to: hosts.count, by: hosts.count / clients + 1).map({ Array(hosts[$0..<min($0 + hosts.count / clients + 1, hosts.count)]) }).enumerated() {
+                _ = i
+                group.addTask { for h in chunk { _ = try await api.create("/v2.0/ports", #"{"port": {"network_id": "\#(net)", "binding:host_id": "\#(h)"}}"#, "port") } }
+            }
+            try await group.waitForAll()
+        }
+        let idleRSS = residentKB(daemon.process.processIdentifier)
+        let seen = NIOLockedValueBox<[String: Date]>([:])
+        let round = NIOLockedValueBox(0)
+        var streams: [Task<Void, Never>] = []
+        let ready = NIOLockedValueBox(0)
+        for h in hosts {
+            let view = try await api.call(.GET, "/v2.0/agent/hosts/\(h)/view", nil)
+            guard case .int(let v)? = (try? JSON.parse(Array(view.utf8)))?["resource_version"] else { throw ValidationError("no view for \(h)") }
+            streams.append(Task {
+                do {
+                    var request = HTTPClientRequest(url: "\(api.base)/v2.0/agent/hosts/\(h)/watch?resource_version=\(v)&heartbeat=30")
+                    request.headers.add(name: "X-Auth-Token", value: api.token)
+                    let response = try await http.execute(request, timeout: .hours(1))
+                    ready.withLockedValue { $0 += 1 }
+                    var pending = ""
+                    for try await chunk in response.body {
+                        pending += String(buffer: chunk)
+                        while let nl = pending.firstIndex(of: "\n") {
+                            let line = pending[..<nl]
+                            if line.contains("\"MODIFIED\""), line.contains("\"network_association\"") {
+                                let r = round.withLockedValue { $0 }
+                                seen.withLockedValue { $0["\(r) \(h)"] = Date() }
+                            }
+                            pending = String(pending[pending.index(after: nl)...])
+                        }
+                    }
+                } catch {}
+            })
+        }
+        defer { for s in streams { s.cancel() } }
+        guard try await eventually(timeout: 60, { ready.withLockedValue { $0 } == watchers }) else { throw ValidationError("only \(ready.withLockedValue { $0 }) watchers connected") }
+        let watchingRSS = residentKB(daemon.process.processIdentifier)
+        var delays: [Double] = []
+        for u in 1...updates {
+            round.withLockedValue { $0 = u }
+            let sent = Date()
+            _ = try await api.call(.PUT, "/v2.0/bgpvpn/bgpvpns/\(bgpvpn)", #"{"bgpvpn": {"route_targets": ["64512:\#(u + 1)"]}}"#)
+            guard try await eventually(timeout: 30, { seen.withLockedValue { d in hosts.allSatisfy { d["\(u) \($0)"] != nil } } }) else {
+                throw ValidationError("update \(u) did not reach every watcher")
+            }
+            let last = seen.withLockedValue { d in hosts.compactMap { d["\(u) \($0)"] }.max() } ?? sent
+            delays.append(last.timeIntervalSince(sent) * 1000)
+        }
+        delays.sort()
+        func percentile(_ p: Double) -> Double { delays[min(delays.count - 1, Int(Double(delays.count) * p))] }
+        print("")
+        print("| watchers | updates | update → every watcher has it: median | p99 | max | controller RSS per idle watcher |")
+        print("|---|---|---|---|---|---|")
+        print("| \(watchers) | \(updates) | \(String(format: "%.1f", percentile(0.5))) ms | \(String(format: "%.1f", percentile(0.99))) ms | \(String(format: "%.1f", delays.last ?? 0)) ms | \((watchingRSS - idleRSS) * 1024 / max(1, watchers)) bytes |")
+    }
+
+    struct API: Sendable {
+        let http: HTTPClient
+        let base: String
+        let tokenBox = NIOLockedValueBox("")
+        var token: String { tokenBox.withLockedValue { $0 } }
+
+        func login() async throws {
+            var request = HTTPClientRequest(url: "\(base)/v3/auth/tokens")
+            request.method = .POST
+            request.body = .bytes(ByteBuffer(string: #"{"auth": {"identity": {"methods": ["password"], "password": {"user": {"name": "admin", "domain": {"name": "Default"}, "password": "secret"}}}}}"#))
+            let r = try await http.execute(request, timeout: .seconds(10))
+            guard let t = r.headers.first(name: "X-Subject-Token") else { throw ValidationError("login failed: \(r.status)") }
+            tokenBox.withLockedValue { $0 = t }
+        }
+
+        func call(_ method: HTTPMethod, _ path: String, _ body: String?) async throws -> String {
+            var request = HTTPClientRequest(url: base + path)
+            request.method = method
+            request.headers.add(name: "X-Auth-Token", value: token)
+            if let body {
+                request.headers.add(name: "Content-Type", value: "application/json")
+                request.body = .bytes(ByteBuffer(string: body))
+            }
+            let r = try await http.execute(request, timeout: .seconds(60))
+            let text = String(buffer: try await r.body.collect(upTo: 1 << 28))
+            guard r.status.code < 300 else { throw ValidationError("\(method) \(path): \(r.status) \(text.prefix(300))") }
+            return text
+        }
+
+        func create(_ path: String, _ body: String, _ member: String) async throws -> String {
+            let text = try await call(.POST, path, body)
+            guard let id = (try? JSON.parse(Array(text.utf8)))?[member]?["id"]?.stringValue else { throw ValidationError("POST \(path): \(text.prefix(300))") }
+            return id
+        }
+    }
+}
