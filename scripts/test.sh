@@ -61,6 +61,14 @@ if [ ! -x "$BAGPIPE_OPENSTACK_VENV/bin/tempest" ] || [ ! -x "$BAGPIPE_OPENSTACK_
     "$BAGPIPE_OPENSTACK_VENV/bin/pip" install -q --disable-pip-version-check tempest neutron-tempest-plugin openstacksdk python-openstackclient
 fi
 
+# schemathesis (PyPI), against the controller's OpenAPI description.
+export BAGPIPE_SCHEMATHESIS_VENV="$PWD/.build/python-schemathesis"
+if [ ! -x "$BAGPIPE_SCHEMATHESIS_VENV/bin/schemathesis" ]; then
+    echo "test.sh: installing schemathesis (PyPI) in $BAGPIPE_SCHEMATHESIS_VENV"
+    python3 -m venv "$BAGPIPE_SCHEMATHESIS_VENV" 2>/dev/null || /usr/bin/python3 -m venv "$BAGPIPE_SCHEMATHESIS_VENV"
+    "$BAGPIPE_SCHEMATHESIS_VENV/bin/pip" install -q --disable-pip-version-check schemathesis
+fi
+
 swift build --build-tests
 
 # One PostgreSQL server for the run, on 127.0.0.1, stopped (and its folder removed) however the run ends.

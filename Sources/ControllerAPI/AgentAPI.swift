@@ -18,7 +18,7 @@ struct AgentAPI: Sendable {
         if path.count == 3, path[0] == "hosts" {
             let host = path[1]
             guard caller.isAdmin || (caller.isAgent && caller.host == host) else { throw NeutronError.policy("get_host_view") }
-            guard request.method == .get else { throw NeutronAPI.notAllowed(request.method) }
+            guard request.method == .get else { throw NeutronAPI.notAllowed(request.method, allowed: ["GET"]) }
             switch path[2] {
             case "view": return await view(host)
             case "watch": return try await watch(host, request)
@@ -26,7 +26,7 @@ struct AgentAPI: Sendable {
             }
         }
         if path.count == 3, path[0] == "ports", path[2] == "status" {
-            guard request.method == .put else { throw NeutronAPI.notAllowed(request.method) }
+            guard request.method == .put else { throw NeutronAPI.notAllowed(request.method, allowed: ["PUT"]) }
             guard Identifiers.isUUID(path[1]) else { throw NeutronError.notFound(.port, path[1]) }
             let document = try await NeutronAPI.body(request)
             guard let status = document["status"]?.stringValue, ["ACTIVE", "DOWN"].contains(status), document.objectValue?.count == 1 else {

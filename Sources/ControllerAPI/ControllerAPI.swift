@@ -1,5 +1,6 @@
 import ControllerCore
 import ControllerService
+import Foundation
 import Hummingbird
 import NeutronModel
 
@@ -10,6 +11,7 @@ public enum ControllerAPI {
     public static func router(controller: Controller, identity: Identity, publicURL: String, region: String = "RegionOne") -> Hummingbird.Router<BasicRequestContext> {
         let router = Hummingbird.Router()
         let neutron = NeutronAPI(controller: controller, identity: identity)
+        router.add(middleware: OtherMethods(neutron: neutron))
         let keystone = KeystoneAPI(identity: identity, publicURL: publicURL, region: region)
         router.get("/") { _, _ in Responses.json(Responses.versions(base: publicURL)) }
         let description = OpenAPI.document
@@ -31,5 +33,21 @@ public enum ControllerAPI {
             router.on("/v2.0/**", method: method, use: v2)
         }
         return router
+    }
+}
+
+/// Methods the router has no route for (TRACE, OPTIONS, QUERY …) under `/v2.0` reach the Neutron
+/// dispatcher, which answers 405 with the `Allow` header of the resource.
+struct OtherMethods: RouterMiddleware {
+    typealias Context = BasicRequestContext
+    let neutron: NeutronAPI
+    static let routed: Set<HTTPRequest.Method> = [.get, .post, .put, .delete, .patch, .head]
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard !Self.routed.contains(request.method), request.uri.path == "/v2.0" || request.uri.path.hasPrefix("/v2.0/") else {
+            return try await next(request, context)
+        }
+        let segments = request.uri.path.split(separator: "/").dropFirst().map { String($0).removingPercentEncoding ?? String($0) }
+        return await neutron.handle(request, path: segments)
     }
 }

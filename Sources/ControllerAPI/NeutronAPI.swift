@@ -45,12 +45,12 @@ struct NeutronAPI: Sendable {
         let query = try ListQuery(request.uri.queryParameters.map { (String($0.key), String($0.value)) })
         switch path.count {
         case 0:
-            guard method == .get else { throw Self.notAllowed(method) }
+            guard method == .get else { throw Self.notAllowed(method, allowed: ["GET"]) }
             return Responses.json(.object(JSONObject([("resources", .array((Self.coreCollections.keys.sorted() + ["bgpvpn/bgpvpns"]).map { c in
                 .object(JSONObject([("name", .string(c)), ("collection", .string(c)), ("links", .array([]))]))
             }))])))
         case _ where path[0] == "extensions":
-            guard method == .get else { throw Self.notAllowed(method) }
+            guard method == .get else { throw Self.notAllowed(method, allowed: ["GET"]) }
             if path.count == 1 { return Responses.json(.object(JSONObject([("extensions", .array(Responses.extensions.map(Responses.extensionJSON)))]))) }
             guard path.count == 2, let e = Responses.extensions.first(where: { $0.alias == path[1] }) else {
                 throw NeutronError(.notFound, "HTTPNotFound", "Extension with alias \(path.count > 1 ? path[1] : "") does not exist")
@@ -68,7 +68,7 @@ struct NeutronAPI: Sendable {
         default:
             guard let kind = Self.coreCollections[path[0]] else { throw Self.noSuchResource(path) }
             if kind == .router, path.count == 3, ["add_router_interface", "remove_router_interface"].contains(path[2]) {
-                guard method == .put else { throw Self.notAllowed(method) }
+                guard method == .put else { throw Self.notAllowed(method, allowed: ["PUT"]) }
                 guard Identifiers.isUUID(path[1]) else { throw NeutronError.notFound(.router, path[1]) }
                 return try await routerInterface(path[1].lowercased(), add: path[2] == "add_router_interface", request, caller)
             }
@@ -81,8 +81,10 @@ struct NeutronAPI: Sendable {
         NeutronError(.notFound, "HTTPNotFound", "The resource could not be found: /v2.0/\(path.joined(separator: "/"))")
     }
 
-    static func notAllowed(_ method: HTTPRequest.Method) -> NeutronError {
-        NeutronError(.notAllowed, "HTTPMethodNotAllowed", "The method \(method.rawValue) is not allowed for this resource.")
+    static func notAllowed(_ method: HTTPRequest.Method, allowed: [String]) -> NeutronError {
+        var e = NeutronError(.notAllowed, "HTTPMethodNotAllowed", "The method \(method.rawValue) is not allowed for this resource: \(allowed.joined(separator: ", ")).")
+        e.allowedMethods = allowed
+        return e
     }
 
     /// A collection (`id` nil) or one member, of a kind; `parent` is the BGPVPN of an association.
@@ -118,7 +120,7 @@ struct NeutronAPI: Sendable {
                     return state.render(r, for: caller)
                 }
                 return Responses.member(member, created, status: .created)
-            default: throw Self.notAllowed(request.method)
+            default: throw Self.notAllowed(request.method, allowed: ["GET", "POST"])
             }
         }
         // A path id that is not a UUID is an unknown resource (clients look names up this way first).
@@ -144,7 +146,7 @@ struct NeutronAPI: Sendable {
             let context = WriteContext(caller: caller, settings: await controller.settings)
             try await controller.write { state in try Self.delete(kind, id, parent: parent, context, &state) }
             return Responses.noContent()
-        default: throw Self.notAllowed(request.method)
+        default: throw Self.notAllowed(request.method, allowed: ["GET", "PUT", "DELETE"])
         }
     }
 

@@ -30,9 +30,11 @@ enum Responses {
     }
 
     static func error(_ e: NeutronError) -> Response {
-        json(
+        var r = json(
             .object(JSONObject([("NeutronError", .object(JSONObject([("type", .string(e.type)), ("message", .string(e.message)), ("detail", .string(e.detail))])))])),
             status: status(e.kind))
+        if !e.allowedMethods.isEmpty { r.headers[.allow] = e.allowedMethods.joined(separator: ", ") }
+        return r
     }
 
     /// `GET /`: the versions document openstacksdk's discovery reads.

@@ -11,6 +11,8 @@ public struct NeutronError: Error, Sendable, Equatable, CustomStringConvertible 
     public var type: String
     public var message: String
     public var detail: String
+    /// For a method not allowed: the ones that are (the `Allow` header).
+    public var allowedMethods: [String] = []
 
     public init(_ kind: Kind, _ type: String, _ message: String, detail: String = "") {
         self.kind = kind

@@ -1,0 +1,36 @@
+import BagpipeLab
+import Foundation
+import Testing
+
+/// Issue 13, acceptance 3: schemathesis (PyPI) generates requests from the controller's OpenAPI
+/// description (`GET /openapi.json`): no answer is a 5xx, and every answer matches the
+/// description (status codes, content types, bodies, the `Allow` header of a 405).
+@Suite(.serialized, .timeLimit(.minutes(10))) struct SchemathesisTests {
+    static var venv: String {
+        if let v = ProcessInfo.processInfo.environment["BAGPIPE_SCHEMATHESIS_VENV"] { return v }
+        return URL(fileURLWithPath: OpenStackVenv.path).deletingLastPathComponent().appendingPathComponent("python-schemathesis").path
+    }
+
+    @Test func generatedRequestsGetDescribedAnswers() async throws {
+        guard FileManager.default.isExecutableFile(atPath: "\(Self.venv)/bin/schemathesis") else {
+            Issue.record("schemathesis is not installed in \(Self.venv) (scripts/test.sh installs it)")
+            return
+        }
+        let controller = try await ControllerDaemon()
+        defer { controller.stop() }
+        let token = try await controller.token("admin")
+        let checks = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance,unsupported_method"
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "\(Self.venv)/bin/schemathesis")
+        p.arguments = ["run", "\(controller.url)/openapi.json", "-H", "X-Auth-Token: \(token)", "--checks", checks, "-n", "25", "--generation-deterministic", "--no-color"]
+        p.currentDirectoryURL = controller.daemon.directory
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = out
+        try p.run()
+        let output = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0, "schemathesis found failures:\n\(output.suffix(8000))")
+        #expect(output.contains("Tested: "), "\(output.suffix(2000))")
+    }
+}
