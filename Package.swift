@@ -41,6 +41,7 @@ let package = Package(
         .package(url: "https://github.com/vapor/postgres-kit.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.0.0"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.0.0"),
+        .package(url: "https://github.com/apple/swift-collections.git", from: "1.1.0"),
     ],
     targets: [
         .target(
@@ -122,7 +123,7 @@ let package = Package(
         // The controller (neutron-server's role): Neutron resources as values, the API's rules on
         // them (no I/O), their storage on SQLKit, the state owner and host watch, the HTTP API.
         .target(name: "NeutronModel"),
-        .target(name: "ControllerCore", dependencies: ["NeutronModel"]),
+        .target(name: "ControllerCore", dependencies: ["NeutronModel", .product(name: "HashTreeCollections", package: "swift-collections")]),
         .target(name: "ControllerStore", dependencies: ["NeutronModel", .product(name: "SQLKit", package: "sql-kit"), .product(name: "Logging", package: "swift-log")]),
         .target(
             name: "ControllerService",

@@ -76,8 +76,8 @@ struct AgentAPI: Sendable {
                     beat.cancel()
                     Task { await controller.stopWatching(host, id) }
                 }
-                for event in backlog { try await writer.write(ByteBuffer(string: event.json.serialized + "\n")) }
-                for await event in live { try await writer.write(ByteBuffer(string: event.json.serialized + "\n")) }
+                for event in backlog { try await writer.write(ByteBuffer(string: event.line)) }
+                for await event in live { try await writer.write(ByteBuffer(string: event.line)) }
                 try await writer.finish(nil)
             }
             return Response(status: .ok, headers: [.contentType: "application/x-ndjson"], body: body)

@@ -1,3 +1,4 @@
+import HashTreeCollections
 import NeutronModel
 
 /// Every resource of the controller, with the indexes the API rules and the host views need. A
@@ -5,29 +6,30 @@ import NeutronModel
 /// so a failed write leaves nothing behind (the copy is made once per write, when it first changes
 /// a table). `changed` lists what a write touched, for the store and the watch.
 public struct ControllerState: Sendable {
-    public internal(set) var networks: [String: Network] = [:]
-    public internal(set) var subnets: [String: Subnet] = [:]
-    public internal(set) var ports: [String: Port] = [:]
-    public internal(set) var routers: [String: Router] = [:]
-    public internal(set) var bgpvpns: [String: BGPVPN] = [:]
-    public internal(set) var networkAssociations: [String: NetworkAssociation] = [:]
-    public internal(set) var routerAssociations: [String: RouterAssociation] = [:]
-    public internal(set) var portAssociations: [String: PortAssociation] = [:]
+    public internal(set) var networks: TreeDictionary<String, Network> = [:]
+    public internal(set) var subnets: TreeDictionary<String, Subnet> = [:]
+    public internal(set) var ports: TreeDictionary<String, Port> = [:]
+    public internal(set) var routers: TreeDictionary<String, Router> = [:]
+    public internal(set) var bgpvpns: TreeDictionary<String, BGPVPN> = [:]
+    public internal(set) var networkAssociations: TreeDictionary<String, NetworkAssociation> = [:]
+    public internal(set) var routerAssociations: TreeDictionary<String, RouterAssociation> = [:]
+    public internal(set) var portAssociations: TreeDictionary<String, PortAssociation> = [:]
 
     /// Indexes: parent id → child ids.
-    public internal(set) var subnetsByNetwork: [String: Set<String>] = [:]
-    public internal(set) var portsByNetwork: [String: Set<String>] = [:]
-    public internal(set) var portsByHost: [String: Set<String>] = [:]
-    /// Router interface ports by router (`device_id`).
-    public internal(set) var interfacesByRouter: [String: Set<String>] = [:]
-    public internal(set) var networkAssociationsByNetwork: [String: Set<String>] = [:]
-    public internal(set) var networkAssociationsByBGPVPN: [String: Set<String>] = [:]
-    public internal(set) var routerAssociationsByRouter: [String: Set<String>] = [:]
-    public internal(set) var routerAssociationsByBGPVPN: [String: Set<String>] = [:]
-    public internal(set) var portAssociationsByPort: [String: Set<String>] = [:]
-    public internal(set) var portAssociationsByBGPVPN: [String: Set<String>] = [:]
+    public internal(set) var subnetsByNetwork: TreeDictionary<String, Set<String>> = [:]
+    public internal(set) var portsByNetwork: TreeDictionary<String, Set<String>> = [:]
+    public internal(set) var portsByHost: TreeDictionary<String, Set<String>> = [:]
+    /// Router interface ports by router (`device_id`), and by network.
+    public internal(set) var interfacesByRouter: TreeDictionary<String, Set<String>> = [:]
+    public internal(set) var interfacesByNetwork: TreeDictionary<String, Set<String>> = [:]
+    public internal(set) var networkAssociationsByNetwork: TreeDictionary<String, Set<String>> = [:]
+    public internal(set) var networkAssociationsByBGPVPN: TreeDictionary<String, Set<String>> = [:]
+    public internal(set) var routerAssociationsByRouter: TreeDictionary<String, Set<String>> = [:]
+    public internal(set) var routerAssociationsByBGPVPN: TreeDictionary<String, Set<String>> = [:]
+    public internal(set) var portAssociationsByPort: TreeDictionary<String, Set<String>> = [:]
+    public internal(set) var portAssociationsByBGPVPN: TreeDictionary<String, Set<String>> = [:]
     /// VNI → network id.
-    public internal(set) var networksByVNI: [Int: String] = [:]
+    public internal(set) var networksByVNI: TreeDictionary<Int, String> = [:]
 
     /// The version of the last change applied (the change log's sequence).
     public internal(set) var version: Int64 = 0
@@ -82,7 +84,10 @@ public struct ControllerState: Sendable {
             ports[p.id] = p
             portsByNetwork[p.networkID, default: []].insert(p.id)
             if !p.hostID.isEmpty { portsByHost[p.hostID, default: []].insert(p.id) }
-            if p.deviceOwner == Port.routerInterfaceOwner, !p.deviceID.isEmpty { interfacesByRouter[p.deviceID, default: []].insert(p.id) }
+            if p.deviceOwner == Port.routerInterfaceOwner {
+                if !p.deviceID.isEmpty { interfacesByRouter[p.deviceID, default: []].insert(p.id) }
+                interfacesByNetwork[p.networkID, default: []].insert(p.id)
+            }
         case .router(let r): routers[r.id] = r
         case .bgpvpn(let b): bgpvpns[b.id] = b
         case .networkAssociation(let a):
@@ -117,6 +122,7 @@ public struct ControllerState: Sendable {
                 Self.unindex(&portsByNetwork, p.networkID, id)
                 Self.unindex(&portsByHost, p.hostID, id)
                 Self.unindex(&interfacesByRouter, p.deviceID, id)
+                Self.unindex(&interfacesByNetwork, p.networkID, id)
             } else {
                 found = false
             }
@@ -147,7 +153,7 @@ public struct ControllerState: Sendable {
         if touching && found { touch(key) }
     }
 
-    private static func unindex(_ index: inout [String: Set<String>], _ parent: String, _ child: String) {
+    private static func unindex(_ index: inout TreeDictionary<String, Set<String>>, _ parent: String, _ child: String) {
         guard !parent.isEmpty, var set = index.removeValue(forKey: parent) else { return }
         set.remove(child)
         if !set.isEmpty { index[parent] = set }
@@ -168,7 +174,7 @@ public struct ControllerState: Sendable {
     public func ports(of network: String) -> [Port] { (portsByNetwork[network] ?? []).compactMap { ports[$0] } }
 
     /// The router interface ports on a network.
-    public func routerInterfaces(on network: String) -> [Port] { ports(of: network).filter { $0.deviceOwner == Port.routerInterfaceOwner } }
+    public func routerInterfaces(on network: String) -> [Port] { (interfacesByNetwork[network] ?? []).compactMap { ports[$0] } }
 
     /// The routers with an interface on a network.
     public func routers(on network: String) -> Set<String> { Set(routerInterfaces(on: network).map(\.deviceID)) }

@@ -9,35 +9,55 @@ extension ControllerState {
     /// The view's objects by key.
     public func hostView(_ host: String) -> [ResourceKey: JSONObject] {
         var view: [ResourceKey: JSONObject] = [:]
-        let hostPorts = (portsByHost[host] ?? []).compactMap { ports[$0] }
+        for key in hostViewKeys(host) { if let o = viewObject(key) { view[key] = o } }
+        return view
+    }
+
+    /// What a host's view holds, without rendering it.
+    public func hostViewKeys(_ host: String) -> Set<ResourceKey> {
+        var keys = Set<ResourceKey>()
         var networkIDs = Set<String>()
-        for p in hostPorts {
-            view[ResourceKey(.port, p.id)] = render(p)
+        for id in portsByHost[host] ?? [] {
+            guard let p = ports[id] else { continue }
+            keys.insert(ResourceKey(.port, p.id))
             networkIDs.insert(p.networkID)
-            for a in portAssociationsByPort[p.id] ?? [] {
-                if let a = portAssociations[a], let o = pushed(a) { view[ResourceKey(.portAssociation, a.id)] = o }
+            for a in portAssociationsByPort[p.id] ?? [] where portAssociations[a].map({ bgpvpns[$0.bgpvpnID] != nil }) ?? false {
+                keys.insert(ResourceKey(.portAssociation, a))
             }
         }
         var routerIDs = Set<String>()
-        for n in networkIDs {
-            guard let network = networks[n] else { continue }
-            view[ResourceKey(.network, n)] = render(network)
-            for s in subnets(of: n) {
-                var o = render(s)
-                o["gateway_mac"] = .string(gatewayMAC(s))
-                view[ResourceKey(.subnet, s.id)] = o
-            }
-            for a in networkAssociationsByNetwork[n] ?? [] {
-                if let a = networkAssociations[a], let o = pushed(a) { view[ResourceKey(.networkAssociation, a.id)] = o }
+        for n in networkIDs where networks[n] != nil {
+            keys.insert(ResourceKey(.network, n))
+            for s in subnetsByNetwork[n] ?? [] { keys.insert(ResourceKey(.subnet, s)) }
+            for a in networkAssociationsByNetwork[n] ?? [] where networkAssociations[a].map({ bgpvpns[$0.bgpvpnID] != nil }) ?? false {
+                keys.insert(ResourceKey(.networkAssociation, a))
             }
             routerIDs.formUnion(routers(on: n))
         }
         for r in routerIDs {
-            for a in routerAssociationsByRouter[r] ?? [] {
-                if let a = routerAssociations[a], let o = pushed(a) { view[ResourceKey(.routerAssociation, a.id)] = o }
+            for a in routerAssociationsByRouter[r] ?? [] where routerAssociations[a].map({ bgpvpns[$0.bgpvpnID] != nil }) ?? false {
+                keys.insert(ResourceKey(.routerAssociation, a))
             }
         }
-        return view
+        return keys
+    }
+
+    /// An object as host views show it: ports and networks as the API does, subnets with their
+    /// gateway's MAC, associations in the shape the driver pushes (§4.2). The same for every host.
+    public func viewObject(_ key: ResourceKey) -> JSONObject? {
+        switch key.kind {
+        case .port: return ports[key.id].map(render)
+        case .network: return networks[key.id].map(render)
+        case .subnet:
+            guard let s = subnets[key.id] else { return nil }
+            var o = render(s)
+            o["gateway_mac"] = .string(gatewayMAC(s))
+            return o
+        case .networkAssociation: return networkAssociations[key.id].flatMap(pushed)
+        case .routerAssociation: return routerAssociations[key.id].flatMap(pushed)
+        case .portAssociation: return portAssociations[key.id].flatMap(pushed)
+        case .router, .bgpvpn: return nil
+        }
     }
 
     /// The hosts whose view a change of `key` may touch, in this state. A write's affected hosts are
@@ -87,7 +107,7 @@ extension ControllerState {
     /// The MAC of the port holding the subnet's gateway IP (a router interface), if any.
     public func gatewayMAC(_ s: Subnet) -> String? {
         guard let g = s.gatewayIP else { return nil }
-        return ports(of: s.networkID).first { $0.fixedIPs.contains { $0.subnetID == s.id && $0.ipAddress == g } }?.macAddress
+        return routerInterfaces(on: s.networkID).first { $0.fixedIPs.contains { $0.subnetID == s.id && $0.ipAddress == g } }?.macAddress
     }
 
     // MARK: - Pushed shapes (§4.2)

@@ -1,3 +1,4 @@
+import HashTreeCollections
 import NeutronModel
 
 /// A list request's query: filters (a key repeated is an OR of its values), `fields`, sorting and
@@ -94,7 +95,7 @@ public struct ListQuery: Sendable {
 extension ControllerState {
     /// Every resource of a kind the caller may see, rendered for them, in a stable order.
     public func visibleResources(_ kind: ResourceKind, for caller: Caller, bgpvpn: String? = nil) -> [JSONObject] {
-        func all<R: NeutronResource>(_ table: [String: R]) -> [R] { table.values.filter { caller.sees($0) } }
+        func all<R: NeutronResource>(_ table: TreeDictionary<String, R>) -> [R] { table.values.filter { caller.sees($0) } }
         switch kind {
         case .network: return all(networks).map(render)
         case .subnet: return all(subnets).map(render)

@@ -4,27 +4,29 @@ import NeutronModel
 /// An event of a host's watch (newline-delimited JSON on the wire).
 public struct WatchEvent: Sendable, Equatable {
     public enum EventType: String, Sendable { case added = "ADDED", modified = "MODIFIED", deleted = "DELETED", bookmark = "BOOKMARK" }
-    public var type: EventType
-    public var version: Int64
-    public var key: ResourceKey?
-    public var object: JSONObject?
+    public let type: EventType
+    public let version: Int64
+    public let key: ResourceKey?
+    public let object: JSONObject?
+
+    /// The event as one line of the stream, serialized once however many watchers get it.
+    public let line: String
 
     public init(type: EventType, version: Int64, key: ResourceKey? = nil, object: JSONObject? = nil) {
         self.type = type
         self.version = version
         self.key = key
         self.object = object
-    }
-
-    public var json: JSON {
         var o = JSONObject([("type", .string(type.rawValue)), ("resource_version", .int(version))])
         if let key {
             o["kind"] = .string(key.kind.rawValue)
             o["id"] = .string(key.id)
         }
         if let object { o["object"] = .object(object) }
-        return .object(o)
+        line = JSON.object(o).serialized + "\n"
     }
+
+    public var json: JSON { (try? JSON.parse(line)) ?? .null }
 }
 
 /// The per-host views and their recent events, kept by the controller as it applies writes (its
@@ -58,7 +60,7 @@ struct WatchHub {
     mutating func track(_ host: String, in state: ControllerState) {
         guard hosts[host] == nil else { return }
         var h = HostState(logStart: startVersion)
-        for (key, object) in state.hostView(host) { h.members[key] = object.serializedHash }
+        for key in state.hostViewKeys(host) { if let o = state.viewObject(key) { h.members[key] = o.serializedHash } }
         hosts[host] = h
     }
 
@@ -69,25 +71,41 @@ struct WatchHub {
             concerned.formUnion(before.hostsConcerned(by: key))
             concerned.formUnion(after.hostsConcerned(by: key))
         }
+        // Objects are rendered (and events serialized) once per write, not once per host.
+        var objects: [ResourceKey: (object: JSONObject, digest: Int)?] = [:]
+        func object(_ key: ResourceKey) -> (object: JSONObject, digest: Int)? {
+            if let cached = objects[key] { return cached }
+            let o = after.viewObject(key).map { ($0, $0.serializedHash) }
+            objects[key] = .some(o)
+            return o
+        }
+        var shared: [String: WatchEvent] = [:]
+        func event(_ type: WatchEvent.EventType, _ key: ResourceKey, _ o: JSONObject?) -> WatchEvent {
+            let id = "\(type.rawValue) \(key)"
+            if let e = shared[id] { return e }
+            let e = WatchEvent(type: type, version: version, key: key, object: o)
+            shared[id] = e
+            return e
+        }
         for host in concerned.sorted() {
             if hosts[host] == nil { hosts[host] = HostState(logStart: startVersion) }
-            let view = after.hostView(host)
+            let keys = after.hostViewKeys(host)
             guard var h = hosts[host] else { continue }
             var events: [WatchEvent] = []
-            for key in h.members.keys.sorted() where view[key] == nil {
-                events.append(WatchEvent(type: .deleted, version: version, key: key, object: nil))
+            for key in h.members.keys.sorted() where !keys.contains(key) {
+                events.append(event(.deleted, key, nil))
                 h.members[key] = nil
             }
-            for key in view.keys.sorted() {
-                guard let object = view[key] else { continue }
-                let digest = object.serializedHash
+            for key in keys.sorted() {
+                guard let (o, digest) = object(key) else { continue }
                 switch h.members[key] {
-                case nil: events.append(WatchEvent(type: .added, version: version, key: key, object: object))
-                case let d? where d != digest: events.append(WatchEvent(type: .modified, version: version, key: key, object: object))
+                case nil: events.append(event(.added, key, o))
+                case let d? where d != digest: events.append(event(.modified, key, o))
                 default: continue
                 }
                 h.members[key] = digest
             }
+            guard !events.isEmpty else { continue }
             h.log += events
             if h.log.count > logLimit {
                 let dropped = h.log.count - logLimit
