@@ -57,25 +57,15 @@ struct AgentAPI: Sendable {
             interval = v
         }
         let heartbeat = interval
-        switch await controller.watchHost(host, from: from) {
+        switch await controller.watchHost(host, from: from, heartbeat: heartbeat) {
         case .gone(let oldest, let current):
             throw NeutronError(.gone, "ResourceVersionTooOld", "resource_version \(from) is not available (events are kept from \(oldest), the current version is \(current)): list the view again")
         case .events(let id, let backlog, let live):
             let controller = self.controller
             let body = ResponseBody { writer in
-                // Bookmarks go through the controller into the same stream as the events, so that
-                // one never overtakes an event of its version.
-                let beat = Task {
-                    while !Task.isCancelled {
-                        try? await Task.sleep(nanoseconds: UInt64(heartbeat * 1e9))
-                        if Task.isCancelled { break }
-                        await controller.bookmark(host, id)
-                    }
-                }
-                defer {
-                    beat.cancel()
-                    Task { await controller.stopWatching(host, id) }
-                }
+                // Bookmarks come from the controller in the same stream as the events, so that one
+                // never overtakes an event of its version.
+                defer { Task { await controller.stopWatching(host, id) } }
                 for event in backlog { try await writer.write(ByteBuffer(string: event.line)) }
                 for await event in live { try await writer.write(ByteBuffer(string: event.line)) }
                 try await writer.finish(nil)

@@ -1,4 +1,5 @@
 import ControllerCore
+import Dispatch
 import ControllerStore
 import Logging
 import NeutronModel
@@ -108,9 +109,11 @@ public actor Controller {
         case gone(oldest: Int64, current: Int64)
     }
 
-    public func watchHost(_ host: String, from version: Int64) -> WatchStart {
+    /// `heartbeat`: seconds between bookmarks.
+    public func watchHost(_ host: String, from version: Int64, heartbeat: Double) -> WatchStart {
+        startTicker()
         do {
-            let (id, backlog, live) = try hub.watch(host, from: version, in: state)
+            let (id, backlog, live) = try hub.watch(host, from: version, in: state, heartbeat: heartbeat, now: Self.now())
             return .events(id: id, backlog: backlog, live: live)
         } catch WatchHub.ResumeError.gone(let oldest) {
             return .gone(oldest: oldest, current: state.version)
@@ -121,10 +124,28 @@ public actor Controller {
 
     public func stopWatching(_ host: String, _ id: Int) { hub.stopWatching(host, id) }
 
-    public func bookmark(_ host: String, _ id: Int) { hub.bookmark(host, id, version: state.version) }
+    private var ticker: Task<Void, Never>?
+
+    /// One task sends every watcher's bookmarks, every 50 ms at most.
+    private func startTicker() {
+        guard ticker == nil else { return }
+        ticker = Task { [weak self] in
+            while !Task.isCancelled {
+                try? await Task.sleep(nanoseconds: 50_000_000)
+                await self?.tick()
+            }
+        }
+    }
+
+    private func tick() { hub.sendBookmarks(now: Self.now(), version: state.version) }
+
+    static func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
 
     public var version: Int64 { state.version }
     public var watcherCount: Int { hub.watcherCount }
 
-    public func shutdown() { hub.finishAll() }
+    public func shutdown() {
+        ticker?.cancel()
+        hub.finishAll()
+    }
 }

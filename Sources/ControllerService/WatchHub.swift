@@ -120,7 +120,23 @@ struct WatchHub {
     enum ResumeError: Error { case gone(oldest: Int64) }
 
     /// A new watcher of `host` from `version`: the events after it that are kept, then live ones.
-    mutating func watch(_ host: String, from version: Int64, in state: ControllerState) throws -> (Int, [WatchEvent], AsyncStream<WatchEvent>) {
+    /// When each watcher's next bookmark is due (one ticker sends them all: no timer per watcher).
+    struct Heartbeat {
+        var host: String
+        var interval: Double
+        var due: Double
+    }
+    var heartbeats: [Int: Heartbeat] = [:]
+
+    /// Sends the bookmarks due at `now` (seconds, monotonic).
+    mutating func sendBookmarks(now: Double, version: Int64) {
+        for (id, beat) in heartbeats where beat.due <= now {
+            bookmark(beat.host, id, version: version)
+            heartbeats[id]?.due = now + beat.interval
+        }
+    }
+
+    mutating func watch(_ host: String, from version: Int64, in state: ControllerState, heartbeat: Double, now: Double) throws -> (Int, [WatchEvent], AsyncStream<WatchEvent>) {
         track(host, in: state)
         guard var h = hosts[host] else { throw ResumeError.gone(oldest: startVersion) }
         guard version >= h.logStart, version <= state.version else { throw ResumeError.gone(oldest: h.logStart) }
@@ -130,6 +146,7 @@ struct WatchHub {
         // A first bookmark: the watcher knows the stream is up and where it stands.
         continuation.yield(WatchEvent(type: .bookmark, version: state.version))
         h.watchers[nextWatcher] = continuation
+        heartbeats[nextWatcher] = Heartbeat(host: host, interval: heartbeat, due: now + heartbeat)
         hosts[host] = h
         return (nextWatcher, backlog, stream)
     }
@@ -141,6 +158,7 @@ struct WatchHub {
     }
 
     mutating func stopWatching(_ host: String, _ id: Int) {
+        heartbeats[id] = nil
         hosts[host]?.watchers.removeValue(forKey: id)?.finish()
     }
 
