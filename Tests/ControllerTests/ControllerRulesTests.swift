@@ -167,3 +167,87 @@ import Testing
         #expect(f.state.hostView("compute-3").isEmpty)
     }
 }
+
+/// The §3.7 rules the suite above does not reach, one test each.
+extension ControllerRulesTests {
+    @Test func aNetworkBehindARouterAssociatedRouterCannotBeNetAssociatedToAnL3BGPVPN() throws {
+        var f = try Fixture()
+        var i = RequestAttributes(JSONObject([("subnet_id", .string(f.subnet))]), resource: "router_interface")
+        _ = try f.state.addRouterInterface(f.router, &i, Self.context(Self.demo))
+        var b = try Self.body("router_association", #"{"router_association": {"router_id": "\#(f.router)"}}"#)
+        _ = try f.state.createRouterAssociation(f.bgpvpn, &b, Self.context(Self.demo))
+        b = try Self.body("bgpvpn", #"{"bgpvpn": {"tenant_id": "p-demo"}}"#)
+        let other = try f.state.createBGPVPN(&b, Self.context(Self.admin)).id
+        b = try Self.body("network_association", #"{"network_association": {"network_id": "\#(f.network)"}}"#)
+        #expect(throws: NeutronError.self) { try f.state.createNetworkAssociation(other, &b, Self.context(Self.demo)) }
+        // An L2 BGPVPN may: the rule is about L3 reachability.
+        b = try Self.body("bgpvpn", #"{"bgpvpn": {"type": "l2", "tenant_id": "p-demo"}}"#)
+        let l2 = try f.state.createBGPVPN(&b, Self.context(Self.admin)).id
+        b = try Self.body("network_association", #"{"network_association": {"network_id": "\#(f.network)"}}"#)
+        _ = try f.state.createNetworkAssociation(l2, &b, Self.context(Self.demo))
+    }
+
+    @Test func aRouterWithAnInterfaceOnAnL3NetAssociatedNetworkCannotBeRouterAssociated() throws {
+        var f = try Fixture()
+        var b = try Self.body("network_association", #"{"network_association": {"network_id": "\#(f.network)"}}"#)
+        _ = try f.state.createNetworkAssociation(f.bgpvpn, &b, Self.context(Self.demo))
+        var i = RequestAttributes(JSONObject([("subnet_id", .string(f.subnet))]), resource: "router_interface")
+        _ = try f.state.addRouterInterface(f.router, &i, Self.context(Self.demo))
+        b = try Self.body("router_association", #"{"router_association": {"router_id": "\#(f.router)"}}"#)
+        #expect(throws: NeutronError.self) { try f.state.createRouterAssociation(f.bgpvpn, &b, Self.context(Self.demo)) }
+    }
+
+    @Test func portRoutesMustNameABGPVPNOfTheSameProject() throws {
+        var f = try Fixture()
+        var b = try Self.body("bgpvpn", #"{"bgpvpn": {"tenant_id": "p-other"}}"#)
+        let foreign = try f.state.createBGPVPN(&b, Self.context(Self.admin)).id
+        var p = try Self.body("port", #"{"port": {"network_id": "\#(f.network)"}}"#)
+        let port = try f.state.createPort(&p, Self.context(Self.demo)).id
+        b = try Self.body("port_association", #"{"port_association": {"port_id": "\#(port)", "routes": [{"type": "bgpvpn", "bgpvpn_id": "\#(foreign)"}]}}"#)
+        do {
+            _ = try f.state.createPortAssociation(f.bgpvpn, &b, Self.context(Self.demo))
+            Issue.record("a route to another project's BGPVPN was accepted")
+        } catch let e as NeutronError {
+            #expect(e.type == "BGPVPNPortAssocRouteWrongBGPVPNProject" && e.kind == .badRequest)
+        }
+    }
+
+    @Test func externalNetworksAreNotAssociatedAndDeletingANetworkTakesItsAssociations() throws {
+        var f = try Fixture()
+        var b = try Self.body("network", #"{"network": {"router:external": true, "tenant_id": "p-demo"}}"#)
+        let external = try f.state.createNetwork(&b, Self.context(Self.admin)).id
+        b = try Self.body("network_association", #"{"network_association": {"network_id": "\#(external)"}}"#)
+        #expect(throws: NeutronError.self) { try f.state.createNetworkAssociation(f.bgpvpn, &b, Self.context(Self.demo)) }
+        b = try Self.body("network", #"{"network": {}}"#)
+        let net = try f.state.createNetwork(&b, Self.context(Self.demo)).id
+        b = try Self.body("network_association", #"{"network_association": {"network_id": "\#(net)"}}"#)
+        _ = try f.state.createNetworkAssociation(f.bgpvpn, &b, Self.context(Self.demo))
+        try f.state.deleteNetwork(net, Self.context(Self.demo))
+        #expect(f.state.networkAssociations.isEmpty)
+    }
+
+    @Test func aPortAssociationUpdateReplacesItsRoutesAsTheReferenceDoes() throws {
+        var f = try Fixture()
+        var p = try Self.body("port", #"{"port": {"network_id": "\#(f.network)"}}"#)
+        let port = try f.state.createPort(&p, Self.context(Self.demo)).id
+        var b = try Self.body("port_association", #"{"port_association": {"port_id": "\#(port)", "routes": [{"type": "prefix", "prefix": "20.0.0.0/24"}]}}"#)
+        let a = try f.state.createPortAssociation(f.bgpvpn, &b, Self.context(Self.demo))
+        b = try Self.body("port_association", #"{"port_association": {"advertise_fixed_ips": false}}"#)
+        let updated = try f.state.updatePortAssociation(f.bgpvpn, a.id, &b, Self.context(Self.demo))
+        #expect(updated.routes.isEmpty && !updated.advertiseFixedIPs)
+        // A port's deletion takes its association.
+        try f.state.deletePort(port, Self.context(Self.demo))
+        #expect(f.state.portAssociations.isEmpty)
+    }
+
+    @Test func anAgentReportsOnlyItsOwnHostsPorts() throws {
+        var f = try Fixture()
+        var p = try Self.body("port", #"{"port": {"network_id": "\#(f.network)", "binding:host_id": "compute-1"}}"#)
+        let port = try f.state.createPort(&p, Self.context(Self.admin)).id
+        let agent1 = Caller(userID: "c1", userName: "compute-1", projectID: "service", roles: ["agent"], host: "compute-1")
+        let agent2 = Caller(userID: "c2", userName: "compute-2", projectID: "service", roles: ["agent"], host: "compute-2")
+        #expect(throws: NeutronError.policy("update_port:status")) { try f.state.setPortStatus(port, up: true, Self.context(agent2)) }
+        #expect(try f.state.setPortStatus(port, up: true, Self.context(agent1)).status == "ACTIVE")
+        #expect(try f.state.setPortStatus(port, up: false, Self.context(agent1)).status == "DOWN")
+    }
+}
