@@ -9,16 +9,7 @@ import Testing
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         try conf.write(to: dir.appendingPathComponent("c.conf"), atomically: true, encoding: .utf8)
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: builtProduct("bagpipe-controller"))
-        p.arguments = ["--config-file", dir.appendingPathComponent("c.conf").path]
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = out
-        try p.run()
-        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        return (p.terminationStatus, text)
+        return try runProcess(builtProduct("bagpipe-controller"), ["--config-file", dir.appendingPathComponent("c.conf").path])
     }
 
     @Test(arguments: [

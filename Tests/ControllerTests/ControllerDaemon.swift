@@ -111,21 +111,9 @@ enum OpenStackVenv {
     static var installed: Bool { FileManager.default.isExecutableFile(atPath: "\(path)/bin/tempest") }
 
     /// Runs a tool of the virtualenv; returns its exit status and output (stdout and stderr).
-    static func run(_ tool: String, _ arguments: [String], in directory: URL? = nil, environment: [String: String] = [:]) throws -> (status: Int32, output: String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "\(path)/bin/\(tool)")
-        p.arguments = arguments
-        if let directory { p.currentDirectoryURL = directory }
-        var env = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        env["PATH"] = "\(path)/bin:" + (env["PATH"] ?? "/usr/bin:/bin")
-        p.environment = env
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = out
-        try p.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+    static func run(_ tool: String, _ arguments: [String], in directory: URL? = nil) throws -> (status: Int32, output: String) {
+        let searchPath = "\(path)/bin:" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
+        return try runProcess("\(path)/bin/\(tool)", arguments, environment: ["PATH": searchPath], in: directory)
     }
 }
 
