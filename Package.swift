@@ -127,7 +127,10 @@ let package = Package(
         .target(name: "ControllerStore", dependencies: ["NeutronModel", .product(name: "SQLKit", package: "sql-kit"), .product(name: "Logging", package: "swift-log")]),
         .target(
             name: "ControllerService",
-            dependencies: ["ControllerCore", "ControllerStore", "NeutronModel", .product(name: "Crypto", package: "swift-crypto"), .product(name: "Logging", package: "swift-log")]),
+            dependencies: [
+                "ControllerCore", "ControllerStore", "NeutronModel", .product(name: "Crypto", package: "swift-crypto"), .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]),
         .target(
             name: "ControllerAPI",
             dependencies: [

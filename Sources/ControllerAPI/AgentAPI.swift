@@ -66,8 +66,8 @@ struct AgentAPI: Sendable {
                 // Bookmarks come from the controller in the same stream as the events, so that one
                 // never overtakes an event of its version.
                 defer { Task { await controller.stopWatching(host, id) } }
-                for event in backlog { try await writer.write(ByteBuffer(string: event.line)) }
-                for await event in live { try await writer.write(ByteBuffer(string: event.line)) }
+                for event in backlog { try await writer.write(event.buffer) }
+                for await event in live { try await writer.write(event.buffer) }
                 try await writer.finish(nil)
             }
             return Response(status: .ok, headers: [.contentType: "application/x-ndjson"], body: body)

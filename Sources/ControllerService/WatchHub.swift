@@ -1,4 +1,5 @@
 import ControllerCore
+import NIOCore
 import NeutronModel
 
 /// An event of a host's watch (newline-delimited JSON on the wire).
@@ -9,8 +10,10 @@ public struct WatchEvent: Sendable, Equatable {
     public let key: ResourceKey?
     public let object: JSONObject?
 
-    /// The event as one line of the stream, serialized once however many watchers get it.
+    /// The event as one line of the stream, serialized once however many watchers get it (the
+    /// buffer is shared, never copied, by the writes to each watcher's connection).
     public let line: String
+    public let buffer: ByteBuffer
 
     public init(type: EventType, version: Int64, key: ResourceKey? = nil, object: JSONObject? = nil) {
         self.type = type
@@ -24,6 +27,7 @@ public struct WatchEvent: Sendable, Equatable {
         }
         if let object { o["object"] = .object(object) }
         line = JSON.object(o).serialized + "\n"
+        buffer = ByteBuffer(string: line)
     }
 
     public var json: JSON { (try? JSON.parse(line)) ?? .null }
