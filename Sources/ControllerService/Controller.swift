@@ -142,7 +142,6 @@ public actor Controller {
     static func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
 
     public var version: Int64 { state.version }
-    public var watcherCount: Int { hub.watcherCount }
 
     public func shutdown() {
         ticker?.cancel()

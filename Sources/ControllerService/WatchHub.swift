@@ -30,7 +30,6 @@ public struct WatchEvent: Sendable, Equatable {
         buffer = ByteBuffer(string: line)
     }
 
-    public var json: JSON { (try? JSON.parse(line)) ?? .null }
 }
 
 /// The per-host views and their recent events, kept by the controller as it applies writes (its
@@ -166,7 +165,6 @@ struct WatchHub {
         hosts[host]?.watchers.removeValue(forKey: id)?.finish()
     }
 
-    var watcherCount: Int { hosts.values.reduce(0) { $0 + $1.watchers.count } }
 
     func finishAll() {
         for h in hosts.values { for w in h.watchers.values { w.finish() } }
