@@ -24,6 +24,7 @@ let package = Package(
         .executable(name: "bagpipe-impex2dot", targets: ["bagpipe-impex2dot"]),
         .executable(name: "bagpipe-bgp-cleanup", targets: ["bagpipe-bgp-cleanup"]),
         .executable(name: "bagpipe-controller", targets: ["bagpipe-controller"]),
+        .executable(name: "bagpipe-agent", targets: ["bagpipe-agent"]),
         // The Neutron resources, shared by the controller and the agent.
         .library(name: "NeutronModel", targets: ["NeutronModel"]),
     ],
@@ -145,6 +146,21 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]),
+        // The compute-node agent: the host's view and the attachments it means (no I/O), then the
+        // service that watches the controller, plugs ports and drives bagpipe-bgp's REST API.
+        .target(name: "AgentCore", dependencies: ["NeutronModel"]),
+        .target(
+            name: "AgentService",
+            dependencies: [
+                "AgentCore", "NeutronModel", "INIConfig", "Netlink", .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOConcurrencyHelpers", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
+            ]),
+        .executableTarget(
+            name: "bagpipe-agent",
+            dependencies: [
+                "AgentService", "AgentCore", "INIConfig", .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         .executableTarget(
             name: "bagpipe-bgp",
             dependencies: [
@@ -250,13 +266,29 @@ let package = Package(
         ),
         // The daemon and the command-line tools as processes: the API under hostile input, the tools,
         // the original's Python clients.
+        // A bagpipe-controller process for tests and benchmarks, with HTTP helpers that log in.
+        .target(
+            name: "ControllerLab",
+            dependencies: [
+                "BagpipeLab", "NeutronModel", .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]),
         .testTarget(
             name: "ControllerTests",
             dependencies: [
-                "ControllerCore", "ControllerService", "ControllerStore", "NeutronModel", "BagpipeLab", .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                "ControllerLab", "ControllerCore", "ControllerService", "ControllerStore", "NeutronModel", "BagpipeLab", .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOFoundationCompat", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             exclude: ["python"]),
+        // The agent against a recording fake of bagpipe-bgp's API and a real controller; two hosts in
+        // namespaces with real bagpipe-bgp and pings.
+        .testTarget(
+            name: "AgentTests",
+            dependencies: [
+                "AgentCore", "AgentService", "NeutronModel", "BagpipeLab", "ControllerLab", .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Hummingbird", package: "hummingbird"), .product(name: "NIOCore", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]),
         .testTarget(name: "BagpipeToolTests", dependencies: ["BagpipeCLI", "BagpipeLab", "BGPWire"]),
         .testTarget(name: "NetlinkTests", dependencies: ["Netlink", "BagpipeLab", "BGPWire"]),
         // The Linux drivers with namespaces, veth pairs, bridges, VXLAN and real pings.

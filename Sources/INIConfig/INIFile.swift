@@ -1,6 +1,7 @@
 /// An oslo.config-style INI file: `[SECTION]` headers (names case-insensitive), `key = value` or
-/// `key: value` lines, `#` and `;` comments, indented lines continuing the previous value. Files read
-/// later override earlier ones (`--config-file` then `--config-dir`).
+/// `key: value` lines, `#` and `;` comments (whole lines, or after a value and a space, as the
+/// sample files write them), indented lines continuing the previous value. Files read later override
+/// earlier ones (`--config-file` then `--config-dir`).
 public struct INIFile: Sendable {
     public struct Entry: Sendable, Hashable {
         public var value: String
@@ -41,13 +42,69 @@ public struct INIFile: Sendable {
             }
             guard let section else { throw ConfigurationError("\(origin):\(n + 1): option outside of a [SECTION]") }
             let key = String(trimmed[..<separator]).trimmingWhitespace
-            let value = String(trimmed[trimmed.index(after: separator)...]).trimmingWhitespace
+            let value = Self.strippingComment(trimmed[trimmed.index(after: separator)...]).trimmingWhitespace
             sections[section, default: [:]][key] = Entry(value: value, origin: "\(origin):\(n + 1)")
             last = (section, key)
         }
     }
 
     public func value(_ section: String, _ key: String) -> Entry? { sections[section.uppercased()]?[key] }
+
+    /// A value without its trailing ` ; comment` or ` # comment`.
+    static func strippingComment(_ value: Substring) -> String {
+        var previous: Character = " "
+        for i in value.indices {
+            let c = value[i]
+            if (c == ";" || c == "#"), previous.isWhitespace, i != value.startIndex { return String(value[..<i]) }
+            previous = c
+        }
+        return String(value)
+    }
+
+    // MARK: - Typed values; each error names the option, its value and where it was set.
+
+    public func string(_ section: String, _ key: String) -> String? { value(section, key)?.value }
+
+    public func integer(_ section: String, _ key: String, in range: ClosedRange<Int>) throws -> Int? {
+        guard let e = value(section, key) else { return nil }
+        guard let n = Int(e.value), range.contains(n) else {
+            throw ConfigurationError("\(e.origin): [\(section)] \(key) = \(e.value): expected an integer from \(range.lowerBound) to \(range.upperBound)")
+        }
+        return n
+    }
+
+    public func seconds(_ section: String, _ key: String) throws -> Double? {
+        guard let e = value(section, key) else { return nil }
+        guard let n = Double(e.value), n > 0, n.isFinite else { throw ConfigurationError("\(e.origin): [\(section)] \(key) = \(e.value): expected a positive number of seconds") }
+        return n
+    }
+
+    public func boolean(_ section: String, _ key: String) throws -> Bool? {
+        guard let e = value(section, key) else { return nil }
+        switch e.value.lowercased() {
+        case "true", "yes", "on", "1": return true
+        case "false", "no", "off", "0": return false
+        default: throw ConfigurationError("\(e.origin): [\(section)] \(key) = \(e.value): expected true or false")
+        }
+    }
+
+    /// A comma-separated list, items trimmed, empty items dropped.
+    public func list(_ section: String, _ key: String) -> [String]? {
+        value(section, key).map { $0.value.split(separator: ",").map(\.trimmingWhitespace).filter { !$0.isEmpty } }
+    }
+
+    /// One of `allowed`.
+    public func choice(_ section: String, _ key: String, _ allowed: [String]) throws -> String? {
+        guard let e = value(section, key) else { return nil }
+        guard allowed.contains(e.value) else { throw ConfigurationError("\(e.origin): [\(section)] \(key) = \(e.value): expected one of \(allowed.joined(separator: ", "))") }
+        return e.value
+    }
+
+    /// The error for a value that read but does not make sense, naming the option.
+    public func invalid(_ section: String, _ key: String, _ why: String) -> ConfigurationError {
+        let e = value(section, key)
+        return ConfigurationError("\(e?.origin ?? "configuration"): [\(section)] \(key) = \(e?.value ?? ""): \(why)")
+    }
 }
 
 public struct ConfigurationError: Error, CustomStringConvertible, Equatable {

@@ -47,18 +47,8 @@ struct ControllerConfiguration: Sendable {
 
     init(_ file: INIFile) throws {
         func value(_ section: String, _ key: String) -> INIFile.Entry? { file.value(section, key) }
-        func integer(_ section: String, _ key: String, _ range: ClosedRange<Int>) throws -> Int? {
-            guard let e = value(section, key) else { return nil }
-            guard let n = Int(e.value), range.contains(n) else {
-                throw ConfigurationError("\(e.origin): [\(section)] \(key) = \(e.value): expected an integer from \(range.lowerBound) to \(range.upperBound)")
-            }
-            return n
-        }
-        func seconds(_ section: String, _ key: String) throws -> Double? {
-            guard let e = value(section, key) else { return nil }
-            guard let n = Double(e.value), n > 0 else { throw ConfigurationError("\(e.origin): [\(section)] \(key) = \(e.value): expected a positive number of seconds") }
-            return n
-        }
+        func integer(_ section: String, _ key: String, _ range: ClosedRange<Int>) throws -> Int? { try file.integer(section, key, in: range) }
+        func seconds(_ section: String, _ key: String) throws -> Double? { try file.seconds(section, key) }
         if let e = value("DEFAULT", "bind_host") { bindHost = e.value }
         if let n = try integer("DEFAULT", "bind_port", 0...65535) { bindPort = n }
         if let e = value("DEFAULT", "public_url") {

@@ -1,3 +1,4 @@
+import ControllerLab
 import BagpipeLab
 import Foundation
 import Testing

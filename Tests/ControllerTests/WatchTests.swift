@@ -1,3 +1,4 @@
+import ControllerLab
 import AsyncHTTPClient
 import BagpipeLab
 import Foundation

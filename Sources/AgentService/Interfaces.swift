@@ -1,0 +1,20 @@
+import AgentCore
+import NeutronModel
+
+/// What the agent asks of bagpipe-controller (``ControllerClient``).
+public protocol ControllerAPI: Sendable {
+    func view() async throws -> JSON
+    func watch(from version: Int64, heartbeat: Double) async throws -> AsyncThrowingStream<JSON, any Error>
+    func setPortStatus(_ portID: String, up: Bool) async throws
+}
+
+/// What the agent asks of bagpipe-bgp (``BagpipeBGPClient``).
+public protocol BagpipeBGPAPI: Sendable {
+    func ping() async throws -> String
+    func attach(_ body: JSONObject) async throws
+    func detach(_ body: JSONObject) async throws
+    func agentEndpoints() async throws -> [LookingGlassEndpoint]
+}
+
+extension ControllerClient: ControllerAPI {}
+extension BagpipeBGPClient: BagpipeBGPAPI {}
