@@ -3,6 +3,10 @@ import Dataplane
 import Logging
 import Netlink
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The E-VPN `linux` driver (reference §9.4, over netlink instead of one process per command): per
 /// E-VPN instance a Linux bridge and a VXLAN device (VNI = the instance's, no learning, local
 /// address = the dataplane address); VM ports join the bridge; a remote MAC is an FDB entry towards
@@ -83,6 +87,8 @@ final class LinuxEVPNInstance: DataplaneInstance {
     var vxlanIndex: Int32
     /// Remote MACs: the VTEP the FDB entry points to, and the routes that installed it.
     var remoteMACs: [MACAddress: (pe: IPv4Address, routes: Set<RemoteEndpoint>)] = [:]
+    /// The gateway address of a linked VRF, a neighbour entry of the bridge (setGatewayPort).
+    var gatewayNeighbour: IPAddress?
     var floodList: Set<IPv4Address> = []
     var ports: Set<String> = []
     var netlink: NetlinkSocket { driver.netlink }
@@ -193,14 +199,36 @@ final class LinuxEVPNInstance: DataplaneInstance {
         try netlink.perform(NeighbourRequests.deleteFDB(MACAddress(0), device: vxlanIndex, deviceName: vxlan, destination: flood.remotePE, master: false))
     }
 
+    /// The VRF's side of the link holds the gateway address, and every host with this E-VPN and that
+    /// VRF holds the same one: ARP for the gateway must be answered here, never by another host over
+    /// VXLAN, nor by the bridge device itself (the address is local to this namespace). So the
+    /// gateway is a neighbour entry of the bridge with a static FDB entry on the gateway port, whose
+    /// neighbour suppression makes the bridge answer and not flood the request to the VXLAN port;
+    /// and the bridge device answers ARP only for its own addresses (`arp_ignore = 1`; it has none).
     func setGatewayPort(_ linuxif: String, gateway: IPAddress) throws {
-        let port = try index(of: linuxif)
-        try netlink.perform(LinkRequests.set(port, name: linuxif, up: true, master: bridgeIndex))
+        let links = try netlink.links()
+        guard let port = links.first(where: { $0.name == linuxif }) else { throw NetlinkError(what: "no interface \(linuxif)", errno: ENODEV) }
+        try netlink.performAll([
+            LinkRequests.set(port.index, name: linuxif, up: true, master: bridgeIndex), LinkRequests.setBridgePort(port.index, name: linuxif, neighbourSuppression: true),
+        ])
         ports.insert(linuxif)
+        try Sysctl.set("net/ipv4/conf/\(bridge)/arp_ignore", "1")
+        if let mac = port.linkIndex.flatMap({ peer in links.first { $0.index == peer } })?.address {
+            // The bridge answers from the neighbour entry only when it knows the MAC's port.
+            try netlink.performAll([
+                NeighbourRequests.fdb(mac, device: port.index, deviceName: linuxif, master: true),
+                NeighbourRequests.replace(gateway, mac: mac, device: bridgeIndex, deviceName: bridge),
+            ])
+            gatewayNeighbour = gateway
+        }
     }
 
     func gatewayPortDown(_ linuxif: String) throws {
         ports.remove(linuxif)
+        if let gateway = gatewayNeighbour {
+            _ = netlink.perform([NeighbourRequests.delete(gateway, device: bridgeIndex, deviceName: bridge)])
+            gatewayNeighbour = nil
+        }
         if let port = try? index(of: linuxif) { try netlink.perform(LinkRequests.set(port, name: linuxif, master: 0)) }
     }
 

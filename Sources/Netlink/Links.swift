@@ -21,6 +21,8 @@ public struct Link: Sendable, Hashable {
     public var vxlanID: UInt32?
     public var vxlanPort: UInt16?
     public var vxlanExternal: Bool
+    /// IFLA_LINK: a veth's peer (when in this namespace), a VLAN's parent.
+    public var linkIndex: Int32? = nil
 }
 
 /// What a new VXLAN device is.
@@ -165,6 +167,7 @@ public enum LinkRequests {
             isUp: h.ifi_flags & UInt32(n(IFF_UP)) != 0, mtu: a.u32(n(IFLA_MTU)) ?? 0,
             address: a[n(IFLA_ADDRESS)].flatMap { $0.count == 6 ? MACAddress(bytes: Array($0)) : nil }, alias: a.string(n(IFLA_IFALIAS)),
             vxlanID: nil, vxlanPort: nil, vxlanExternal: false)
+        link.linkIndex = a.u32(n(IFLA_LINK)).map { Int32(bitPattern: $0) }.flatMap { $0 > 0 && $0 != h.ifi_index ? $0 : nil }
         if kind == "vxlan", let data {
             link.vxlanExternal = (data.u8(Int32(IFLA_VXLAN_COLLECT_METADATA)) ?? 0) != 0
             link.vxlanID = link.vxlanExternal ? nil : data.u32(Int32(IFLA_VXLAN_ID))

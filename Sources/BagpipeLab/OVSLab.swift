@@ -1,4 +1,3 @@
-import BagpipeLab
 import Foundation
 
 /// Hosts whose dataplane is an Open vSwitch of their own (userspace datapath, one ovsdb-server and
@@ -8,7 +7,7 @@ import Foundation
 extension Lab {
     /// A host with an Open vSwitch, `bridges` created, `eth0` on `underlayBridge` with the address.
     @discardableResult
-    func addOVSHost(_ name: String, address: String, bridges: [String], underlayBridge: String = "br-phy") throws -> OpenVSwitch {
+    public func addOVSHost(_ name: String, address: String, bridges: [String], underlayBridge: String = "br-phy") throws -> OpenVSwitch {
         let ns = try spaces.add("lab-\(name)")
         hosts[name] = ns
         addresses[name] = address
@@ -24,7 +23,7 @@ extension Lab {
 
     /// bagpipe-bgp on an OVS host: the IP VPN `ovs` driver on br-mpls (with `ipvpn` options), the
     /// E-VPN `ovs` driver on br-tun when `evpn`, else the dummy one.
-    func startOVSHost(_ name: String, reflector: String, ipvpn: [String] = [], evpn: Bool = false) throws {
+    public func startOVSHost(_ name: String, reflector: String, ipvpn: [String] = [], evpn: Bool = false) throws {
         let drivers = ["[DATAPLANE_DRIVER_IPVPN]", "dataplane_driver = ovs", "ovs_bridge = br-mpls", "arp_responder = True"] + ipvpn
             + ["[DATAPLANE_DRIVER_EVPN]", "dataplane_driver = \(evpn ? "ovs" : "dummy")"]
         try startHost(name, reflector: reflector, drivers: drivers.joined(separator: "\n"))
@@ -32,7 +31,7 @@ extension Lab {
 
     /// OVS hosts `a` (192.0.2.1), `b` … with br-mpls (bare MPLS: the underlay on br-mpls, else on
     /// br-phy), and our reflector `rr` (192.0.2.254) on a plain namespace.
-    func startOVSHosts(_ names: [String], bareMPLS: Bool = false, ipvpn: [String] = []) throws {
+    public func startOVSHosts(_ names: [String], bareMPLS: Bool = false, ipvpn: [String] = []) throws {
         for (i, name) in names.enumerated() {
             try addOVSHost(name, address: "192.0.2.\(i + 1)", bridges: ["br-mpls"], underlayBridge: bareMPLS ? "br-mpls" : "br-phy")
         }
@@ -43,13 +42,13 @@ extension Lab {
 
     /// An Open vSwitch client command on a host's switch.
     @discardableResult
-    func ovs(_ host: String, _ program: String, _ arguments: [String]) throws -> String {
+    public func ovs(_ host: String, _ program: String, _ arguments: [String]) throws -> String {
         guard let s = switches[host] else { throw LabError("no Open vSwitch on \(host)") }
         return try s.ovs(program, arguments)
     }
 
     /// A host's rules of one bridge (optionally one table), without statistics.
-    func flows(_ host: String, _ bridge: String, _ match: String = "") throws -> [String] {
+    public func flows(_ host: String, _ bridge: String, _ match: String = "") throws -> [String] {
         guard let s = switches[host] else { throw LabError("no Open vSwitch on \(host)") }
         return try s.flows(bridge, match)
     }

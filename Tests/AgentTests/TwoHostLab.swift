@@ -1,0 +1,134 @@
+import BagpipeLab
+import ControllerLab
+import Foundation
+import NeutronModel
+
+/// Compute nodes in namespaces, each with bagpipe-bgp and bagpipe-agent, our route reflector, and a
+/// controller node on the same underlay (192.0.2.250): the agents reach it as they would in a
+/// deployment. VMs are namespaces whose `eth0` is the peer of a `tap<port>` device on their host,
+/// as Nova's Linux plugging leaves them.
+final class ComputeLab: @unchecked Sendable {
+    let lab: Lab
+    let hosts: [String]
+    var controller: ControllerDaemon?
+    var admin = ""
+
+    init(hosts: [String], openVSwitch: Bool = false) throws {
+        lab = try Lab(openVSwitch: openVSwitch)
+        self.hosts = hosts
+    }
+
+    func start() async throws {
+        try lab.startHosts(hosts)
+        let ns = try lab.addHost("controller", address: "192.0.2.250")
+        let c = try await ControllerDaemon(namespace: ns, address: "192.0.2.250")
+        controller = c
+        admin = try await c.token("admin")
+        for h in hosts { try startAgent(h) }
+        for h in hosts { try await lab.waitEstablished(h) }
+    }
+
+    func agentConf(_ host: String, dataplane: String) -> String {
+        """
+        [DEFAULT]
+        host = \(host)
+        [controller]
+        url = http://192.0.2.250:9696
+        username = \(host)
+        password = secret
+        watch_heartbeat = 1
+        [agent]
+        dataplane = \(dataplane)
+        extensions = bagpipe, bagpipe_bgpvpn
+        polling_interval = 0.1
+        [BAGPIPE]
+        bagpipe_bgp_ip = 127.0.0.1
+        bagpipe_bgp_port = 8082
+        ping_interval = 1
+        [ml2_bagpipe_extension]
+        as_number = 64512
+        """
+    }
+
+    func startAgent(_ host: String, dataplane: String = "linux") throws {
+        guard let ns = lab.hosts[host] else { throw Lab.LabError("no host \(host)") }
+        let name = "agent-\(host)"
+        lab.daemons[name]?.kill()
+        lab.daemons[name] = try Daemon(
+            name: name, executable: lab.ipCommand, arguments: ["netns", "exec", ns, builtProduct("bagpipe-agent"), "--config-file", "$DIR/agent.conf"],
+            files: ["agent.conf": agentConf(host, dataplane: dataplane)], directory: lab.daemons[name]?.directory)
+    }
+
+    /// What a failed test prints: the daemons' logs and each host's links, bridge ports and FDB.
+    func diagnostics() -> String {
+        var out = lab.logs()
+        for h in hosts {
+            guard let ns = lab.hosts[h] else { continue }
+            for command in [["ip", "-br", "link"], ["bridge", "-d", "link"], ["bridge", "fdb", "show"], ["ip", "neigh"], ["ip", "route", "show", "table", "all"]] {
+                out += "\n\(h) $ \(command.joined(separator: " ")):\n" + ((try? run(["ip", "netns", "exec", ns] + command)) ?? "(failed)")
+            }
+        }
+        for (vm, ns) in lab.vms.sorted(by: { $0.key < $1.key }) {
+            for command in [["ip", "-br", "addr"], ["ip", "neigh"], ["ip", "route"], ["ip", "-s", "link", "show", "eth0"]] {
+                out += "\nVM \(vm) $ \(command.joined(separator: " ")):\n" + ((((try? runProcess("/usr/sbin/ip", ["netns", "exec", ns] + command)).map { "\($0.status) \($0.output)" }) ?? "(failed)"))
+            }
+        }
+        return out
+    }
+
+    func stop() {
+        controller?.stop()
+        lab.stop()
+    }
+
+    // MARK: - The controller's API
+
+    func create(_ path: String, _ body: String, _ member: String) async throws -> JSON {
+        guard let c = controller else { throw Lab.LabError("no controller") }
+        let r = try await c.request(.POST, path, token: admin, body: body)
+        guard r.status == 201, let o = r.json?[member] else { throw Lab.LabError("POST \(path): \(r.status) \(r.body)") }
+        return o
+    }
+
+    func delete(_ path: String) async throws {
+        guard let c = controller else { throw Lab.LabError("no controller") }
+        let r = try await c.request(.DELETE, path, token: admin)
+        guard r.status == 204 else { throw Lab.LabError("DELETE \(path): \(r.status) \(r.body)") }
+    }
+
+    func network(vni: Int, cidr: String) async throws -> String {
+        let n = try await create("/v2.0/networks", #"{"network": {"name": "n\#(vni)", "provider:network_type": "vxlan", "provider:segmentation_id": \#(vni)}}"#, "network")
+        let id = n["id"]?.stringValue ?? ""
+        _ = try await create("/v2.0/subnets", #"{"subnet": {"network_id": "\#(id)", "cidr": "\#(cidr)", "ip_version": 4}}"#, "subnet")
+        return id
+    }
+
+    func portStatus(_ id: String) async throws -> String? {
+        try await controller?.request(.GET, "/v2.0/ports/\(id)", token: admin).json?["port"]?["status"]?.stringValue
+    }
+
+    // MARK: - VMs
+
+    struct VMPort {
+        var id: String
+        var mac: String
+        var ip: String
+        var gateway: String
+    }
+
+    /// A port bound to `host` and a VM plugged into it: `tap<port>` on the host, `eth0` in the VM.
+    func bootVM(_ name: String, network: String, host: String, gateway: String) async throws -> VMPort {
+        let p = try await create("/v2.0/ports", #"{"port": {"network_id": "\#(network)", "binding:host_id": "\#(host)", "device_owner": "compute:nova"}}"#, "port")
+        let port = VMPort(
+            id: p["id"]?.stringValue ?? "", mac: p["mac_address"]?.stringValue ?? "", ip: p["fixed_ips"]?.arrayValue?.first?["ip_address"]?.stringValue ?? "", gateway: gateway)
+        guard let hostNS = lab.hosts[host] else { throw Lab.LabError("no host \(host)") }
+        let vm = try lab.spaces.add("vm-\(name)")
+        lab.vms[name] = vm
+        let tap = "tap" + port.id.prefix(11)
+        try run(["ip", "-n", hostNS, "link", "add", tap, "type", "veth", "peer", "name", "eth0", "netns", vm])
+        try run(["ip", "-n", vm, "link", "set", "eth0", "address", port.mac, "up"])
+        try run(["ip", "-n", vm, "addr", "add", "\(port.ip)/24", "dev", "eth0"])
+        try run(["ip", "-n", vm, "route", "add", "default", "via", gateway])
+        return port
+    }
+}
