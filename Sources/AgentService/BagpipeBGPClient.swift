@@ -50,12 +50,13 @@ public struct BagpipeBGPClient: Sendable {
         guard status == 200, let list = try? JSON.parse(text).arrayValue else { throw Failure(description: "GET /looking-glass/vpns/instances: HTTP \(status)", refused: false) }
         var out: [LookingGlassEndpoint] = []
         for item in list {
+            // An instance's name says its type (EVI-<n>, VRF-<n>); its ports are a subtree.
             guard let id = item["id"]?.stringValue else { continue }
-            let path = "/looking-glass/vpns/instances/\(id.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? id)"
+            let type: VPNType = item["name"]?.stringValue?.hasPrefix("EVI") == true ? .evpn : .ipvpn
+            let path = "/looking-glass/vpns/instances/\(id.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? id)/ports"
             let (s, t) = try await call(.GET, path, nil)
-            guard s == 200, let node = try? JSON.parse(t) else { continue }
-            let type: VPNType = node["instance_type"]?.stringValue == "EVI" ? .evpn : .ipvpn
-            for (linuxif, port) in node["ports"]?.objectValue ?? JSONObject() {
+            guard s == 200, let ports = (try? JSON.parse(t))?.objectValue else { continue }
+            for (linuxif, port) in ports {
                 for e in port["endpoints"]?.arrayValue ?? [] {
                     // The agent's endpoints: a description naming a port (BGPVPN attachments), or an
                     // instance named the agent's way (the network's E-VPN carries no description).

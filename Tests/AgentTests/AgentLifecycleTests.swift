@@ -130,16 +130,14 @@ import Testing
         let (vm1, vm2, all) = try await twoPortsAttached(h)
         // What bagpipe-bgp's looking glass shows of these attachments.
         h.bagpipe.state.withLockedValue { s in
-            for vm in [vm1, vm2] {
-                s.lookingGlass["evpn_\(vm.network)"] = .object(object([
-                    "instance_type": "EVI",
-                    "ports": .object(object([(vm.tap): .object(object(["endpoints": .array([.object(object(["mac_address": .string(vm.mac), "ip_address": .string(vm.ip + "/32"), "description": nil]))])]))])),
-                ]))
+            for (i, vm) in [vm1, vm2].enumerated() {
+                s.lookingGlass["evpn_\(vm.network)"] = ("EVI-\(i + 1)", .object(object([
+                    (vm.tap): .object(object(["endpoints": .array([.object(object(["mac_address": .string(vm.mac), "ip_address": .string(vm.ip), "description": nil]))])])),
+                ])))
             }
-            s.lookingGlass["ipvpn_\(vm1.network)"] = .object(object([
-                "instance_type": "VRF",
-                "ports": .object(object([(vm1.tap): .object(object(["endpoints": .array([.object(object(["mac_address": .string(vm1.mac), "ip_address": .string(vm1.ip + "/32"), "description": .object(object(["port": .string(vm1.id)]))]))])]))])),
-            ]))
+            s.lookingGlass["ipvpn_\(vm1.network)"] = ("VRF-3", .object(object([
+                "ipvpn3-evpn1": .object(object(["endpoints": .array([.object(object(["mac_address": .string(vm1.mac), "ip_address": .string(vm1.ip), "description": .object(object(["port": .string(vm1.id)]))]))])])),
+            ])))
         }
         await h.stopAgent()
         // While the agent is away, vm2's port is deleted.

@@ -32,7 +32,8 @@ final class RecordingBagpipeBGP: Sendable {
         var failures = 0
         /// Calls to these paths answer 500.
         var failingPaths: Set<String> = []
-        var lookingGlass: [String: JSON] = [:]
+        /// Instances of the looking glass: id → (name, the `ports` subtree).
+        var lookingGlass: [String: (name: String, ports: JSON)] = [:]
     }
 
     let state = NIOLockedValueBox(State())
@@ -64,11 +65,11 @@ final class RecordingBagpipeBGP: Sendable {
             }
         }
         router.get("/looking-glass/vpns/instances") { _, _ -> Response in
-            let ids = state.withLockedValue { Array($0.lookingGlass.keys).sorted() }
-            return Self.json(.array(ids.map { .object(JSONObject([("id", .string($0))])) }))
+            let list = state.withLockedValue { $0.lookingGlass.map { ($0.key, $0.value.name) }.sorted { $0.0 < $1.0 } }
+            return Self.json(.array(list.map { .object(JSONObject([("id", .string($0.0)), ("name", .string($0.1))])) }))
         }
-        router.get("/looking-glass/vpns/instances/{id}") { _, context -> Response in
-            let node = state.withLockedValue { $0.lookingGlass[context.parameters.get("id") ?? ""] }
+        router.get("/looking-glass/vpns/instances/{id}/ports") { _, context -> Response in
+            let node = state.withLockedValue { $0.lookingGlass[context.parameters.get("id") ?? ""]?.ports }
             return node.map(Self.json) ?? Response(status: .notFound)
         }
         let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: port)), logger: Logger(label: "fake-bagpipe-bgp"))

@@ -28,6 +28,29 @@ final class ComputeLab: @unchecked Sendable {
         for h in hosts { try await lab.waitEstablished(h) }
     }
 
+    /// The controller process stops (its database stays); `start` brings it back on it.
+    func stopController() {
+        controller?.daemon.kill()
+    }
+
+    func restartController() async throws {
+        guard let old = controller, let ns = lab.hosts["controller"] else { throw Lab.LabError("no controller") }
+        old.daemon.kill()
+        controller = try await ControllerDaemon(directory: old.daemon.directory, namespace: ns, address: old.address)
+    }
+
+    /// The MACs of an instance's endpoints in a host's bagpipe-bgp (its looking glass).
+    func endpointMACs(_ host: String, instance: String) throws -> Set<String> {
+        let r = try lab.request(host, "/looking-glass/vpns/instances/\(instance)/ports")
+        guard r.status == 200 else { return [] }
+        let node = try JSON.parse(r.body)
+        var macs = Set<String>()
+        for (_, port) in node.objectValue ?? JSONObject() {
+            for e in port["endpoints"]?.arrayValue ?? [] { if let m = e["mac_address"]?.stringValue { macs.insert(m) } }
+        }
+        return macs
+    }
+
     func agentConf(_ host: String, dataplane: String) -> String {
         """
         [DEFAULT]

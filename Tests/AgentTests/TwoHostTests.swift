@@ -48,4 +48,58 @@ import Testing
             Issue.record("\(step): \(error)\n\(c.diagnostics())")
         }
     }
+
+    @Test func restartsOfBagpipeBGPTheAgentAndTheController() async throws {
+        let c = try ComputeLab(hosts: ["compute-1", "compute-2"])
+        defer { c.stop() }
+        var step = "start"
+        do {
+            try await c.start()
+            let net = try await c.network(vni: 1600, cidr: "10.60.0.0/24")
+            let instance = "evpn_\(net)"
+            let vm1 = try await c.bootVM("r1", network: net, host: "compute-1", gateway: "10.60.0.1")
+            let vm2 = try await c.bootVM("r2", network: net, host: "compute-2", gateway: "10.60.0.1")
+            try await c.lab.pingUntil(from: "r1", vm2.ip)
+
+            // bagpipe-bgp on compute-2 killed and started again: a new number, the agent replays.
+            step = "bagpipe-bgp restart"
+            c.lab.daemons["compute-2"]?.kill()
+            #expect(!c.lab.ping(from: "r1", vm2.ip), "compute-2's dataplane went with its bagpipe-bgp")
+            try c.lab.startHost("compute-2", reflector: "rr")
+            try await c.lab.waitEstablished("compute-2")
+            try await c.lab.pingUntil(from: "r1", vm2.ip, timeout: 30)
+            #expect(c.lab.daemons["agent-compute-2"]?.log.contains("sending every attachment again") == true)
+
+            // The agent on compute-1 killed; a port of compute-1 deleted meanwhile; the agent back:
+            // that port's endpoint is detached, the one that stays is not.
+            step = "agent restart"
+            let vm3 = try await c.bootVM("r3", network: net, host: "compute-1", gateway: "10.60.0.1")
+            _ = try await poll(timeout: 20) { try c.endpointMACs("compute-1", instance: instance).sorted().joined(separator: " ") } until: { $0.contains(vm3.mac) }
+            c.lab.daemons["agent-compute-1"]?.kill()
+            try await c.delete("/v2.0/ports/\(vm3.id)")
+            try c.startAgent("compute-1")
+            _ = try await poll(timeout: 20) { try c.endpointMACs("compute-1", instance: instance).sorted().joined(separator: " ") } until: { !$0.contains(vm3.mac) }
+            #expect(try c.endpointMACs("compute-1", instance: instance).contains(vm1.mac))
+            #expect(c.lab.ping(from: "r1", vm2.ip))
+            let agentLog = c.lab.daemons["agent-compute-1"]?.log ?? ""
+            #expect(!agentLog.contains("detached\" attachment=evpn \(instance) port \(vm1.id)") && !agentLog.contains("port=\(vm1.id) [AgentService] port unplugged"), "\(agentLog)")
+
+            // The controller away for 30 s: forwarding goes on; back, the agents catch up.
+            step = "controller away"
+            c.stopController()
+            let away = ContinuousClock.now
+            var answered = 0, sent = 0
+            while ContinuousClock.now - away < .seconds(30) {
+                sent += 1
+                if c.lab.ping(from: "r1", vm2.ip) { answered += 1 }
+                try await Task.sleep(for: .seconds(2))
+            }
+            #expect(answered == sent, "\(answered) of \(sent) pings answered while the controller was away")
+            try await c.restartController()
+            let vm4 = try await c.bootVM("r4", network: net, host: "compute-2", gateway: "10.60.0.1")
+            try await c.lab.pingUntil(from: "r1", vm4.ip, timeout: 30)
+        } catch {
+            Issue.record("\(step): \(error)\n\(c.diagnostics())")
+        }
+    }
 }
