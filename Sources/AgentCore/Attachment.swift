@@ -65,3 +65,24 @@ public struct Attachment: Sendable, Equatable {
         self.detach = detach
     }
 }
+
+/// What a network with an L3 BGPVPN needs from Open vSwitch (§4.6): its gateway answered on its
+/// local VLAN and sent to br-mpls; with the router's MAC when one is known.
+public struct GatewayRedirect: Sendable, Equatable {
+    public var gatewayIP: String
+    public var routerMAC: String?
+    public init(gatewayIP: String, routerMAC: String?) {
+        self.gatewayIP = gatewayIP
+        self.routerMAC = routerMAC
+    }
+
+    /// Per local VLAN, from the IP VPN attachments on Open vSwitch (their gateway and fallback).
+    public static func plan(_ attachments: [Attachment]) -> [Int: GatewayRedirect] {
+        var out: [Int: GatewayRedirect] = [:]
+        for a in attachments where a.key.vpnType == .ipvpn {
+            guard case .int(let vlan)? = a.attach["local_port"]?["ovs"]?["vlan"], let gateway = a.attach["gateway_ip"]?.stringValue, out[Int(vlan)] == nil else { continue }
+            out[Int(vlan)] = GatewayRedirect(gatewayIP: gateway, routerMAC: a.attach["fallback"]?["dst_mac"]?.stringValue)
+        }
+        return out
+    }
+}

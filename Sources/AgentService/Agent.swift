@@ -257,6 +257,11 @@ public actor Agent {
         statistics.reconciles += 1
         let planner = AttachmentPlanner(extensions: configuration.extensions, asNumbers: configuration.asNumbers, dataplane: planningDataplane)
         let desired = planner.plan(model, plugged: plugged).filter { refused[$0.key] != $0.attach }
+        do {
+            try await plugger.redirectGateways(GatewayRedirect.plan(desired))
+        } catch {
+            logger.error("cannot write the gateway rules", metadata: ["error": "\(error)"])
+        }
         let plan = Reconciliation(desired: desired, applied: applied)
         guard !plan.isEmpty else {
             retryDelay.reset()

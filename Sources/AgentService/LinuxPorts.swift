@@ -11,6 +11,12 @@ public protocol PortPlugger: Sendable {
     func scan(wanted: [String: ViewPort]) async throws -> [String: PortPlug]
     /// What IP VPN attachments name on Open vSwitch; nil on Linux.
     var patchPorts: OVSPatchPorts? { get }
+    /// The gateway rules of the networks with an L3 BGPVPN, per local VLAN (Open vSwitch, §4.6).
+    func redirectGateways(_ wanted: [Int: GatewayRedirect]) async throws
+}
+
+extension PortPlugger {
+    public func redirectGateways(_ wanted: [Int: GatewayRedirect]) async throws {}
 }
 
 /// Neutron's names: a VM's interface is `tap<first 11 characters of the port id>`, its network's

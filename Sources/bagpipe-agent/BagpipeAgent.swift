@@ -45,7 +45,13 @@ struct BagpipeAgent: AsyncParsableCommand {
         let plugger: any PortPlugger
         switch config.dataplane {
         case .linux: plugger = try LinuxPortPlugger()
-        case .ovs: throw ValidationError("[agent] dataplane = ovs: Open vSwitch port plugging is not built yet; use dataplane = linux")
+        case .ovs:
+            var bridges = OVSPortPlugger.Bridges()
+            bridges.integration = config.integrationBridge
+            bridges.tunnel = config.tunnelBridge
+            bridges.mpls = config.mplsBridge
+            bridges.datapathType = config.datapathType
+            plugger = OVSPortPlugger(bridges: bridges, ovsdbConnection: config.ovsdbConnection)
         }
         let http = HTTPClient(eventLoopGroupProvider: .singleton)
         let agent = Agent(

@@ -2,29 +2,51 @@ import BagpipeLab
 import ControllerLab
 import Foundation
 import NeutronModel
+import Testing
 
 /// Compute nodes in namespaces, each with bagpipe-bgp and bagpipe-agent, our route reflector, and a
 /// controller node on the same underlay (192.0.2.250): the agents reach it as they would in a
 /// deployment. VMs are namespaces whose `eth0` is the peer of a `tap<port>` device on their host,
 /// as Nova's Linux plugging leaves them.
 final class ComputeLab: @unchecked Sendable {
+    enum Dataplane: String, CaseIterable, Sendable, CustomTestStringConvertible {
+        case linux, ovs
+        var testDescription: String { rawValue }
+    }
+
     let lab: Lab
     let hosts: [String]
+    let dataplane: Dataplane
     var controller: ControllerDaemon?
     var admin = ""
 
-    init(hosts: [String], openVSwitch: Bool = false) throws {
-        lab = try Lab(openVSwitch: openVSwitch)
+    init(hosts: [String], dataplane: Dataplane = .linux) throws {
+        lab = try Lab(openVSwitch: dataplane == .ovs)
         self.hosts = hosts
+        self.dataplane = dataplane
     }
 
+    /// On Open vSwitch the agents lay out br-int, br-tun and br-mpls before bagpipe-bgp starts on them.
     func start() async throws {
-        try lab.startHosts(hosts)
+        switch dataplane {
+        case .linux:
+            try lab.startHosts(hosts)
+        case .ovs:
+            for (i, h) in hosts.enumerated() { try lab.addOVSHost(h, address: "192.0.2.\(i + 1)", bridges: []) }
+            try lab.addHost("rr", address: "192.0.2.254")
+            try lab.startReflector("rr", peers: hosts)
+        }
         let ns = try lab.addHost("controller", address: "192.0.2.250")
         let c = try await ControllerDaemon(namespace: ns, address: "192.0.2.250")
         controller = c
         admin = try await c.token("admin")
         for h in hosts { try startAgent(h) }
+        if dataplane == .ovs {
+            for h in hosts {
+                _ = try await poll(timeout: 20) { (try? self.lab.ovs(h, "ovs-vsctl", ["list-ports", "br-mpls"])) ?? "" } until: { $0.contains("patch-from-tun") && $0.contains("patch-mpls-to-int") }
+                try lab.startOVSHost(h, reflector: "rr", evpn: true)
+            }
+        }
         for h in hosts { try await lab.waitEstablished(h) }
     }
 
@@ -51,7 +73,7 @@ final class ComputeLab: @unchecked Sendable {
         return macs
     }
 
-    func agentConf(_ host: String, dataplane: String) -> String {
+    func agentConf(_ host: String) -> String {
         """
         [DEFAULT]
         host = \(host)
@@ -61,25 +83,26 @@ final class ComputeLab: @unchecked Sendable {
         password = secret
         watch_heartbeat = 1
         [agent]
-        dataplane = \(dataplane)
+        dataplane = \(dataplane.rawValue)
         extensions = bagpipe, bagpipe_bgpvpn
         polling_interval = 0.1
         [BAGPIPE]
         bagpipe_bgp_ip = 127.0.0.1
         bagpipe_bgp_port = 8082
         ping_interval = 1
+        \(lab.switches[host].map { "[ovs]\novsdb_connection = unix:\($0.directory)/db.sock\ndatapath_type = netdev" } ?? "")
         [ml2_bagpipe_extension]
         as_number = 64512
         """
     }
 
-    func startAgent(_ host: String, dataplane: String = "linux") throws {
+    func startAgent(_ host: String) throws {
         guard let ns = lab.hosts[host] else { throw Lab.LabError("no host \(host)") }
         let name = "agent-\(host)"
         lab.daemons[name]?.kill()
         lab.daemons[name] = try Daemon(
             name: name, executable: lab.ipCommand, arguments: ["netns", "exec", ns, builtProduct("bagpipe-agent"), "--config-file", "$DIR/agent.conf"],
-            files: ["agent.conf": agentConf(host, dataplane: dataplane)], directory: lab.daemons[name]?.directory)
+            files: ["agent.conf": agentConf(host)], directory: lab.daemons[name]?.directory, environment: lab.switches[host]?.environment ?? [:])
     }
 
     /// What a failed test prints: the daemons' logs and each host's links, bridge ports and FDB.
@@ -89,6 +112,10 @@ final class ComputeLab: @unchecked Sendable {
             guard let ns = lab.hosts[h] else { continue }
             for command in [["ip", "-br", "link"], ["bridge", "-d", "link"], ["bridge", "fdb", "show"], ["ip", "neigh"], ["ip", "route", "show", "table", "all"]] {
                 out += "\n\(h) $ \(command.joined(separator: " ")):\n" + ((try? run(["ip", "netns", "exec", ns] + command)) ?? "(failed)")
+            }
+            if lab.switches[h] != nil {
+                out += "\n\(h) $ ovs-vsctl show:\n" + ((try? lab.ovs(h, "ovs-vsctl", ["show"])) ?? "(failed)")
+                for bridge in ["br-int", "br-tun", "br-mpls"] { out += "\n\(h) flows of \(bridge):\n" + ((try? lab.flows(h, bridge).joined(separator: "\n")) ?? "(failed)") }
             }
         }
         for (vm, ns) in lab.vms.sorted(by: { $0.key < $1.key }) {
@@ -150,6 +177,16 @@ final class ComputeLab: @unchecked Sendable {
         let tap = "tap" + port.id.prefix(11)
         try run(["ip", "-n", hostNS, "link", "add", tap, "type", "veth", "peer", "name", "eth0", "netns", vm])
         try run(["ip", "-n", vm, "link", "set", "eth0", "address", port.mac, "up"])
+        if dataplane == .ovs {
+            // As os-vif plugs it; the userspace datapath fills in no checksums.
+            try run(["ip", "-n", hostNS, "link", "set", tap, "up"])
+            try run(["ip", "-n", vm, "link", "set", "eth0", "mtu", "1400"])
+            try run(["ip", "netns", "exec", vm, "ethtool", "-K", "eth0", "tx", "off"])
+            try lab.ovs(host, "ovs-vsctl", [
+                "--timeout=30", "add-port", "br-int", tap, "--", "set", "Interface", tap, "external_ids:iface-id=\(port.id)", "external_ids:attached-mac=\(port.mac)",
+                "external_ids:iface-status=active",
+            ])
+        }
         try run(["ip", "-n", vm, "addr", "add", "\(port.ip)/24", "dev", "eth0"])
         try run(["ip", "-n", vm, "route", "add", "default", "via", gateway])
         return port

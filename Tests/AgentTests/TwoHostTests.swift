@@ -6,8 +6,8 @@ import Testing
 /// bagpipe-agent, a controller and our route reflector; everything created through the controller's
 /// API, real packets between VM namespaces.
 @Suite(.serialized, .timeLimit(.minutes(10))) struct TwoHostTests {
-    @Test func linuxNetworksAndABGPVPNBetweenThem() async throws {
-        let c = try ComputeLab(hosts: ["compute-1", "compute-2"])
+    @Test(arguments: ComputeLab.Dataplane.allCases) func networksAndABGPVPNBetweenThem(on dataplane: ComputeLab.Dataplane) async throws {
+        let c = try ComputeLab(hosts: ["compute-1", "compute-2"], dataplane: dataplane)
         defer { c.stop() }
         var step = "start"
         do {
@@ -21,7 +21,7 @@ import Testing
                 return s1 == "ACTIVE" && s2 == "ACTIVE"
             })
             step = "E-VPN ping"
-            try await c.lab.pingUntil(from: "v1", vm2.ip)
+            try await c.lab.pingUntil(from: "v1", vm2.ip, timeout: 30)
             try await c.lab.pingUntil(from: "v2", vm1.ip)
 
             // A second network with a VM on compute-2, and a BGPVPN associated to both networks: the
@@ -36,7 +36,7 @@ import Testing
                 associations.append(a["id"]?.stringValue ?? "")
             }
             step = "IP VPN ping"
-            try await c.lab.pingUntil(from: "v1", vm3.ip)
+            try await c.lab.pingUntil(from: "v1", vm3.ip, timeout: 30)
             try await c.lab.pingUntil(from: "v3", vm1.ip)
             step = "associations deleted"
 
