@@ -285,7 +285,7 @@ let package = Package(
         .testTarget(
             name: "AgentTests",
             dependencies: [
-                "AgentCore", "AgentService", "NeutronModel", "BagpipeLab", "ControllerLab", .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                "AgentCore", "AgentService", "NeutronModel", "BagpipeLab", "ControllerLab", "INIConfig", .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"), .product(name: "NIOCore", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]),
