@@ -30,6 +30,10 @@ public actor Agent {
     var epoch = 0
     private let kicks: AsyncStream<Void>
     private let kick: AsyncStream<Void>.Continuation
+    /// Looks at the interfaces wanted: on a change the dataplane reports, a change of the view's
+    /// ports, and every polling interval.
+    private let scanKicks: AsyncStream<Void>
+    private let scanKick: AsyncStream<Void>.Continuation
     /// What the tests and the metrics read.
     public private(set) var statistics = Statistics()
 
@@ -51,6 +55,7 @@ public actor Agent {
         self.plugger = plugger
         self.logger = logger
         (kicks, kick) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        (scanKicks, scanKick) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
     /// Runs until cancelled.
@@ -63,6 +68,10 @@ public actor Agent {
             group.addTask { await self.watchLoop() }
             group.addTask { await self.pingLoop() }
             group.addTask { await self.scanLoop() }
+            group.addTask { await self.scanTicker() }
+            group.addTask {
+                for await _ in self.plugger.changes() { await self.kickScan() }
+            }
             group.addTask { await self.reconcileLoop() }
             await group.waitForAll()
         }
@@ -88,9 +97,12 @@ public actor Agent {
     func refreshModel() {
         let (m, skipped) = cache.model()
         for s in skipped { logger.error("an object of the view does not read; left out", metadata: ["object": "\(s)"]) }
+        if m.ports != model.ports { scanKick.yield() }
         model = m
         kick.yield()
     }
+
+    func kickScan() { scanKick.yield() }
 
     /// The watch from the cache's version; after a break it resumes from the last version seen, after
     /// 410 it lists again. A stream silent for three heartbeats is dead: it is dropped and reopened.
@@ -135,9 +147,16 @@ public actor Agent {
     // MARK: - Ports
 
     func scanLoop() async {
+        for await _ in scanKicks {
+            if Task.isCancelled { return }
+            await scanOnce()
+        }
+    }
+
+    func scanTicker() async {
         while !Task.isCancelled {
             try? await Task.sleep(for: .seconds(configuration.pollingInterval))
-            await scanOnce()
+            scanKick.yield()
         }
     }
 

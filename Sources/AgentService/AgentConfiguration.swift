@@ -13,8 +13,9 @@ public struct AgentConfiguration: Sendable, Equatable {
     public var project: String?
     public var dataplane = DataplaneKind.ovs
     public var extensions: Set<AgentExtension> = [.bagpipe, .bagpipeBGPVPN]
-    /// Seconds between two looks at the host's interfaces (taps on Linux, br-int's ports on OVS).
-    public var pollingInterval = 0.2
+    /// Seconds between two looks at the host's interfaces (taps on Linux, br-int's ports on OVS), a
+    /// safety net: netlink's link notifications and OVSDB's monitor make the agent look at once.
+    public var pollingInterval = 2.0
     public var ovsdbConnection = "unix:/var/run/openvswitch/db.sock"
     public var datapathType = "system"
     public var integrationBridge = "br-int"
@@ -49,7 +50,9 @@ public struct AgentConfiguration: Sendable, Equatable {
                                            bagpipe: Neutron networks as E-VPNs; bagpipe_bgpvpn:
                                            BGPVPN associations (alone, it sends what the OpenStack
                                            OVS agent's bgpvpn extension sends)
-          polling_interval = 0.2           seconds between looks at the host's VM interfaces
+          polling_interval = 2             seconds between looks at the host's VM interfaces (a
+                                           safety net: netlink's and OVSDB's notifications make the
+                                           agent look at once)
           request_timeout = 10             seconds a REST call may take
           [ovs]
           ovsdb_connection = unix:/var/run/openvswitch/db.sock   or tcp:IP:PORT

@@ -1,5 +1,6 @@
 import AgentCore
 import Dispatch
+import Foundation
 import Netlink
 
 /// What the agent needs from the host's dataplane: which VM interfaces are there, each put where
@@ -13,10 +14,14 @@ public protocol PortPlugger: Sendable {
     var patchPorts: OVSPatchPorts? { get }
     /// The gateway rules of the networks with an L3 BGPVPN, per local VLAN (Open vSwitch, §4.6).
     func redirectGateways(_ wanted: [Int: GatewayRedirect]) async throws
+    /// An element each time the host's interfaces may have changed, so that the agent looks at once
+    /// (its periodic look is the safety net); empty when the dataplane cannot tell.
+    func changes() -> AsyncStream<Void>
 }
 
 extension PortPlugger {
     public func redirectGateways(_ wanted: [Int: GatewayRedirect]) async throws {}
+    public func changes() -> AsyncStream<Void> { AsyncStream { $0.finish() } }
 }
 
 /// Neutron's names: a VM's interface is `tap<first 11 characters of the port id>`, its network's
@@ -40,6 +45,19 @@ public final class LinuxPortPlugger: PortPlugger, @unchecked Sendable {
     public var patchPorts: OVSPatchPorts? { nil }
 
     public func setUp() async throws {}
+
+    /// The kernel's link notifications, read on a thread of their own (the read blocks).
+    public func changes() -> AsyncStream<Void> {
+        AsyncStream(bufferingPolicy: .bufferingNewest(1)) { continuation in
+            let thread = Thread {
+                guard let monitor = try? LinkMonitor() else { return continuation.finish() }
+                while (try? monitor.wait()) != nil { continuation.yield() }
+                continuation.finish()
+            }
+            thread.name = "bagpipe-agent.links"
+            thread.start()
+        }
+    }
 
     public func scan(wanted: [String: ViewPort]) async throws -> [String: PortPlug] {
         try await withCheckedThrowingContinuation { continuation in

@@ -41,6 +41,25 @@ struct OVSCommands: Sendable {
         return text
     }
 
+    /// Runs `ovsdb-client monitor` until it ends, calling `changed` for each line it prints.
+    func monitor(table: String, columns: [String], changed: () -> Void) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["ovsdb-client", "monitor", "--format=json", database, "Open_vSwitch", table, columns.joined(separator: ",")]
+        if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        guard (try? process.run()) != nil else { return }
+        let reader = output.fileHandleForReading
+        while true {
+            let data = reader.availableData
+            if data.isEmpty { break }
+            for byte in data where byte == UInt8(ascii: "\n") { changed() }
+        }
+        process.waitUntilExit()
+    }
+
     /// One `ovs-vsctl` transaction of every command.
     @discardableResult
     func vsctl(_ commands: [[String]], json: Bool = false) throws -> String {

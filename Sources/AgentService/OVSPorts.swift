@@ -108,6 +108,23 @@ public final class OVSPortPlugger: PortPlugger, @unchecked Sendable {
         }
     }
 
+    /// `ovsdb-client monitor` of the Interface table: a line per change (os-vif adding a port, its
+    /// OpenFlow number arriving). Started again when it ends (ovsdb-server restarted).
+    public func changes() -> AsyncStream<Void> {
+        let ovs = self.ovs
+        return AsyncStream(bufferingPolicy: .bufferingNewest(1)) { continuation in
+            let thread = Thread {
+                while true {
+                    ovs.monitor(table: "Interface", columns: ["name", "ofport", "external_ids"]) { continuation.yield() }
+                    continuation.yield()
+                    Thread.sleep(forTimeInterval: 1)
+                }
+            }
+            thread.name = "bagpipe-agent.ovsdb-monitor"
+            thread.start()
+        }
+    }
+
     // MARK: - Ports
 
     public func scan(wanted: [String: ViewPort]) async throws -> [String: PortPlug] {

@@ -1,4 +1,5 @@
 import BagpipeLab
+import ControllerLab
 import Foundation
 import Testing
 
@@ -102,4 +103,8 @@ import Testing
             Issue.record("\(step): \(error)\n\(c.diagnostics())")
         }
     }
+}
+
+extension ComputeLab.Dataplane: CustomTestStringConvertible {
+    public var testDescription: String { rawValue }
 }

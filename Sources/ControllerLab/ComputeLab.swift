@@ -2,32 +2,30 @@ import BagpipeLab
 import ControllerLab
 import Foundation
 import NeutronModel
-import Testing
 
 /// Compute nodes in namespaces, each with bagpipe-bgp and bagpipe-agent, our route reflector, and a
 /// controller node on the same underlay (192.0.2.250): the agents reach it as they would in a
 /// deployment. VMs are namespaces whose `eth0` is the peer of a `tap<port>` device on their host,
 /// as Nova's Linux plugging leaves them.
-final class ComputeLab: @unchecked Sendable {
-    enum Dataplane: String, CaseIterable, Sendable, CustomTestStringConvertible {
+public final class ComputeLab: @unchecked Sendable {
+    public enum Dataplane: String, CaseIterable, Sendable {
         case linux, ovs
-        var testDescription: String { rawValue }
     }
 
-    let lab: Lab
-    let hosts: [String]
-    let dataplane: Dataplane
-    var controller: ControllerDaemon?
-    var admin = ""
+    public let lab: Lab
+    public let hosts: [String]
+    public let dataplane: Dataplane
+    public private(set) var controller: ControllerDaemon?
+    public private(set) var admin = ""
 
-    init(hosts: [String], dataplane: Dataplane = .linux) throws {
+    public init(hosts: [String], dataplane: Dataplane = .linux) throws {
         lab = try Lab(openVSwitch: dataplane == .ovs)
         self.hosts = hosts
         self.dataplane = dataplane
     }
 
     /// On Open vSwitch the agents lay out br-int, br-tun and br-mpls before bagpipe-bgp starts on them.
-    func start() async throws {
+    public func start() async throws {
         switch dataplane {
         case .linux:
             try lab.startHosts(hosts)
@@ -51,18 +49,18 @@ final class ComputeLab: @unchecked Sendable {
     }
 
     /// The controller process stops (its database stays); `start` brings it back on it.
-    func stopController() {
+    public func stopController() {
         controller?.daemon.kill()
     }
 
-    func restartController() async throws {
+    public func restartController() async throws {
         guard let old = controller, let ns = lab.hosts["controller"] else { throw Lab.LabError("no controller") }
         old.daemon.kill()
         controller = try await ControllerDaemon(directory: old.daemon.directory, namespace: ns, address: old.address)
     }
 
     /// The MACs of an instance's endpoints in a host's bagpipe-bgp (its looking glass).
-    func endpointMACs(_ host: String, instance: String) throws -> Set<String> {
+    public func endpointMACs(_ host: String, instance: String) throws -> Set<String> {
         let r = try lab.request(host, "/looking-glass/vpns/instances/\(instance)/ports")
         guard r.status == 200 else { return [] }
         let node = try JSON.parse(r.body)
@@ -73,7 +71,7 @@ final class ComputeLab: @unchecked Sendable {
         return macs
     }
 
-    func agentConf(_ host: String) -> String {
+    public func agentConf(_ host: String) -> String {
         """
         [DEFAULT]
         host = \(host)
@@ -85,7 +83,6 @@ final class ComputeLab: @unchecked Sendable {
         [agent]
         dataplane = \(dataplane.rawValue)
         extensions = bagpipe, bagpipe_bgpvpn
-        polling_interval = 0.1
         [BAGPIPE]
         bagpipe_bgp_ip = 127.0.0.1
         bagpipe_bgp_port = 8082
@@ -96,7 +93,7 @@ final class ComputeLab: @unchecked Sendable {
         """
     }
 
-    func startAgent(_ host: String) throws {
+    public func startAgent(_ host: String) throws {
         guard let ns = lab.hosts[host] else { throw Lab.LabError("no host \(host)") }
         let name = "agent-\(host)"
         lab.daemons[name]?.kill()
@@ -106,7 +103,7 @@ final class ComputeLab: @unchecked Sendable {
     }
 
     /// What a failed test prints: the daemons' logs and each host's links, bridge ports and FDB.
-    func diagnostics() -> String {
+    public func diagnostics() -> String {
         var out = lab.logs()
         for h in hosts {
             guard let ns = lab.hosts[h] else { continue }
@@ -126,48 +123,48 @@ final class ComputeLab: @unchecked Sendable {
         return out
     }
 
-    func stop() {
+    public func stop() {
         controller?.stop()
         lab.stop()
     }
 
     // MARK: - The controller's API
 
-    func create(_ path: String, _ body: String, _ member: String) async throws -> JSON {
+    public func create(_ path: String, _ body: String, _ member: String) async throws -> JSON {
         guard let c = controller else { throw Lab.LabError("no controller") }
         let r = try await c.request(.POST, path, token: admin, body: body)
         guard r.status == 201, let o = r.json?[member] else { throw Lab.LabError("POST \(path): \(r.status) \(r.body)") }
         return o
     }
 
-    func delete(_ path: String) async throws {
+    public func delete(_ path: String) async throws {
         guard let c = controller else { throw Lab.LabError("no controller") }
         let r = try await c.request(.DELETE, path, token: admin)
         guard r.status == 204 else { throw Lab.LabError("DELETE \(path): \(r.status) \(r.body)") }
     }
 
-    func network(vni: Int, cidr: String) async throws -> String {
+    public func network(vni: Int, cidr: String) async throws -> String {
         let n = try await create("/v2.0/networks", #"{"network": {"name": "n\#(vni)", "provider:network_type": "vxlan", "provider:segmentation_id": \#(vni)}}"#, "network")
         let id = n["id"]?.stringValue ?? ""
         _ = try await create("/v2.0/subnets", #"{"subnet": {"network_id": "\#(id)", "cidr": "\#(cidr)", "ip_version": 4}}"#, "subnet")
         return id
     }
 
-    func portStatus(_ id: String) async throws -> String? {
+    public func portStatus(_ id: String) async throws -> String? {
         try await controller?.request(.GET, "/v2.0/ports/\(id)", token: admin).json?["port"]?["status"]?.stringValue
     }
 
     // MARK: - VMs
 
-    struct VMPort {
-        var id: String
-        var mac: String
-        var ip: String
-        var gateway: String
+    public struct VMPort: Sendable {
+        public var id: String
+        public var mac: String
+        public var ip: String
+        public var gateway: String
     }
 
     /// A port bound to `host` and a VM plugged into it: `tap<port>` on the host, `eth0` in the VM.
-    func bootVM(_ name: String, network: String, host: String, gateway: String) async throws -> VMPort {
+    public func bootVM(_ name: String, network: String, host: String, gateway: String) async throws -> VMPort {
         let p = try await create("/v2.0/ports", #"{"port": {"network_id": "\#(network)", "binding:host_id": "\#(host)", "device_owner": "compute:nova"}}"#, "port")
         let port = VMPort(
             id: p["id"]?.stringValue ?? "", mac: p["mac_address"]?.stringValue ?? "", ip: p["fixed_ips"]?.arrayValue?.first?["ip_address"]?.stringValue ?? "", gateway: gateway)
