@@ -203,7 +203,7 @@ let package = Package(
             name: "bagpipe-bench",
             dependencies: [
                 "BGPWire", "BGPRoutes", "BGPSession", "BGPEngine", "AllocationCounter", "BagpipeLab", "BagpipeCLI", "BagpipeVPN", "BagpipeDataplane", "Dataplane", "Netlink",
-                "NeutronModel", .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "NIOHTTP1", package: "swift-nio"),
+                "NeutronModel", "AgentCore", "AgentService", "ControllerLab", .product(name: "Logging", package: "swift-log"), .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOFoundationCompat", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

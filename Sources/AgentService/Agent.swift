@@ -337,6 +337,11 @@ public actor Agent {
     public var appliedAttachments: [Attachment] { applied.values.sorted { $0.key < $1.key } }
     public var viewVersion: Int64 { cache.version }
     public var bagpipeBGPIsUp: Bool { bagpipeUp }
+    public var appliedCount: Int { applied.count }
+    /// The attachments applied whose import route targets hold `routeTarget`.
+    public func appliedCount(withRouteTarget routeTarget: String) -> Int {
+        applied.values.filter { $0.attach["import_rt"]?.arrayValue?.contains(.string(routeTarget)) == true }.count
+    }
     /// True when bagpipe-bgp answers and holds what the view means (nothing left to send).
     public var isConverged: Bool {
         let planner = AttachmentPlanner(extensions: configuration.extensions, asNumbers: configuration.asNumbers, dataplane: planningDataplane)
