@@ -27,22 +27,24 @@ public struct AttachmentPlanner: Sendable {
     /// Every attachment of every plugged port, sorted by key (E-VPN first).
     public func plan(_ view: HostViewModel, plugged: [String: PortPlug]) -> [Attachment] {
         var all: [Attachment] = []
+        let index = AssociationIndex(view)
         for (id, plug) in plugged {
             guard let port = view.ports[id] else { continue }
-            all += attachments(port, plug, view)
+            all += attachments(port, plug, view, index)
         }
         return all.sorted { $0.key < $1.key }
     }
 
     /// One port's attachments (§2.4's compile): each service's, then the route targets of each
     /// instance made one union, and attachments with one identity merged into one call.
-    public func attachments(_ port: ViewPort, _ plug: PortPlug, _ view: HostViewModel) -> [Attachment] {
+    public func attachments(_ port: ViewPort, _ plug: PortPlug, _ view: HostViewModel, _ index: AssociationIndex? = nil) -> [Attachment] {
+        let index = index ?? AssociationIndex(view)
         // A port that is down is never plugged; router interfaces and other network ports never are.
         guard port.adminStateUp, !port.isNetworkOwned, let network = view.networks[port.networkID] else { return [] }
         var list: [Attachment] = []
-        if extensions.contains(.bagpipe) { list += networkEVPN(port, network, plug, vni: extensions.contains(.bagpipeBGPVPN) ? l2VNI(network, view) : nil) }
+        if extensions.contains(.bagpipe) { list += networkEVPN(port, network, plug, vni: extensions.contains(.bagpipeBGPVPN) ? l2VNI(network, index) : nil) }
         if extensions.contains(.bagpipeBGPVPN) {
-            for type in VPNType.allCases { list += bgpvpnAttachments(port, network, plug, view, type: type, hasNetworkEVPN: extensions.contains(.bagpipe)) }
+            for type in VPNType.allCases { list += bgpvpnAttachments(port, network, plug, index, type: type, hasNetworkEVPN: extensions.contains(.bagpipe)) }
         }
         // The union of route targets per instance, over services and attachments.
         var imports: [String: [String]] = [:], exports: [String: [String]] = [:]
@@ -87,17 +89,17 @@ public struct AttachmentPlanner: Sendable {
     // MARK: - BGPVPN associations (`bagpipe_bgpvpn`, §4.4)
 
     /// The VNI of the first network-level L2 association's BGPVPN that has one (§4.4).
-    func l2VNI(_ network: ViewNetwork, _ view: HostViewModel) -> Int? {
-        let net = view.networkAssociations.values.filter { $0.networkID == network.id && $0.bgpvpn.type == .l2 }.sorted { $0.id < $1.id }.map(\.bgpvpn)
-        let router = view.routerAssociations.values.filter { $0.connectedNetworks[network.id] != nil && $0.bgpvpn.type == .l2 }.sorted { $0.id < $1.id }.map(\.bgpvpn)
+    func l2VNI(_ network: ViewNetwork, _ index: AssociationIndex) -> Int? {
+        let net = (index.networkAssociations[network.id] ?? []).filter { $0.bgpvpn.type == .l2 }.map(\.bgpvpn)
+        let router = (index.routerAssociations[network.id] ?? []).filter { $0.bgpvpn.type == .l2 }.map(\.bgpvpn)
         return (net + router).lazy.compactMap(\.vni).first
     }
 
-    func bgpvpnAttachments(_ port: ViewPort, _ network: ViewNetwork, _ plug: PortPlug, _ view: HostViewModel, type: VPNType, hasNetworkEVPN: Bool) -> [Attachment] {
+    func bgpvpnAttachments(_ port: ViewPort, _ network: ViewNetwork, _ plug: PortPlug, _ index: AssociationIndex, type: VPNType, hasNetworkEVPN: Bool) -> [Attachment] {
         let bgpvpnType: BGPVPNType = type == .evpn ? .l2 : .l3
-        let portAssociations = view.portAssociations.values.filter { $0.portID == port.id && $0.bgpvpn.type == bgpvpnType }.sorted { $0.id < $1.id }
-        let networkAssociations = view.networkAssociations.values.filter { $0.networkID == network.id && $0.bgpvpn.type == bgpvpnType }.sorted { $0.id < $1.id }
-        let routerAssociations = view.routerAssociations.values.filter { $0.connectedNetworks[network.id] != nil && $0.bgpvpn.type == bgpvpnType }.sorted { $0.id < $1.id }
+        let portAssociations = (index.portAssociations[port.id] ?? []).filter { $0.bgpvpn.type == bgpvpnType }
+        let networkAssociations = (index.networkAssociations[network.id] ?? []).filter { $0.bgpvpn.type == bgpvpnType }
+        let routerAssociations = (index.routerAssociations[network.id] ?? []).filter { $0.bgpvpn.type == bgpvpnType }
         let networkLevel = networkAssociations.map(\.bgpvpn) + routerAssociations.map(\.bgpvpn)
         let all = portAssociations.map(\.bgpvpn) + networkLevel
         guard !all.isEmpty else { return [] }
@@ -196,4 +198,20 @@ public struct AttachmentPlanner: Sendable {
     }
 
     func strings(_ v: JSON?) -> [String] { v?.arrayValue?.compactMap(\.stringValue) ?? [] }
+}
+
+/// The associations of a view by the network (or port) they apply to, each list in id order: built
+/// once per plan, so that planning is linear in the ports.
+public struct AssociationIndex: Sendable {
+    var networkAssociations: [String: [NetworkAssociationInfo]] = [:]
+    var routerAssociations: [String: [RouterAssociationInfo]] = [:]
+    var portAssociations: [String: [PortAssociationInfo]] = [:]
+
+    public init(_ view: HostViewModel) {
+        for a in view.networkAssociations.values.sorted(by: { $0.id < $1.id }) { networkAssociations[a.networkID, default: []].append(a) }
+        for a in view.routerAssociations.values.sorted(by: { $0.id < $1.id }) {
+            for network in a.connectedNetworks.keys { routerAssociations[network, default: []].append(a) }
+        }
+        for a in view.portAssociations.values.sorted(by: { $0.id < $1.id }) { portAssociations[a.portID, default: []].append(a) }
+    }
 }

@@ -24,8 +24,8 @@ public struct ViewCache: Sendable, Equatable {
     }
 
     public enum Applied: Sendable, Equatable {
-        /// The view changed (or may have).
-        case changed
+        /// This object changed (or went: its object is nil).
+        case changed(ResourceKey, JSONObject?)
         /// A bookmark or a repeat: nothing to do.
         case unchanged
     }
@@ -51,7 +51,7 @@ public struct ViewCache: Sendable, Equatable {
             throw ViewError("unknown watch event type \(type)")
         }
         version = max(version, v)
-        return before == objects[key] ? .unchanged : .changed
+        return before == objects[key] ? .unchanged : .changed(key, objects[key])
     }
 
     static func key(_ item: JSON) -> ResourceKey? {
@@ -65,22 +65,46 @@ public struct ViewCache: Sendable, Equatable {
         var skipped: [String] = []
         for (key, o) in objects {
             do {
-                switch key.kind {
-                case .port: m.ports[key.id] = try ViewReader.port(key.id, o)
-                case .network: m.networks[key.id] = try ViewReader.network(key.id, o)
-                case .subnet:
-                    m.subnets[key.id] = try ViewReader.subnet(.object(o))
-                    m.subnetNetworks[key.id] = o["network_id"]?.stringValue
-                case .networkAssociation: m.networkAssociations[key.id] = try ViewReader.networkAssociation(key.id, o)
-                case .routerAssociation: m.routerAssociations[key.id] = try ViewReader.routerAssociation(key.id, o)
-                case .portAssociation: m.portAssociations[key.id] = try ViewReader.portAssociation(key.id, o)
-                case .router, .bgpvpn: continue
-                }
+                try m.set(key, o)
             } catch {
                 skipped.append("\(key): \(error.description)")
             }
         }
         return (m, skipped.sorted())
+    }
+}
+
+extension HostViewModel {
+    /// One object of the view set (nil: removed); true when the typed view changed. Fields the agent
+    /// does not read (a port's status, say) change nothing. An object that does not read is removed
+    /// and the error thrown.
+    @discardableResult
+    public mutating func set(_ key: ResourceKey, _ o: JSONObject?) throws(ViewError) -> Bool {
+        func update<V: Equatable>(_ table: inout [String: V], _ read: (JSONObject) throws(ViewError) -> V) throws(ViewError) -> Bool {
+            let before = table[key.id]
+            guard let o else {
+                table[key.id] = nil
+                return before != nil
+            }
+            do {
+                table[key.id] = try read(o)
+            } catch {
+                table[key.id] = nil
+                throw error
+            }
+            return before != table[key.id]
+        }
+        switch key.kind {
+        case .port: return try update(&ports) { o throws(ViewError) in try ViewReader.port(key.id, o) }
+        case .network: return try update(&networks) { o throws(ViewError) in try ViewReader.network(key.id, o) }
+        case .subnet:
+            subnetNetworks[key.id] = o?["network_id"]?.stringValue
+            return try update(&subnets) { o throws(ViewError) in try ViewReader.subnet(.object(o)) }
+        case .networkAssociation: return try update(&networkAssociations) { o throws(ViewError) in try ViewReader.networkAssociation(key.id, o) }
+        case .routerAssociation: return try update(&routerAssociations) { o throws(ViewError) in try ViewReader.routerAssociation(key.id, o) }
+        case .portAssociation: return try update(&portAssociations) { o throws(ViewError) in try ViewReader.portAssociation(key.id, o) }
+        case .router, .bgpvpn: return false
+        }
     }
 }
 

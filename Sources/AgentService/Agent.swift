@@ -140,8 +140,18 @@ public actor Agent {
         }
     }
 
+    /// One event updates the one object of the typed view it names; a change the agent does not read
+    /// (a port's status, which its own reports cause) kicks nothing.
     func apply(_ event: JSON) throws {
-        if try cache.apply(event: event) == .changed { refreshModel() }
+        guard case .changed(let key, let object) = try cache.apply(event: event) else { return }
+        let portsBefore = key.kind == .port ? model.ports.count : 0
+        do {
+            guard try model.set(key, object) else { return }
+        } catch {
+            logger.error("an object of the view does not read; left out", metadata: ["object": "\(key): \(error)"])
+        }
+        if key.kind == .port || portsBefore != model.ports.count { scanKick.yield() }
+        kick.yield()
     }
 
     // MARK: - Ports
@@ -181,13 +191,15 @@ public actor Agent {
     func reportStatus() async {
         var wanted: [String: Bool] = [:]
         for id in model.ports.keys { wanted[id] = plugged[id] != nil }
-        for (id, up) in wanted.sorted(by: { $0.key < $1.key }) where reported[id] != up && (up || reported[id] != nil) {
+        let changes = wanted.filter { id, up in reported[id] != up && (up || reported[id] != nil) }
+        if !changes.isEmpty {
+            // One controller write for all of them (the L2 agent's update_device_list).
             do {
-                try await controller.setPortStatus(id, up: up)
-                reported[id] = up
+                let unknown = Set(try await controller.setPortStatuses(changes))
+                for (id, up) in changes where !unknown.contains(id) { reported[id] = up }
             } catch {
                 if Task.isCancelled { return }
-                logger.warning("cannot report a port's status", metadata: ["port": "\(id)", "status": "\(up ? "ACTIVE" : "DOWN")", "error": "\(error)"])
+                logger.warning("cannot report the ports' status; reported again on the next look", metadata: ["ports": "\(changes.count)", "error": "\(error)"])
             }
         }
         for id in reported.keys where wanted[id] == nil { reported[id] = nil }
@@ -288,36 +300,47 @@ public actor Agent {
         }
         var failed = false
         let epoch = self.epoch
-        for d in plan.detaches {
-            statistics.detachCalls += 1
-            do {
-                try await bagpipe.detach(d.detach)
-                if epoch == self.epoch { applied[d.key] = nil }
-                logger.info("detached", metadata: ["attachment": "\(d.key)"])
-            } catch let f as BagpipeBGPClient.Failure where f.refused {
-                // bagpipe-bgp does not hold it: nothing to undo.
-                applied[d.key] = nil
-                logger.warning("bagpipe-bgp refused a detach; taken as detached", metadata: ["attachment": "\(d.key)", "error": "\(f)"])
-            } catch {
-                failed = true
-                statistics.failedCalls += 1
-                logger.error("detach failed; retried later", metadata: ["attachment": "\(d.key)", "error": "\(error)"])
+        let bagpipe = self.bagpipe
+        // Phase by phase (§2.4): IP VPN detaches, E-VPN detaches, E-VPN attaches, IP VPN attaches;
+        // the calls of one phase go out together, a few at a time.
+        for type in [VPNType.ipvpn, .evpn] {
+            let batch = plan.detaches.filter { $0.key.vpnType == type }
+            statistics.detachCalls += batch.count
+            let results = await concurrently(batch, limit: Self.callsInFlight) { d in await Result(catching: { try await bagpipe.detach(d.detach) }) }
+            for (d, result) in zip(batch, results) {
+                switch result {
+                case .success:
+                    if epoch == self.epoch { applied[d.key] = nil }
+                    logger.info("detached", metadata: ["attachment": "\(d.key)"])
+                case .failure(let f as BagpipeBGPClient.Failure) where f.refused:
+                    // bagpipe-bgp does not hold it: nothing to undo.
+                    applied[d.key] = nil
+                    logger.warning("bagpipe-bgp refused a detach; taken as detached", metadata: ["attachment": "\(d.key)", "error": "\(f)"])
+                case .failure(let error):
+                    failed = true
+                    statistics.failedCalls += 1
+                    logger.error("detach failed; retried later", metadata: ["attachment": "\(d.key)", "error": "\(error)"])
+                }
             }
         }
-        for a in plan.attaches {
-            statistics.attachCalls += 1
-            do {
-                try await bagpipe.attach(a.attach)
-                if epoch == self.epoch { applied[a.key] = a }
-                logger.info("attached", metadata: ["attachment": "\(a.key)"])
-            } catch let f as BagpipeBGPClient.Failure where f.refused {
-                refused[a.key] = a.attach
-                statistics.failedCalls += 1
-                logger.error("bagpipe-bgp refused an attachment; not sent again until it changes", metadata: ["attachment": "\(a.key)", "error": "\(f)"])
-            } catch {
-                failed = true
-                statistics.failedCalls += 1
-                logger.error("attach failed; retried later", metadata: ["attachment": "\(a.key)", "error": "\(error)"])
+        for type in [VPNType.evpn, .ipvpn] {
+            let batch = plan.attaches.filter { $0.key.vpnType == type }
+            statistics.attachCalls += batch.count
+            let results = await concurrently(batch, limit: Self.callsInFlight) { a in await Result(catching: { try await bagpipe.attach(a.attach) }) }
+            for (a, result) in zip(batch, results) {
+                switch result {
+                case .success:
+                    if epoch == self.epoch { applied[a.key] = a }
+                    logger.info("attached", metadata: ["attachment": "\(a.key)"])
+                case .failure(let f as BagpipeBGPClient.Failure) where f.refused:
+                    refused[a.key] = a.attach
+                    statistics.failedCalls += 1
+                    logger.error("bagpipe-bgp refused an attachment; not sent again until it changes", metadata: ["attachment": "\(a.key)", "error": "\(f)"])
+                case .failure(let error):
+                    failed = true
+                    statistics.failedCalls += 1
+                    logger.error("attach failed; retried later", metadata: ["attachment": "\(a.key)", "error": "\(error)"])
+                }
             }
         }
         if failed {
@@ -349,52 +372,3 @@ public actor Agent {
     }
 }
 
-/// What identifies an endpoint both in an attachment and in the looking glass.
-struct EndpointIdentity: Hashable {
-    var vpnType: VPNType
-    var instance: String
-    var mac: String
-    var ip: String?
-    init(_ k: AttachmentKey) {
-        vpnType = k.vpnType
-        instance = k.vpnInstanceID
-        mac = k.macAddress.lowercased()
-        ip = k.ipAddress.map(Self.host)
-    }
-    init(_ e: LookingGlassEndpoint) {
-        vpnType = e.vpnType
-        instance = e.vpnInstanceID
-        mac = e.macAddress.lowercased()
-        ip = e.ipAddress.map(Self.host)
-    }
-    /// "10.0.0.3/32" and "10.0.0.3" are one address.
-    static func host(_ ip: String) -> String {
-        if ip.hasSuffix("/32") || ip.hasSuffix("/128") { return String(ip[..<(ip.lastIndex(of: "/") ?? ip.endIndex)]) }
-        return ip
-    }
-}
-
-/// Delays that double from 0.5 s up to 30 s.
-struct Backoff: Sendable {
-    var current = 0.5
-    mutating func next() -> Double {
-        defer { current = min(current * 2, 30) }
-        return current
-    }
-    mutating func reset() { current = 0.5 }
-    mutating func sleep() async { try? await Task.sleep(for: .seconds(next())) }
-}
-
-/// Throws when `touch` was not called for `limit` seconds.
-actor Watchdog {
-    let limit: Double
-    var last = ContinuousClock.now
-    init(limit: Double) { self.limit = limit }
-    func touch() { last = .now }
-    func run() async throws {
-        while true {
-            try await Task.sleep(for: .seconds(limit / 3))
-            if ContinuousClock.now - last > .seconds(limit) { return }
-        }
-    }
-}

@@ -52,6 +52,14 @@ public final class ControllerClient: Sendable {
         guard status == 200 else { throw Failure(description: "PUT port \(portID) status: HTTP \(status) \(body.prefix(300))", status: status) }
     }
 
+    /// Reports many ports at once, in one controller write; the ports it does not know.
+    public func setPortStatuses(_ statuses: [String: Bool]) async throws -> [String] {
+        let ports = JSONObject(statuses.sorted { $0.key < $1.key }.map { ($0.key, JSON.string($0.value ? "ACTIVE" : "DOWN")) })
+        let (status, body) = try await call(.PUT, hostPath + "/port_status", JSON.object(JSONObject([("ports", .object(ports))])).serialized)
+        guard status == 200 else { throw Failure(description: "PUT \(hostPath)/port_status: HTTP \(status) \(body.prefix(300))", status: status) }
+        return (try? JSON.parse(body))?["unknown"]?.arrayValue?.compactMap(\.stringValue) ?? []
+    }
+
     /// The events after `version`, as they come; bookmarks included. Ends (throws) when the stream
     /// breaks; `Gone` when the version is no longer kept.
     public func watch(from version: Int64, heartbeat: Double) async throws -> AsyncThrowingStream<JSON, any Error> {

@@ -10,7 +10,9 @@ import NeutronModel
 /// - `GET hosts/<host>/watch?resource_version=N[&heartbeat=S]`: newline-delimited JSON events after
 ///   version N (ADDED, MODIFIED, DELETED), BOOKMARK events every S seconds (default 10) carrying the
 ///   current version; 410 when N is older than the events kept (list again);
-/// - `PUT ports/<id>/status` with `{"status": "ACTIVE" | "DOWN"}`: the port is plugged, or not.
+/// - `PUT ports/<id>/status` with `{"status": "ACTIVE" | "DOWN"}`: the port is plugged, or not;
+/// - `PUT hosts/<host>/port_status` with `{"ports": {"<id>": "ACTIVE" | "DOWN", …}}`: many at once,
+///   one write (the L2 agent's `update_device_list`); ports that do not exist are named in `unknown`.
 struct AgentAPI: Sendable {
     let controller: Controller
 
@@ -18,6 +20,7 @@ struct AgentAPI: Sendable {
         if path.count == 3, path[0] == "hosts" {
             let host = path[1]
             guard caller.isAdmin || (caller.isAgent && caller.host == host) else { throw NeutronError.policy("get_host_view") }
+            if path[2] == "port_status" { return try await portStatuses(request, caller: caller) }
             guard request.method == .get else { throw NeutronAPI.notAllowed(request.method, allowed: ["GET"]) }
             switch path[2] {
             case "view": return await view(host)
@@ -38,6 +41,38 @@ struct AgentAPI: Sendable {
             return Responses.member("port", port)
         }
         throw NeutronAPI.noSuchResource(["agent"] + path)
+    }
+
+    func portStatuses(_ request: Request, caller: Caller) async throws -> Response {
+        guard request.method == .put else { throw NeutronAPI.notAllowed(request.method, allowed: ["PUT"]) }
+        let document = try await NeutronAPI.body(request)
+        guard let map = document["ports"]?.objectValue, document.objectValue?.count == 1 else {
+            throw NeutronError.badRequest("Expected {\"ports\": {\"<port id>\": \"ACTIVE\" | \"DOWN\", …}}")
+        }
+        var wanted: [(id: String, up: Bool)] = []
+        for (id, value) in map {
+            guard let status = value.stringValue, ["ACTIVE", "DOWN"].contains(status) else { throw NeutronError.badRequest("The status of port \(id.prefix(64)) must be ACTIVE or DOWN") }
+            wanted.append((id.lowercased(), status == "ACTIVE"))
+        }
+        let context = WriteContext(caller: caller, settings: await controller.settings)
+        let wantedPorts = wanted
+        let (done, unknown) = try await controller.write { state -> ([String: String], [String]) in
+            var done: [String: String] = [:], unknown: [String] = []
+            for (id, up) in wantedPorts {
+                guard Identifiers.isUUID(id) else {
+                    unknown.append(id)
+                    continue
+                }
+                do {
+                    done[id] = try state.setPortStatus(id, up: up, context).status
+                } catch let e as NeutronError where e.kind == .notFound {
+                    unknown.append(id)
+                }
+            }
+            return (done, unknown.sorted())
+        }
+        let ports = JSONObject(done.sorted { $0.key < $1.key }.map { ($0.key, JSON.string($0.value)) })
+        return Responses.json(.object(JSONObject([("ports", .object(ports)), ("unknown", .strings(unknown))])))
     }
 
     func view(_ host: String) async -> Response {

@@ -108,6 +108,11 @@ enum OpenAPI {
             ]))
         }
         paths["/v2.0/extensions"] = .object(JSONObject([("get", operation("list_extensions", parameters: [], body: nil, success: "200", response: wrapped("extensions", schema(.objectList))))]))
+        let statuses = JSON.object(JSONObject([
+            ("type", "object"), ("required", .strings(["ports"])), ("additionalProperties", false),
+            ("properties", .object(JSONObject([("ports", .object(JSONObject([("type", "object"), ("additionalProperties", .object(JSONObject([("type", "string"), ("enum", .strings(["ACTIVE", "DOWN"]))])))])))]))),
+        ]))
+        paths["/v2.0/agent/hosts/{host}/port_status"] = .object(JSONObject([("put", operation("host_port_status", parameters: ["host"], body: statuses, success: "200", response: .object(JSONObject([("type", "object")]))))]))
         paths["/v2.0/agent/hosts/{host}/view"] = .object(JSONObject([("get", operation("host_view", parameters: ["host"], body: nil, success: "200", response: .object(JSONObject([("type", "object")]))))]))
         return .object(JSONObject([
             ("openapi", "3.0.3"),
