@@ -166,7 +166,20 @@ public actor Agent {
     func scanTicker() async {
         while !Task.isCancelled {
             try? await Task.sleep(for: .seconds(configuration.pollingInterval))
+            await repairDataplane()
             scanKick.yield()
+        }
+    }
+
+    /// The host's layout back after its dataplane lost it (ovs-vswitchd restarted).
+    func repairDataplane() async {
+        do {
+            if try await plugger.repairIfReset() {
+                logger.notice("the dataplane lost the agent's layout (ovs-vswitchd restarted?): laid out again")
+                kick.yield()
+            }
+        } catch {
+            logger.error("cannot check the dataplane's layout", metadata: ["error": "\(error)"])
         }
     }
 

@@ -17,9 +17,13 @@ public protocol PortPlugger: Sendable {
     /// An element each time the host's interfaces may have changed, so that the agent looks at once
     /// (its periodic look is the safety net); empty when the dataplane cannot tell.
     func changes() -> AsyncStream<Void>
+    /// Lays the host out again if its dataplane lost what `setUp` made (ovs-vswitchd restarted);
+    /// true when it did.
+    func repairIfReset() async throws -> Bool
 }
 
 extension PortPlugger {
+    public func repairIfReset() async throws -> Bool { false }
     public func redirectGateways(_ wanted: [Int: GatewayRedirect]) async throws {}
     public func changes() -> AsyncStream<Void> { AsyncStream { $0.finish() } }
 }

@@ -121,6 +121,11 @@ struct OVSCommands: Sendable {
         return out
     }
 
+    /// How many rules of `cookie` a bridge has.
+    func flowCount(bridge: String, cookie: UInt64) throws -> Int {
+        try run("ovs-ofctl", ["-O", "OpenFlow15", "--no-stats", "dump-flows", bridge, "cookie=\(cookie)/-1"]).split(separator: "\n").filter { $0.contains("cookie=") }.count
+    }
+
     /// The rules of `cookie` on `bridge` become `flows`, in one `ovs-ofctl` bundle.
     func replaceFlows(bridge: String, cookie: UInt64, _ flows: [String]) throws {
         let text = (["delete cookie=\(cookie)/-1"] + flows.map { "add \($0)" }).joined(separator: "\n") + "\n"

@@ -125,6 +125,17 @@ public final class OVSPortPlugger: PortPlugger, @unchecked Sendable {
         }
     }
 
+    /// A restarted ovs-vswitchd has no rules: br-int without the agent's rule is laid out again (the
+    /// gateway rules are written again on the next reconcile). The ports and their tags are in
+    /// OVSDB, which kept them.
+    public func repairIfReset() async throws -> Bool {
+        try await onQueue {
+            guard try self.ovs.flowCount(bridge: self.bridges.integration, cookie: Self.cookie) == 0 else { return false }
+            try self.layOut()
+            return true
+        }
+    }
+
     // MARK: - Ports
 
     public func scan(wanted: [String: ViewPort]) async throws -> [String: PortPlug] {
