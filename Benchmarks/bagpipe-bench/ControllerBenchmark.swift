@@ -6,6 +6,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOFoundationCompat
 import NIOHTTP1
+import NIOPosix
 import NeutronModel
 
 /// bagpipe-controller's API throughput (ports created and listed) and watch fan-out (one BGPVPN
@@ -127,43 +128,30 @@ struct ControllerBenchmark: AsyncParsableCommand {
             versions[h] = v
         }
         let idleRSS = residentKB(daemon.process.processIdentifier)
-        let seen = NIOLockedValueBox<[String: Date]>([:])
-        let round = NIOLockedValueBox(0)
-        var streams: [Task<Void, Never>] = []
-        let ready = NIOLockedValueBox(0)
-        for h in hosts {
-            let v = versions[h] ?? 0
-            streams.append(Task {
-                do {
-                    var request = HTTPClientRequest(url: "\(api.base)/v2.0/agent/hosts/\(h)/watch?resource_version=\(v)&heartbeat=30")
-                    request.headers.add(name: "X-Auth-Token", value: api.token)
-                    let response = try await http.execute(request, timeout: .hours(1))
-                    ready.withLockedValue { $0 += 1 }
-                    // The events of one update arrive together; bookmarks never say MODIFIED.
-                    for try await chunk in response.body {
-                        let text = String(buffer: chunk)
-                        if text.contains("\"MODIFIED\""), text.contains("\"network_association\"") {
-                            let r = round.withLockedValue { $0 }
-                            seen.withLockedValue { $0["\(r) \(h)"] = Date() }
-                        }
-                    }
-                } catch {}
-            })
+        let clientsGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let watchClients = WatchClients(count: hosts.count)
+        let requests = hosts.map { h in
+            "GET /v2.0/agent/hosts/\(h)/watch?resource_version=\(versions[h] ?? 0)&heartbeat=30 HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Auth-Token: \(api.token)\r\n\r\n"
         }
-        defer { for s in streams { s.cancel() } }
-        guard try await eventually(timeout: 60, { ready.withLockedValue { $0 } == watchers }) else { throw ValidationError("only \(ready.withLockedValue { $0 }) watchers connected") }
+        try await watchClients.connect(port: Int(URL(string: api.base)?.port ?? 0), requests: requests, group: clientsGroup)
+        defer { watchClients.close() }
+        // Every watch answered (its 200): the controller holds them all.
+        guard try await eventually(timeout: 60, { watchClients.answered.withLockedValue { $0 } == watchers }) else { throw ValidationError("only \(watchClients.answered.withLockedValue { $0 }) watches answered") }
         let watchingRSS = residentKB(daemon.process.processIdentifier)
         var delays: [Double] = []
         for u in 1...updates {
-            round.withLockedValue { $0 = u }
-            let sent = Date()
+            // The association's MODIFIED event carries the new route target.
+            watchClients.await("\"64512:\(u + 1)\"")
+            let sent = now()
             _ = try await api.call(.PUT, "/v2.0/bgpvpn/bgpvpns/\(bgpvpn)", #"{"bgpvpn": {"route_targets": ["64512:\#(u + 1)"]}}"#)
-            guard try await eventually(timeout: 30, { seen.withLockedValue { d in hosts.allSatisfy { d["\(u) \($0)"] != nil } } }) else {
+            guard try await eventually(timeout: 30, { watchClients.arrivals.withLockedValue { $0.allSatisfy { $0 != nil } } }) else {
                 throw ValidationError("update \(u) did not reach every watcher")
             }
-            let last = seen.withLockedValue { d in hosts.compactMap { d["\(u) \($0)"] }.max() } ?? sent
-            delays.append(last.timeIntervalSince(sent) * 1000)
+            let last = watchClients.arrivals.withLockedValue { $0.compactMap { $0 }.max() } ?? sent
+            delays.append((last - sent) * 1000)
         }
+        watchClients.close()
+        try? await clientsGroup.shutdownGracefully()
         delays.sort()
         func percentile(_ p: Double) -> Double { delays[min(delays.count - 1, Int(Double(delays.count) * p))] }
         print("")

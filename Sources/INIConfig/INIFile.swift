@@ -1,3 +1,5 @@
+import Foundation
+
 /// An oslo.config-style INI file: `[SECTION]` headers (names case-insensitive), `key = value` or
 /// `key: value` lines, `#` and `;` comments (whole lines, or after a value and a space, as the
 /// sample files write them), indented lines continuing the previous value. Files read later override
@@ -16,6 +18,17 @@ public struct INIFile: Sendable {
 
     public init(parsing text: String, origin: String) throws {
         try merge(text, origin: origin)
+    }
+
+    /// The files named on a command line (`--config-file`, repeated: later ones override), read and
+    /// merged; a file that cannot be read is a `ConfigurationError` naming it.
+    public init(files paths: [String]) throws {
+        for path in paths {
+            guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+                throw ConfigurationError("cannot read the configuration file \(path)")
+            }
+            try merge(text, origin: path)
+        }
     }
 
     public mutating func merge(_ text: String, origin: String) throws {

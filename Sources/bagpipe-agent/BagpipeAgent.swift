@@ -20,18 +20,9 @@ struct BagpipeAgent: AsyncParsableCommand {
     var logLevel: String = "info"
 
     func run() async throws {
-        var file = INIFile()
-        for path in configFiles {
-            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw ValidationError("cannot read the configuration file \(path)") }
-            do {
-                try file.merge(text, origin: path)
-            } catch let e as ConfigurationError {
-                throw ValidationError(e.description)
-            }
-        }
         let config: AgentConfiguration
         do {
-            config = try AgentConfiguration(file, defaultHost: ProcessInfo.processInfo.hostName)
+            config = try AgentConfiguration(try INIFile(files: configFiles), defaultHost: ProcessInfo.processInfo.hostName)
         } catch let e as ConfigurationError {
             throw ValidationError(e.description)
         }

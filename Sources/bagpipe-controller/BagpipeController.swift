@@ -25,18 +25,9 @@ struct BagpipeController: AsyncParsableCommand {
     var logLevel: String = "info"
 
     func run() async throws {
-        var file = INIFile()
-        for path in configFiles {
-            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw ValidationError("cannot read the configuration file \(path)") }
-            do {
-                try file.merge(text, origin: path)
-            } catch let e as ConfigurationError {
-                throw ValidationError(e.description)
-            }
-        }
         let config: ControllerConfiguration
         do {
-            config = try ControllerConfiguration(file)
+            config = try ControllerConfiguration(try INIFile(files: configFiles))
         } catch let e as ConfigurationError {
             throw ValidationError(e.description)
         }
