@@ -22,7 +22,7 @@ import Testing
         let h = try await AgentHarness(extensions: [.bagpipe], dataplane: .linux)
         h.configuration.asNumbers = [64512, 65000]
         await h.restartAgent()
-        defer { Task { await h.stop() } }
+        defer { h.stop() }
         let (net, _) = try await h.network(vni: 1100, cidr: "10.11.0.0/24")
         let vm = VM(try await h.port(net))
         #expect(try await portStatus(h, vm.id) == "DOWN")
@@ -41,7 +41,7 @@ import Testing
 
     @Test func onLinuxTheIPVPNStitchesTheNetworksEVPNAndComesAfterIt() async throws {
         let h = try await Self.linuxHarness()
-        defer { Task { await h.stop() } }
+        defer { h.stop() }
         let (net, _) = try await h.network(vni: 1101, cidr: "10.11.0.0/24")
         let vm = VM(try await h.port(net))
         let vpn = try await h.bgpvpn(#""route_targets": ["64512:1"]"#)
@@ -74,7 +74,7 @@ import Testing
 
     @Test func aBagpipeBGPRestartIsDetectedByItsNewNumberAndEverythingIsSentAgain() async throws {
         let h = try await Self.linuxHarness()
-        defer { Task { await h.stop() } }
+        defer { h.stop() }
         let (_, _, all) = try await twoPortsAttached(h)
         let mark = h.bagpipe.calls.count
         // A number above 2^64: compared as text.
@@ -87,7 +87,7 @@ import Testing
 
     @Test func aBagpipeBGPThatWasDownAndAnswersWithTheSameNumberIsUpAgainAndReplayed() async throws {
         let h = try await Self.linuxHarness()
-        defer { Task { await h.stop() } }
+        defer { h.stop() }
         let (_, _, all) = try await twoPortsAttached(h)
         h.bagpipe.state.withLockedValue { $0.pingFails = true }
         let agent = h.agent
@@ -101,7 +101,7 @@ import Testing
 
     @Test func aFailedDetachDoesNotBlockTheAttachesThatFollowAndIsRetried() async throws {
         let h = try await Self.linuxHarness([.bagpipe])
-        defer { Task { await h.stop() } }
+        defer { h.stop() }
         let (net, _) = try await h.network(vni: 1104, cidr: "10.14.0.0/24")
         let vm1 = VM(try await h.port(net))
         h.plugger.plug(vm1.id, .linux(tap: vm1.tap, bridge: vm1.bridge))
@@ -126,7 +126,7 @@ import Testing
 
     @Test func aRestartedAgentDetachesOnlyWhatNoLongerBelongs() async throws {
         let h = try await Self.linuxHarness()
-        defer { Task { await h.stop() } }
+        defer { h.stop() }
         let (vm1, vm2, all) = try await twoPortsAttached(h)
         // What bagpipe-bgp's looking glass shows of these attachments.
         h.bagpipe.state.withLockedValue { s in
@@ -154,7 +154,7 @@ import Testing
 
     @Test func theAgentCatchesUpAfterTheControllerWasAway() async throws {
         let h = try await Self.linuxHarness([.bagpipe])
-        defer { Task { await h.stop() } }
+        defer { h.stop() }
         let (net, _) = try await h.network(vni: 1105, cidr: "10.15.0.0/24")
         let vm1 = VM(try await h.port(net))
         h.plugger.plug(vm1.id, .linux(tap: vm1.tap, bridge: vm1.bridge))

@@ -24,7 +24,7 @@ import Testing
 
     @Test func anAssociationWithoutLocalPortsPlugsNothing() async throws {
         let h = try await Self.harness()
-        defer { Task { await h.stop() } }
+        defer { h.stop() }
         let (net, _) = try await h.network(vni: 1010, cidr: "10.10.0.0/24")
         let vpn = try await h.bgpvpn(#""route_targets": ["64512:1"]"#)
         _ = try await h.associate(vpn, network: net)
@@ -36,7 +36,7 @@ import Testing
 
     @Test func anAssociationArrivingBeforeThePortIsUpIsPickedUpWhenThePortComesUp() async throws {
         let h = try await Self.harness()
-        defer { Task { await h.stop() } }
+        defer { h.stop() }
         let (net, _) = try await h.network(vni: 1011, cidr: "10.10.0.0/24")
         let vm = VM(try await h.port(net))
         let vpn = try await h.bgpvpn(#""route_targets": ["64512:1"]"#)
@@ -50,7 +50,7 @@ import Testing
 
     @Test func twoNetworkAssociationsOfOneTypeMakeOneAttachmentWithTheUnionOfRouteTargets() async throws {
         let h = try await Self.harness()
-        defer { Task { await h.stop() } }
+        defer { h.stop() }
         let (net, _) = try await h.network(vni: 1012, cidr: "10.10.0.0/24")
         let vm = VM(try await h.port(net))
         h.plugger.plug(vm.id, .ovs(vlan: 5))
@@ -70,7 +70,7 @@ import Testing
 
     @Test func associationsOfTwoTypesDetachOnlyTheTypeThatIsDeleted() async throws {
         let h = try await Self.harness()
-        defer { Task { await h.stop() } }
+        defer { h.stop() }
         let (net, _) = try await h.network(vni: 1013, cidr: "10.10.0.0/24")
         let vm = VM(try await h.port(net))
         let l3 = try await h.bgpvpn(#""route_targets": ["64512:1"]"#)
@@ -97,7 +97,7 @@ import Testing
 
     @Test func anUpdateWithEmptyRouteTargetsReattachesWithoutDetach() async throws {
         let h = try await Self.harness()
-        defer { Task { await h.stop() } }
+        defer { h.stop() }
         let (net, _) = try await h.network(vni: 1014, cidr: "10.10.0.0/24")
         let vm = VM(try await h.port(net))
         h.plugger.plug(vm.id, .ovs(vlan: 5))
@@ -112,7 +112,7 @@ import Testing
 
     @Test func portAssociationPrefixRoutesMakePerPrefixVRFsWithAdvertiseSubnetAndLocalPref() async throws {
         let h = try await Self.harness()
-        defer { Task { await h.stop() } }
+        defer { h.stop() }
         let (net, _) = try await h.network(vni: 1015, cidr: "10.10.0.0/24")
         let vm = VM(try await h.port(net))
         h.plugger.plug(vm.id, .ovs(vlan: 5))
@@ -139,7 +139,7 @@ import Testing
 
     @Test func advertiseFixedIPsFalseMakesNoFixedIPAttachmentAndDetachesOnlyThePrefix() async throws {
         let h = try await Self.harness()
-        defer { Task { await h.stop() } }
+        defer { h.stop() }
         let (net, _) = try await h.network(vni: 1016, cidr: "10.10.0.0/24")
         let vm = VM(try await h.port(net))
         h.plugger.plug(vm.id, .ovs(vlan: 5))
@@ -161,7 +161,7 @@ import Testing
 
     @Test func aPortAssociationUpdateThatRemovesARouteDetachesOnlyThatRoute() async throws {
         let h = try await Self.harness()
-        defer { Task { await h.stop() } }
+        defer { h.stop() }
         let (net, _) = try await h.network(vni: 1017, cidr: "10.10.0.0/24")
         let vm = VM(try await h.port(net))
         h.plugger.plug(vm.id, .ovs(vlan: 5))
@@ -182,7 +182,7 @@ import Testing
 
     @Test func bgpvpnRoutesAreReadvertisedWithTheRightRouteTargetsAndLocalPref() async throws {
         let h = try await Self.harness()
-        defer { Task { await h.stop() } }
+        defer { h.stop() }
         let (net, _) = try await h.network(vni: 1018, cidr: "10.10.0.0/24")
         let vm = VM(try await h.port(net))
         h.plugger.plug(vm.id, .ovs(vlan: 5))
@@ -203,7 +203,7 @@ import Testing
     @Test func anL2BGPVPNsVNIOverridesTheSegmentationID() async throws {
         let h = try await AgentHarness(extensions: [.bagpipe, .bagpipeBGPVPN], dataplane: .ovs, patchPorts: Self.patches)
         h.start()
-        defer { Task { await h.stop() } }
+        defer { h.stop() }
         let (net, _) = try await h.network(vni: 1019, cidr: "10.10.0.0/24")
         let vm = VM(try await h.port(net))
         h.plugger.plug(vm.id, .ovs(vlan: 5))
@@ -226,7 +226,7 @@ import Testing
     @Test func adminStateDownUpDownThenDelete() async throws {
         let h = try await AgentHarness(extensions: [.bagpipe, .bagpipeBGPVPN], dataplane: .ovs, patchPorts: Self.patches)
         h.start()
-        defer { Task { await h.stop() } }
+        defer { h.stop() }
         let (net, _) = try await h.network(vni: 1020, cidr: "10.10.0.0/24")
         let vm = VM(try await h.port(net))
         h.plugger.plug(vm.id, .ovs(vlan: 5))
@@ -260,7 +260,7 @@ import Testing
 
     @Test func theFallbackNamesTheRouterGatewayMACAndRouterInterfacesAreNeverAttached() async throws {
         let h = try await Self.harness()
-        defer { Task { await h.stop() } }
+        defer { h.stop() }
         let (net, subnet) = try await h.network(vni: 1021, cidr: "10.10.0.0/24")
         let router = h.id(try await h.create("/v2.0/routers", #"{"router": {"name": "r"}}"#, "router"))
         try await h.update("/v2.0/routers/\(router)/add_router_interface", #"{"subnet_id": "\#(h.id(subnet))"}"#)

@@ -172,8 +172,9 @@ final class AgentHarness: @unchecked Sendable {
         running = nil
     }
 
-    func stop() async {
-        await stopAgent()
+    /// Everything the harness started goes, synchronously (a `defer` can call it).
+    func stop() {
+        running?.cancel()
         bagpipe.stop()
         controller.stop()
     }
