@@ -51,10 +51,10 @@ public final class ControllerDaemon: @unchecked Sendable {
         } else {
             daemon = try Daemon(name: "controller", executable: command[0], arguments: Array(command.dropFirst()), files: ["controller.conf": conf], directory: directory)
         }
-        let up = try await eventually(timeout: 20) { (try? await self.send(.GET, "/", token: nil, body: nil, headers: []))?.status == 200 }
+        let up = try await eventually(timeout: 60) { (try? await self.send(.GET, "/", token: nil, body: nil, headers: []))?.status == 200 }
         guard up else {
             daemon.stop()
-            throw ControllerTestError("bagpipe-controller did not answer within 20 s:\n\(daemon.log)")
+            throw ControllerTestError("bagpipe-controller did not answer within 60 s:\n\(daemon.log)")
         }
     }
 

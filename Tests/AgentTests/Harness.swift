@@ -41,7 +41,6 @@ final class RecordingBagpipeBGP: Sendable {
     private let server: Task<Void, any Error>
 
     init() async throws {
-        port = try freePort()
         let router = Router()
         let state = self.state
         router.get("/ping") { _, _ -> Response in
@@ -72,10 +71,20 @@ final class RecordingBagpipeBGP: Sendable {
             let node = state.withLockedValue { $0.lookingGlass[context.parameters.get("id") ?? ""]?.ports }
             return node.map(Self.json) ?? Response(status: .notFound)
         }
-        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: port)), logger: Logger(label: "fake-bagpipe-bgp"))
-        server = Task { try await app.runService(gracefulShutdownSignals: []) }
-        let url = "http://127.0.0.1:\(port)/ping"
-        guard try await eventually(timeout: 10, { (try? await ControllerDaemon.get(url)) != nil }) else { throw ControllerTestError("the fake bagpipe-bgp did not start") }
+        // Port 0: the kernel picks a free one, which the running server tells (no race with another
+        // test taking a port found free).
+        let bound = NIOLockedValueBox<Int?>(nil)
+        let app = Application(
+            router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)), onServerRunning: { channel in bound.withLockedValue { $0 = channel.localAddress?.port } },
+            logger: Logger(label: "fake-bagpipe-bgp"))
+        let server = Task { try await app.runService(gracefulShutdownSignals: []) }
+        self.server = server
+        // A loaded CI machine can take a while to start it.
+        guard try await eventually(timeout: 60, { bound.withLockedValue { $0 } != nil }), let port = bound.withLockedValue({ $0 }) else {
+            server.cancel()
+            throw ControllerTestError("the fake bagpipe-bgp did not start within 60 s")
+        }
+        self.port = port
     }
 
     static func json(_ v: JSON) -> Response { Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: v.serialized))) }
@@ -185,11 +194,11 @@ final class AgentHarness: @unchecked Sendable {
         let r = try await controller.request(.GET, "/v2.0/agent/hosts/compute-1/view", token: agentToken)
         guard case .int(let version)? = r.json?["resource_version"] else { throw ControllerTestError("view: \(r.status) \(r.body)") }
         let agent = self.agent
-        let seen = try await eventually(timeout: 15) { await agent.viewVersion >= version }
+        let seen = try await eventually(timeout: 30) { await agent.viewVersion >= version }
         // Then a look at the interfaces that began after the agent had that version, and nothing
         // left to send.
         let scans = await agent.statistics.scans + 2
-        let done = try await eventually(timeout: seen ? 15 : 0) {
+        let done = try await eventually(timeout: seen ? 30 : 0) {
             let scanned = await agent.statistics.scans >= scans
             let converged = await agent.isConverged
             return scanned && converged
