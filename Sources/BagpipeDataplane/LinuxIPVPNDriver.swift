@@ -105,6 +105,22 @@ public final class LinuxIPVPNDriver: DataplaneDriver {
         if let l = try? netlink.link(named: link.vrfSide) { _ = netlink.perform([LinkRequests.delete(l.index, name: link.vrfSide)]) }
     }
 
+    /// The port of this host's VRF that `label` leads to and that holds an address of `prefix`.
+    func localPort(label: UInt32, prefix: IPPrefix) -> Int32? {
+        for vrf in instances.values where vrf.labels[label] != nil {
+            for (name, endpoints) in vrf.ports where endpoints.contains(where: { $0.ip.map { Self.covers(prefix, $0) } ?? false }) {
+                if let index = try? netlink.link(named: name)?.index { return index }
+            }
+        }
+        return nil
+    }
+
+    static func covers(_ prefix: IPPrefix, _ ip: IPAddress) -> Bool {
+        guard case .v4(let p) = prefix.address, case .v4(let a) = ip else { return prefix == IPPrefix(ip, length: UInt8(ip.bitWidth)) }
+        let mask: UInt32 = prefix.length == 0 ? 0 : ~UInt32(0) << (32 - UInt32(min(prefix.length, 32)))
+        return p.value & mask == a.value & mask
+    }
+
     /// A remote PE's router MAC on the device, counted by its routes.
     func usePE(_ pe: IPv4Address) -> [NetlinkRequest] {
         peUsers[pe, default: 0] += 1
@@ -198,9 +214,18 @@ final class LinuxVRF: DataplaneInstance {
         for case .failure(let e) in netlink.perform(requests) { driver.logger.warning("VRF \(id) unplug: \(e)") }
     }
 
-    /// The route of a prefix with all its next hops (one per remote PE and VNI: ECMP).
+    /// The route of a prefix with all its next hops (one per remote PE and VNI: ECMP). A route of
+    /// another VRF of this host (its next hop is our own address, which the kernel refuses as a
+    /// gateway) goes straight to that VRF's port of the address.
     func routeRequest(_ prefix: IPPrefix) -> NetlinkRequest {
-        let hops = (remotes[prefix] ?? []).map { RouteNextHop(device: driver.deviceIndex, gateway: .v4($0.remotePE), tunnel: (UInt64($0.label), $0.remotePE), onLink: true) }
+        var hops: [RouteNextHop] = []
+        for r in remotes[prefix] ?? [] {
+            if r.remotePE == driver.localAddress {
+                if let device = driver.localPort(label: r.label, prefix: prefix) { hops.append(RouteNextHop(device: device)) }
+            } else {
+                hops.append(RouteNextHop(device: driver.deviceIndex, gateway: .v4(r.remotePE), tunnel: (UInt64(r.label), r.remotePE), onLink: true))
+            }
+        }
         return hops.isEmpty ? RouteRequests.delete(Route(table: table, prefix: prefix, nextHops: [])) : RouteRequests.replace(Route(table: table, prefix: prefix, nextHops: hops))
     }
 
@@ -208,7 +233,7 @@ final class LinuxVRF: DataplaneInstance {
         guard case .prefix(let prefix) = remote.destination, prefix.isIPv4 else { return }
         guard !(remotes[prefix] ?? []).contains(remote) else { return }
         remotes[prefix, default: []].append(remote)
-        try netlink.performAll(driver.usePE(remote.remotePE) + [routeRequest(prefix)])
+        try netlink.performAll((remote.remotePE == driver.localAddress ? [] : driver.usePE(remote.remotePE)) + [routeRequest(prefix)])
     }
 
     func remove(_ remote: RemoteEndpoint) throws {
@@ -216,7 +241,7 @@ final class LinuxVRF: DataplaneInstance {
         remotes[prefix]?.remove(at: i)
         let request = routeRequest(prefix)
         if remotes[prefix]?.isEmpty == true { remotes[prefix] = nil }
-        try netlink.performAll([request] + driver.releasePE(remote.remotePE))
+        try netlink.performAll([request] + (remote.remotePE == driver.localAddress ? [] : driver.releasePE(remote.remotePE)))
     }
 
     /// A classifier rule for one port of this VRF, to the redirect VRF's table.

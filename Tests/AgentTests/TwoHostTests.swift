@@ -39,6 +39,10 @@ import Testing
             step = "IP VPN ping"
             try await c.lab.pingUntil(from: "v1", vm3.ip, timeout: 30)
             try await c.lab.pingUntil(from: "v3", vm1.ip)
+            // And on one host: v2 and v3 are both on compute-2, in the two networks.
+            step = "IP VPN ping on one host"
+            try await c.lab.pingUntil(from: "v2", vm3.ip, timeout: 30)
+            try await c.lab.pingUntil(from: "v3", vm2.ip)
             if dataplane == .ovs {
                 // §4.6: the gateway answered on br-tun and its MAC sent to br-mpls.
                 let responder = try c.lab.flows("compute-1", "br-tun", "table=21").filter { $0.contains("arp_tpa=10.50.0.1") }
