@@ -95,8 +95,10 @@ let package = Package(
         .target(name: "CNetlink"),
         // rtnetlink over a socket: links, addresses, neighbours and FDB entries, routes, rules.
         .target(name: "Netlink", dependencies: ["CNetlink", "BGPWire"]),
+        // Client programs (ovs-vsctl, ovs-ofctl) run to their end, for the OVS driver and the agent.
+        .target(name: "ProgramRunner"),
         // The dataplane drivers a bgp.conf names: dummy, and the Linux (netlink) drivers.
-        .target(name: "BagpipeDataplane", dependencies: ["Dataplane", "BagpipeConfig", "BGPWire", "Netlink", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "BagpipeDataplane", dependencies: ["Dataplane", "BagpipeConfig", "BGPWire", "Netlink", "ProgramRunner", .product(name: "Logging", package: "swift-log")]),
         // What the command-line tools share: the API port from bgp.conf, HTTP to the daemon.
         .target(
             name: "BagpipeCLI",
@@ -152,7 +154,7 @@ let package = Package(
         .target(
             name: "AgentService",
             dependencies: [
-                "AgentCore", "NeutronModel", "INIConfig", "Netlink", .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "NIOCore", package: "swift-nio"),
+                "AgentCore", "NeutronModel", "INIConfig", "Netlink", "ProgramRunner", .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOConcurrencyHelpers", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
             ]),
         .executableTarget(

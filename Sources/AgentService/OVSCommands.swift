@@ -1,4 +1,5 @@
 import Foundation
+import ProgramRunner
 import NeutronModel
 
 /// `ovs-vsctl` and `ovs-ofctl` as the agent uses them: several commands in one transaction, the
@@ -10,35 +11,9 @@ struct OVSCommands: Sendable {
     /// OVS_RUNDIR and the like (a switch of a test's namespace); empty in production.
     let environment: [String: String]
 
-    struct Failure: Error, CustomStringConvertible {
-        var command: String
-        var output: String
-        var status: Int32
-        var description: String { "\(command) exited with \(status): \(output.prefix(500))" }
-    }
-
     @discardableResult
     func run(_ program: String, _ arguments: [String], input: String? = nil) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [program] + arguments
-        if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
-        let output = Pipe(), errors = Pipe()
-        process.standardOutput = output
-        process.standardError = errors
-        let stdin = Pipe()
-        if input != nil { process.standardInput = stdin }
-        try process.run()
-        if let input {
-            stdin.fileHandleForWriting.write(Data(input.utf8))
-            try? stdin.fileHandleForWriting.close()
-        }
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        let errorText = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        let text = String(decoding: data, as: UTF8.self)
-        guard process.terminationStatus == 0 else { throw Failure(command: ([program] + arguments).joined(separator: " ").prefix(300).description, output: text + errorText, status: process.terminationStatus) }
-        return text
+        try runProgram(program, arguments, environment: environment, input: input)
     }
 
     /// Runs `ovsdb-client monitor` until it ends, calling `changed` for each line it prints.

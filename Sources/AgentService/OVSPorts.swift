@@ -1,6 +1,7 @@
 import AgentCore
 import Dispatch
 import Foundation
+import ProgramRunner
 import NIOConcurrencyHelpers
 import NeutronModel
 
@@ -82,7 +83,7 @@ public final class OVSPortPlugger: PortPlugger, @unchecked Sendable {
         let ports = try ovs.ofports([Patch.tunToInt, Patch.tunToMPLS, Patch.mplsFromTun, Patch.mplsToInt])
         guard let tunToInt = ports[Patch.tunToInt], let tunToMPLS = ports[Patch.tunToMPLS], let fromTun = ports[Patch.mplsFromTun], let toInt = ports[Patch.mplsToInt],
             [tunToInt, tunToMPLS, fromTun, toInt].allSatisfy({ $0 > 0 })
-        else { throw OVSCommands.Failure(command: "patch ports", output: "a patch port has no OpenFlow port number: \(ports)", status: 1) }
+        else { throw ProgramFailure(command: "ovs-vsctl list Interface", output: "a patch port has no OpenFlow port number: \(ports)", status: 1) }
         let c = "cookie=\(Self.cookie)"
         // br-int: a learning switch on the local VLANs; what the VRF sends back goes the same way.
         try ovs.replaceFlows(bridge: b.integration, cookie: Self.cookie, ["table=0,priority=0,\(c) actions=NORMAL"])

@@ -1,4 +1,5 @@
 import Foundation
+import ProgramRunner
 
 /// Open vSwitch through its command-line clients, batched: many OpenFlow rules or groups in one
 /// `ovs-ofctl --bundle` process (applied atomically), many database changes in one `ovs-vsctl`
@@ -33,27 +34,11 @@ public final class OVSClient: @unchecked Sendable {
     /// Runs a client program; its output, or a `Failure` with its output.
     @discardableResult
     func run(_ program: String, _ arguments: [String], input: String? = nil) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [program] + arguments
-        if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        let stdin = Pipe()
-        if input != nil { process.standardInput = stdin }
-        try process.run()
-        if let input {
-            stdin.fileHandleForWriting.write(Data(input.utf8))
-            try? stdin.fileHandleForWriting.close()
+        do {
+            return try runProgram(program, arguments, environment: environment, input: input, mergingStandardError: true)
+        } catch let f as ProgramFailure {
+            throw Failure(command: f.command, output: f.output, status: f.status)
         }
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        let text = String(decoding: data, as: UTF8.self)
-        guard process.terminationStatus == 0 else {
-            throw Failure(command: ([program] + arguments).joined(separator: " ").prefix(300).description, output: text, status: process.terminationStatus)
-        }
-        return text
     }
 
     /// `ovs-vsctl` with every command chained in one transaction.
