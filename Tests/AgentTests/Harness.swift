@@ -141,8 +141,8 @@ final class AgentHarness: @unchecked Sendable {
         c.extensions = extensions
         c.pollingInterval = 0.05
         c.pingInterval = 0.1
-        c.watchHeartbeat = 0.2
-        c.requestTimeout = 5
+        c.watchHeartbeat = 0.5
+        c.requestTimeout = 30
         c.bagpipeBGPPort = bagpipe.port
         configuration = c
         agent = Self.makeAgent(c, plugger)
