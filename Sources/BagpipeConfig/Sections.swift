@@ -126,17 +126,12 @@ public struct BagpipeConfiguration: Sendable, Equatable {
 
     /// `--config-file` (repeatable, later files win) then `--config-dir` (its *.conf in name order).
     public static func load(files: [String], directory: String?, warnings: inout [String]) throws -> BagpipeConfiguration {
-        var ini = INIFile()
         var paths = files
         if let directory {
             guard let names = try? ConfigFiles.contentsOfDirectory(directory) else { throw ConfigurationError("cannot read the configuration folder \(directory)") }
             paths += names.filter { $0.hasSuffix(".conf") }.sorted().map { directory + "/" + $0 }
         }
-        for path in paths {
-            guard let text = ConfigFiles.read(path) else { throw ConfigurationError("cannot read the configuration file \(path)") }
-            try ini.merge(text, origin: path)
-        }
-        return try BagpipeConfiguration(ini, warnings: &warnings)
+        return try BagpipeConfiguration(try INIFile(files: paths), warnings: &warnings)
     }
 }
 

@@ -1,4 +1,6 @@
-import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// An oslo.config-style INI file: `[SECTION]` headers (names case-insensitive), `key = value` or
 /// `key: value` lines, `#` and `;` comments (whole lines, or after a value and a space, as the
@@ -24,11 +26,23 @@ public struct INIFile: Sendable {
     /// merged; a file that cannot be read is a `ConfigurationError` naming it.
     public init(files paths: [String]) throws {
         for path in paths {
-            guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
-                throw ConfigurationError("cannot read the configuration file \(path)")
-            }
+            guard let text = Self.read(path) else { throw ConfigurationError("cannot read the configuration file \(path)") }
             try merge(text, origin: path)
         }
+    }
+
+    /// A file's text, without Foundation (this module stays light).
+    static func read(_ path: String) -> String? {
+        guard let f = fopen(path, "r") else { return nil }
+        defer { fclose(f) }
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = fread(&buffer, 1, buffer.count, f)
+            if n > 0 { bytes += buffer[0..<n] }
+            if n < buffer.count { break }
+        }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     public mutating func merge(_ text: String, origin: String) throws {
