@@ -144,13 +144,13 @@ public actor Agent {
     /// (a port's status, which its own reports cause) kicks nothing.
     func apply(_ event: JSON) throws {
         guard case .changed(let key, let object) = try cache.apply(event: event) else { return }
-        let portsBefore = key.kind == .port ? model.ports.count : 0
         do {
             guard try model.set(key, object) else { return }
         } catch {
             logger.error("an object of the view does not read; left out", metadata: ["object": "\(key): \(error)"])
         }
-        if key.kind == .port || portsBefore != model.ports.count { scanKick.yield() }
+        // The ports wanted changed: look at the interfaces for them.
+        if key.kind == .port { scanKick.yield() }
         kick.yield()
     }
 
@@ -227,8 +227,7 @@ public actor Agent {
         guard bagpipeUp else { return }
         do {
             let present = try await bagpipe.agentEndpoints()
-            let desired = AttachmentPlanner(extensions: configuration.extensions, asNumbers: configuration.asNumbers, dataplane: planningDataplane).plan(model, plugged: plugged)
-            let wanted = Set(desired.map { EndpointIdentity($0.key) })
+            let wanted = Set(desiredAttachments().map { EndpointIdentity($0.key) })
             for e in present where !wanted.contains(EndpointIdentity(e)) {
                 var body = JSONObject([("vpn_instance_id", .string(e.vpnInstanceID)), ("vpn_type", .string(e.vpnType.rawValue)), ("mac_address", .string(e.macAddress))])
                 if let ip = e.ipAddress { body["ip_address"] = .string(ip) }
@@ -278,11 +277,16 @@ public actor Agent {
         }
     }
 
-    var planningDataplane: AttachmentPlanner.Dataplane {
+    /// What bagpipe-bgp should hold: every plugged port's attachments, but those it refused as they
+    /// are (they wait for a change).
+    func desiredAttachments() -> [Attachment] {
+        let dataplane: AttachmentPlanner.Dataplane
         switch configuration.dataplane {
-        case .linux: return .linux
-        case .ovs: return .ovs(plugger.patchPorts ?? OVSPatchPorts(mplsFromTun: 0, mplsToInt: 0))
+        case .linux: dataplane = .linux
+        case .ovs: dataplane = .ovs(plugger.patchPorts ?? OVSPatchPorts(mplsFromTun: 0, mplsToInt: 0))
         }
+        let planner = AttachmentPlanner(extensions: configuration.extensions, asNumbers: configuration.asNumbers, dataplane: dataplane)
+        return planner.plan(model, plugged: plugged).filter { refused[$0.key] != $0.attach }
     }
 
     // MARK: - Convergence
@@ -299,8 +303,7 @@ public actor Agent {
     public func reconcile() async {
         guard bagpipeUp else { return }
         statistics.reconciles += 1
-        let planner = AttachmentPlanner(extensions: configuration.extensions, asNumbers: configuration.asNumbers, dataplane: planningDataplane)
-        let desired = planner.plan(model, plugged: plugged).filter { refused[$0.key] != $0.attach }
+        let desired = desiredAttachments()
         do {
             try await plugger.redirectGateways(GatewayRedirect.plan(desired))
         } catch {
@@ -316,35 +319,22 @@ public actor Agent {
         let bagpipe = self.bagpipe
         // Phase by phase (§2.4): IP VPN detaches, E-VPN detaches, E-VPN attaches, IP VPN attaches;
         // the calls of one phase go out together, a few at a time.
-        for type in [VPNType.ipvpn, .evpn] {
-            let batch = plan.detaches.filter { $0.key.vpnType == type }
-            statistics.detachCalls += batch.count
-            let results = await concurrently(batch, limit: Self.callsInFlight) { d in await Result(catching: { try await bagpipe.detach(d.detach) }) }
-            for (d, result) in zip(batch, results) {
-                switch result {
-                case .success:
-                    if epoch == self.epoch { applied[d.key] = nil }
-                    logger.info("detached", metadata: ["attachment": "\(d.key)"])
-                case .failure(let f as BagpipeBGPClient.Failure) where f.refused:
-                    // bagpipe-bgp does not hold it: nothing to undo.
-                    applied[d.key] = nil
-                    logger.warning("bagpipe-bgp refused a detach; taken as detached", metadata: ["attachment": "\(d.key)", "error": "\(f)"])
-                case .failure(let error):
-                    failed = true
-                    statistics.failedCalls += 1
-                    logger.error("detach failed; retried later", metadata: ["attachment": "\(d.key)", "error": "\(error)"])
-                }
+        for (attach, type) in [(false, VPNType.ipvpn), (false, .evpn), (true, .evpn), (true, .ipvpn)] {
+            let batch = (attach ? plan.attaches : plan.detaches).filter { $0.key.vpnType == type }
+            if attach { statistics.attachCalls += batch.count } else { statistics.detachCalls += batch.count }
+            let results = await concurrently(batch, limit: Self.callsInFlight) { a in
+                await Result(catching: { attach ? try await bagpipe.attach(a.attach) : try await bagpipe.detach(a.detach) })
             }
-        }
-        for type in [VPNType.evpn, .ipvpn] {
-            let batch = plan.attaches.filter { $0.key.vpnType == type }
-            statistics.attachCalls += batch.count
-            let results = await concurrently(batch, limit: Self.callsInFlight) { a in await Result(catching: { try await bagpipe.attach(a.attach) }) }
+            let verb = attach ? "attach" : "detach"
             for (a, result) in zip(batch, results) {
                 switch result {
                 case .success:
-                    if epoch == self.epoch { applied[a.key] = a }
-                    logger.info("attached", metadata: ["attachment": "\(a.key)"])
+                    if epoch == self.epoch { applied[a.key] = attach ? a : nil }
+                    logger.info("\(verb)ed", metadata: ["attachment": "\(a.key)"])
+                case .failure(let f as BagpipeBGPClient.Failure) where f.refused && !attach:
+                    // bagpipe-bgp does not hold it: nothing to undo.
+                    applied[a.key] = nil
+                    logger.warning("bagpipe-bgp refused a detach; taken as detached", metadata: ["attachment": "\(a.key)", "error": "\(f)"])
                 case .failure(let f as BagpipeBGPClient.Failure) where f.refused:
                     refused[a.key] = a.attach
                     statistics.failedCalls += 1
@@ -352,7 +342,7 @@ public actor Agent {
                 case .failure(let error):
                     failed = true
                     statistics.failedCalls += 1
-                    logger.error("attach failed; retried later", metadata: ["attachment": "\(a.key)", "error": "\(error)"])
+                    logger.error("\(verb) failed; retried later", metadata: ["attachment": "\(a.key)", "error": "\(error)"])
                 }
             }
         }
@@ -379,9 +369,6 @@ public actor Agent {
         applied.values.filter { $0.attach["import_rt"]?.arrayValue?.contains(.string(routeTarget)) == true }.count
     }
     /// True when bagpipe-bgp answers and holds what the view means (nothing left to send).
-    public var isConverged: Bool {
-        let planner = AttachmentPlanner(extensions: configuration.extensions, asNumbers: configuration.asNumbers, dataplane: planningDataplane)
-        return bagpipeUp && Reconciliation(desired: planner.plan(model, plugged: plugged).filter { refused[$0.key] != $0.attach }, applied: applied).isEmpty
-    }
+    public var isConverged: Bool { bagpipeUp && Reconciliation(desired: desiredAttachments(), applied: applied).isEmpty }
 }
 

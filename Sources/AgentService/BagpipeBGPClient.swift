@@ -70,17 +70,8 @@ public struct BagpipeBGPClient: Sendable {
     }
 
     func call(_ method: HTTPMethod, _ path: String, _ body: String?) async throws -> (Int, String) {
-        var request = HTTPClientRequest(url: baseURL + path)
-        request.method = method
-        request.headers.add(name: "User-Agent", value: userAgent)
-        request.headers.add(name: "Accept", value: "application/json")
-        if let body {
-            request.headers.add(name: "Content-Type", value: "application/json")
-            request.body = .bytes(ByteBuffer(string: body))
-        }
-        let response = try await http.execute(request, timeout: timeout)
-        let text = String(buffer: try await response.body.collect(upTo: 1 << 26))
-        return (Int(response.status.code), text)
+        let r = try await jsonExchange(http, method, baseURL + path, headers: [("User-Agent", userAgent)], body: body, timeout: timeout, limit: 1 << 26)
+        return (r.status, r.body)
     }
 }
 

@@ -107,16 +107,8 @@ public final class ControllerClient: Sendable {
     }
 
     func send(_ method: HTTPMethod, _ path: String, _ body: String?, token: String) async throws -> (Int, String) {
-        var request = HTTPClientRequest(url: baseURL + path)
-        request.method = method
-        request.headers.add(name: "X-Auth-Token", value: token)
-        request.headers.add(name: "Accept", value: "application/json")
-        if let body {
-            request.headers.add(name: "Content-Type", value: "application/json")
-            request.body = .bytes(ByteBuffer(string: body))
-        }
-        let response = try await http.execute(request, timeout: timeout)
-        return (Int(response.status.code), String(buffer: try await response.body.collect(upTo: 1 << 28)))
+        let r = try await jsonExchange(http, method, baseURL + path, headers: [("X-Auth-Token", token)], body: body, timeout: timeout, limit: 1 << 28)
+        return (r.status, r.body)
     }
 
     func currentToken() async throws -> String {
@@ -135,14 +127,10 @@ public final class ControllerClient: Sendable {
             ]))),
         ])
         if let project { auth["scope"] = .object(JSONObject([("project", .object(JSONObject([("name", .string(project)), ("domain", .object(JSONObject([("name", "Default")])))])))])) }
-        var request = HTTPClientRequest(url: baseURL + "/v3/auth/tokens")
-        request.method = .POST
-        request.headers.add(name: "Content-Type", value: "application/json")
-        request.body = .bytes(ByteBuffer(string: JSON.object(JSONObject([("auth", .object(auth))])).serialized))
-        let response = try await http.execute(request, timeout: timeout)
-        let text = String(buffer: try await response.body.collect(upTo: 1 << 20))
-        guard response.status == .created, let t = response.headers.first(name: "X-Subject-Token") else {
-            throw Failure(description: "login to \(baseURL) as \(username): HTTP \(response.status.code) \(text.prefix(300))", status: Int(response.status.code))
+        let r = try await jsonExchange(
+            http, .POST, baseURL + "/v3/auth/tokens", headers: [], body: JSON.object(JSONObject([("auth", .object(auth))])).serialized, timeout: timeout, limit: 1 << 20)
+        guard r.status == 201, let t = r.headers.first(name: "X-Subject-Token") else {
+            throw Failure(description: "login to \(baseURL) as \(username): HTTP \(r.status) \(r.body.prefix(300))", status: r.status)
         }
         return t
     }
