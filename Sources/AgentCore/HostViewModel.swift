@@ -156,8 +156,6 @@ public struct PortAssociationInfo: Sendable, Equatable {
 public struct HostViewModel: Sendable, Equatable {
     public var ports: [String: ViewPort] = [:]
     public var networks: [String: ViewNetwork] = [:]
-    public var subnets: [String: SubnetInfo] = [:]
-    public var subnetNetworks: [String: String] = [:]
     public var networkAssociations: [String: NetworkAssociationInfo] = [:]
     public var routerAssociations: [String: RouterAssociationInfo] = [:]
     public var portAssociations: [String: PortAssociationInfo] = [:]

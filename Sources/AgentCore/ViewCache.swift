@@ -97,13 +97,12 @@ extension HostViewModel {
         switch key.kind {
         case .port: return try update(&ports) { o throws(ViewError) in try ViewReader.port(key.id, o) }
         case .network: return try update(&networks) { o throws(ViewError) in try ViewReader.network(key.id, o) }
-        case .subnet:
-            subnetNetworks[key.id] = o?["network_id"]?.stringValue
-            return try update(&subnets) { o throws(ViewError) in try ViewReader.subnet(.object(o)) }
         case .networkAssociation: return try update(&networkAssociations) { o throws(ViewError) in try ViewReader.networkAssociation(key.id, o) }
         case .routerAssociation: return try update(&routerAssociations) { o throws(ViewError) in try ViewReader.routerAssociation(key.id, o) }
         case .portAssociation: return try update(&portAssociations) { o throws(ViewError) in try ViewReader.portAssociation(key.id, o) }
-        case .router, .bgpvpn: return false
+        // Subnets reach the agent inside the associations (with their gateway's MAC); routers and
+        // BGPVPNs likewise.
+        case .subnet, .router, .bgpvpn: return false
         }
     }
 }

@@ -46,12 +46,6 @@ public final class ControllerClient: Sendable {
         return try JSON.parse(body)
     }
 
-    /// Reports a port plugged (`ACTIVE`) or not (`DOWN`).
-    public func setPortStatus(_ portID: String, up: Bool) async throws {
-        let (status, body) = try await call(.PUT, "/v2.0/agent/ports/\(portID)/status", #"{"status": "\#(up ? "ACTIVE" : "DOWN")"}"#)
-        guard status == 200 else { throw Failure(description: "PUT port \(portID) status: HTTP \(status) \(body.prefix(300))", status: status) }
-    }
-
     /// Reports many ports at once, in one controller write; the ports it does not know.
     public func setPortStatuses(_ statuses: [String: Bool]) async throws -> [String] {
         let ports = JSONObject(statuses.sorted { $0.key < $1.key }.map { ($0.key, JSON.string($0.value ? "ACTIVE" : "DOWN")) })

@@ -5,7 +5,6 @@ import NeutronModel
 public protocol ControllerAPI: Sendable {
     func view() async throws -> JSON
     func watch(from version: Int64, heartbeat: Double) async throws -> AsyncThrowingStream<JSON, any Error>
-    func setPortStatus(_ portID: String, up: Bool) async throws
     /// Many at once (one controller write); returns the ports the controller does not know.
     func setPortStatuses(_ statuses: [String: Bool]) async throws -> [String]
 }
