@@ -291,6 +291,9 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"), .product(name: "NIOCore", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]),
+        // The two applications end to end (issue 15): networking-bagpipe's fullstack scenarios and the
+        // tempest BGPVPN scenarios, in namespaces, everything created through the controller's API.
+        .testTarget(name: "ScenarioTests", dependencies: ["BagpipeLab", "ControllerLab", "NeutronModel"]),
         .testTarget(name: "BagpipeToolTests", dependencies: ["BagpipeCLI", "BagpipeLab", "BGPWire"]),
         .testTarget(name: "NetlinkTests", dependencies: ["Netlink", "BagpipeLab", "BGPWire"]),
         // The Linux drivers with namespaces, veth pairs, bridges, VXLAN and real pings.

@@ -77,10 +77,13 @@ trap 'scripts/postgres.sh stop "$pgdir"' EXIT
 BAGPIPE_POSTGRES_URL=$(scripts/postgres.sh start "$pgdir")
 export BAGPIPE_POSTGRES_URL
 
-# The speaker's tests, then the controller's: the controller's drive Python clients (tempest, the
-# openstack CLI, schemathesis) whose load would slow the dataplane tests' timers beside them.
-swift test --skip-build --parallel --skip ControllerTests
+# The speaker's and the agent's tests, then the controller's: the controller's drive Python clients
+# (tempest, the openstack CLI, schemathesis) whose load would slow the dataplane tests' timers beside
+# them. Then the scenarios end to end (ScenarioTests: up to 10 compute nodes each, the demo), one at
+# a time: each fills the machine's two cores with its own daemons.
+swift test --skip-build --parallel --skip ControllerTests --skip ScenarioTests
 swift test --skip-build --parallel --filter ControllerTests
+swift test --skip-build --no-parallel --filter ScenarioTests
 
 # A short deterministic fuzz run keeps the fuzzer building and finding nothing (the long run is in BENCHMARKS.md).
 swift run --skip-build bgp-wire-fuzz --shared "$shared" --minutes 0.5 --seed "${BAGPIPE_FUZZ_SEED:-7}" --max-ms 200 --out .build/fuzz-out

@@ -23,7 +23,9 @@ struct ControllerBenchmark: AsyncParsableCommand {
     @Option(help: "A running neutron-server (noauth) measured the same way, side by side: scripts/neutron-anchor.sh starts one.") var neutronURL: String?
     @Option(help: "Ports created on neutron-server (it takes about 0.2 s each); default as --ports.") var neutronPorts: Int?
 
-    func run() async throws {
+    /// A bagpipe-controller on 127.0.0.1 (its SQLite file in its folder unless `database`), with the
+    /// file-descriptor limit raised for a thousand watchers; its port.
+    static func startController(database: String?) throws -> (Daemon, Int) {
         var limit = rlimit(rlim_cur: 65536, rlim_max: 65536)
         _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
         let port = try freePort()
@@ -40,6 +42,11 @@ struct ControllerBenchmark: AsyncParsableCommand {
             """
         let daemon = try Daemon(name: "controller-bench", executable: URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("bagpipe-controller").path,
                                 arguments: ["--config-file", "$DIR/controller.conf", "--log-level", "warning"], files: ["controller.conf": conf])
+        return (daemon, port)
+    }
+
+    func run() async throws {
+        let (daemon, port) = try Self.startController(database: database)
         defer { daemon.stop() }
         var config = HTTPClient.Configuration()
         config.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = watchers + clients + 8

@@ -217,12 +217,12 @@ func residentKB(_ pid: Int32) -> Int {
     return Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
 }
 
-func waitForListener(port: Int) throws {
+func waitForListener(port: Int, host: String = "127.0.0.1") throws {
     let deadline = Date().addingTimeInterval(20)
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     defer { try? group.syncShutdownGracefully() }
     while Date() < deadline {
-        if let channel = try? ClientBootstrap(group: group).connect(host: "127.0.0.1", port: port).wait() {
+        if let channel = try? ClientBootstrap(group: group).connect(host: host, port: port).wait() {
             try? channel.close().wait()
             return
         }

@@ -12,6 +12,8 @@ final class WatchClients: @unchecked Sendable {
     let marker = NIOLockedValueBox<[UInt8]>([])
     /// Watchers whose request was answered (the first bytes came back).
     let answered = NIOLockedValueBox(0)
+    /// Called on the event loop when a watcher first sees the marker (a simulated agent acting on it).
+    let onArrival = NIOLockedValueBox<(@Sendable (Int) -> Void)?>(nil)
     private var channels: [Channel] = []
 
     init(count: Int) { arrivals = NIOLockedValueBox([Double?](repeating: nil, count: count)) }
@@ -63,7 +65,12 @@ final class WatchClients: @unchecked Sendable {
             let bytes = tail + Array(buffer.readableBytesView)
             if Self.contains(bytes, marker) {
                 let t = now()
-                clients.arrivals.withLockedValue { if $0[index] == nil { $0[index] = t } }
+                let first = clients.arrivals.withLockedValue {
+                    guard $0[index] == nil else { return false }
+                    $0[index] = t
+                    return true
+                }
+                if first, let act = clients.onArrival.withLockedValue({ $0 }) { act(index) }
             }
             tail = Array(bytes.suffix(marker.count))
         }

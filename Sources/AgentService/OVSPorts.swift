@@ -182,13 +182,15 @@ public final class OVSPortPlugger: PortPlugger, @unchecked Sendable {
         var flows: [String] = []
         for (vlan, g) in wanted.sorted(by: { $0.key < $1.key }) {
             let c = "cookie=\(cookie)"
-            if g.routerMAC == nil {
-                let mac = Self.gatewayMAC.replacingOccurrences(of: ":", with: "")
-                let ip = g.gatewayIP.split(separator: ".").compactMap { UInt32($0) }.reduce(0) { $0 << 8 | $1 }
-                flows.append(
-                    "table=21,priority=2,\(c),arp,arp_op=1,dl_vlan=\(vlan),arp_tpa=\(g.gatewayIP) actions=move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],mod_dl_src:\(Self.gatewayMAC),load:0x2->NXM_OF_ARP_OP[],move:NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[],move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[],load:0x\(mac)->NXM_NX_ARP_SHA[],load:0x\(String(ip, radix: 16))->NXM_OF_ARP_SPA[],in_port"
-                )
-            }
+            // The reference drops the responder once a router MAC is known, for the L3 agent's router
+            // port answers then. There is no L3 agent here: every host answers its gateway itself,
+            // with the router's MAC when the network is on a router (as DVR answers on each host).
+            let answer = g.routerMAC ?? Self.gatewayMAC
+            let mac = answer.replacingOccurrences(of: ":", with: "")
+            let ip = g.gatewayIP.split(separator: ".").compactMap { UInt32($0) }.reduce(0) { $0 << 8 | $1 }
+            flows.append(
+                "table=21,priority=2,\(c),arp,arp_op=1,dl_vlan=\(vlan),arp_tpa=\(g.gatewayIP) actions=move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],mod_dl_src:\(answer),load:0x2->NXM_OF_ARP_OP[],move:NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[],move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[],load:0x\(mac)->NXM_NX_ARP_SHA[],load:0x\(String(ip, radix: 16))->NXM_OF_ARP_SPA[],in_port"
+            )
             // Below the fallback marker's rules: what the VRF sent back to the router never returns.
             for mac in [Self.gatewayMAC] + (g.routerMAC.map { [$0] } ?? []) {
                 flows.append("table=2,priority=1,\(c),in_port=\(state.withLockedValue { $0.tunToInt }),dl_vlan=\(vlan),dl_dst=\(mac) actions=output:\(toMPLS)")

@@ -12,40 +12,100 @@ public final class ComputeLab: @unchecked Sendable {
         case linux, ovs
     }
 
+    /// The route reflector every compute node peers with: ours (`bagpipe-bgp` with
+    /// `route_reflector = True`), or gobgpd configured as networking-bagpipe's fullstack tests
+    /// configure it (passive, cluster id 1.2.3.4, rtc, l2vpn-evpn, l3vpn-ipv4-unicast and flowspec).
+    public enum Reflector: String, CaseIterable, Sendable {
+        case bagpipe, gobgp
+    }
+
     public let lab: Lab
     public let hosts: [String]
     public let dataplane: Dataplane
+    public let reflector: Reflector
+    /// Lines added to `[DATAPLANE_DRIVER_IPVPN]` on Open vSwitch hosts (the encapsulation).
+    public let ipvpnOptions: [String]
+    /// Bare MPLS on Open vSwitch hosts: br-mpls reaches the underlay bridge (br-phy) through a patch
+    /// pair (its `mpls_interface`), and br-phy hands MPLS frames from the wire to br-mpls (the
+    /// fullstack layout: a link from br-mpls to the data bridge).
+    public let bareMPLS: Bool
+    /// The IP VPN driver's tunnels on an address of their own (192.0.2.100 + n,
+    /// `dataplane_local_address`): on Open vSwitch, VXLAN for the IP VPN beside the E-VPN's VXLAN on
+    /// br-tun needs it, both terminating UDP 4789 on one switch (docs/dataplane.md).
+    public let separateIPVPNAddress: Bool
     public private(set) var controller: ControllerDaemon?
     public private(set) var admin = ""
 
-    public init(hosts: [String], dataplane: Dataplane = .linux) throws {
+    public init(
+        hosts: [String], dataplane: Dataplane = .linux, reflector: Reflector = .bagpipe, ipvpnOptions: [String] = [], bareMPLS: Bool = false,
+        separateIPVPNAddress: Bool = false
+    ) throws {
         lab = try Lab(openVSwitch: dataplane == .ovs)
         self.hosts = hosts
         self.dataplane = dataplane
+        self.reflector = reflector
+        self.ipvpnOptions = ipvpnOptions
+        self.bareMPLS = bareMPLS
+        self.separateIPVPNAddress = separateIPVPNAddress
     }
 
     /// On Open vSwitch the agents lay out br-int, br-tun and br-mpls before bagpipe-bgp starts on them.
     public func start() async throws {
-        switch dataplane {
-        case .linux:
-            try lab.startHosts(hosts)
-        case .ovs:
-            for (i, h) in hosts.enumerated() { try lab.addOVSHost(h, address: "192.0.2.\(i + 1)", bridges: []) }
-            try lab.addHost("rr", address: "192.0.2.254")
-            try lab.startReflector("rr", peers: hosts)
+        for (i, h) in hosts.enumerated() {
+            switch dataplane {
+            case .linux: try lab.addHost(h, address: "192.0.2.\(i + 1)")
+            case .ovs:
+                try lab.addOVSHost(h, address: "192.0.2.\(i + 1)", bridges: bareMPLS ? ["br-mpls"] : [])
+                if bareMPLS {
+                    try lab.ovs(h, "ovs-vsctl", [
+                        "--timeout=30", "add-port", "br-phy", "phy-to-mpls", "--", "set", "Interface", "phy-to-mpls", "type=patch", "options:peer=mpls-to-phy",
+                        "--", "add-port", "br-mpls", "mpls-to-phy", "--", "set", "Interface", "mpls-to-phy", "type=patch", "options:peer=phy-to-mpls",
+                    ])
+                    try lab.ovs(h, "ovs-ofctl", ["add-flow", "br-phy", "priority=10,in_port=eth0,mpls,actions=output:phy-to-mpls"])
+                }
+                if separateIPVPNAddress, let ns = lab.hosts[h] { try run(["ip", "-n", ns, "addr", "add", "192.0.2.\(101 + i)/24", "dev", "br-phy"]) }
+            }
         }
+        try lab.addHost("rr", address: "192.0.2.254")
+        try startReflector()
+        if dataplane == .linux { for h in hosts { try lab.startHost(h, reflector: "rr") } }
         let ns = try lab.addHost("controller", address: "192.0.2.250")
         let c = try await ControllerDaemon(namespace: ns, address: "192.0.2.250")
         controller = c
         admin = try await c.token("admin")
         for h in hosts { try startAgent(h) }
         if dataplane == .ovs {
-            for h in hosts {
+            for (i, h) in hosts.enumerated() {
                 _ = try await poll(timeout: 20) { (try? self.lab.ovs(h, "ovs-vsctl", ["list-ports", "br-mpls"])) ?? "" } until: { $0.contains("patch-from-tun") && $0.contains("patch-mpls-to-int") }
-                try lab.startOVSHost(h, reflector: "rr", evpn: true)
+                let options = ipvpnOptions + (bareMPLS ? ["mpls_interface = mpls-to-phy", "mpls_over_gre = False"] : [])
+                    + (separateIPVPNAddress ? ["dataplane_local_address = 192.0.2.\(101 + i)"] : [])
+                try lab.startOVSHost(h, reflector: "rr", ipvpn: options, evpn: true)
             }
         }
         for h in hosts { try await lab.waitEstablished(h) }
+    }
+
+    public static let gobgpd = "/usr/bin/gobgpd"
+
+    /// The reflector on `rr` (192.0.2.254); started again by a second call.
+    public func startReflector() throws {
+        switch reflector {
+        case .bagpipe:
+            try lab.startReflector("rr", peers: hosts)
+        case .gobgp:
+            guard Daemon.installed(Self.gobgpd), let ns = lab.hosts["rr"] else { throw Lab.LabError("gobgpd is not installed: the README's test command installs it") }
+            let neighbors = hosts.compactMap { lab.addresses[$0] }.map {
+                GoBGPConfiguration.Neighbor(
+                    address: $0, localAddress: "192.0.2.254", passive: true, families: ["rtc", "l2vpn-evpn", "l3vpn-ipv4-unicast", "l3vpn-ipv4-flowspec"],
+                    routeReflectorClusterID: "1.2.3.4")
+            }
+            let toml = GoBGPConfiguration(routerID: "192.0.2.254", port: 179, localAddress: "192.0.2.254", neighbors: neighbors).toml
+            lab.daemons["rr"]?.kill()
+            lab.daemons["rr"] = try Daemon(
+                name: "gobgpd-rr", executable: lab.ipCommand,
+                arguments: ["netns", "exec", ns, Self.gobgpd, "-f", "$DIR/gobgpd.toml", "--api-hosts=127.0.0.1:50051", "--pprof-disable", "-l", "info"],
+                files: ["gobgpd.toml": toml], directory: lab.daemons["rr"]?.directory)
+        }
     }
 
     /// The controller process stops (its database stays); `start` brings it back on it.
@@ -144,10 +204,67 @@ public final class ComputeLab: @unchecked Sendable {
     }
 
     public func network(vni: Int, cidr: String) async throws -> String {
-        let n = try await create("/v2.0/networks", #"{"network": {"name": "n\#(vni)", "provider:network_type": "vxlan", "provider:segmentation_id": \#(vni)}}"#, "network")
+        try await makeNetwork("n\(vni)", cidr: cidr, vni: vni).id
+    }
+
+    public struct NetworkInfo: Sendable {
+        public var id: String
+        public var subnetID: String
+        public var cidr: String
+        public var gateway: String
+        public var vni: Int
+    }
+
+    /// A VXLAN network (its VNI given, or allocated by the controller) with one IPv4 subnet.
+    public func makeNetwork(_ name: String, cidr: String, vni: Int? = nil, project: String? = nil) async throws -> NetworkInfo {
+        let provider = vni.map { #", "provider:network_type": "vxlan", "provider:segmentation_id": \#($0)"# } ?? ""
+        let owner = project.map { #", "project_id": "\#($0)""# } ?? ""
+        let n = try await create("/v2.0/networks", #"{"network": {"name": "\#(name)"\#(provider)\#(owner)}}"#, "network")
         let id = n["id"]?.stringValue ?? ""
-        _ = try await create("/v2.0/subnets", #"{"subnet": {"network_id": "\#(id)", "cidr": "\#(cidr)", "ip_version": 4}}"#, "subnet")
-        return id
+        let s = try await create("/v2.0/subnets", #"{"subnet": {"network_id": "\#(id)", "cidr": "\#(cidr)", "ip_version": 4\#(owner)}}"#, "subnet")
+        return NetworkInfo(
+            id: id, subnetID: s["id"]?.stringValue ?? "", cidr: cidr, gateway: s["gateway_ip"]?.stringValue ?? "", vni: { if case .int(let v)? = n["provider:segmentation_id"] { Int(v) } else { vni ?? 0 } }())
+    }
+
+    /// A BGPVPN (`type` l3 or l2) with these route targets; its id.
+    public func bgpvpn(_ name: String, type: String = "l3", routeTargets: [String] = [], importTargets: [String] = [], exportTargets: [String] = [], extra: String = "")
+        async throws -> String
+    {
+        func list(_ l: [String]) -> String { "[" + l.map { "\"\($0)\"" }.joined(separator: ", ") + "]" }
+        let body = #"{"bgpvpn": {"name": "\#(name)", "type": "\#(type)", "route_targets": \#(list(routeTargets)), "import_targets": \#(list(importTargets)), "export_targets": \#(list(exportTargets))\#(extra)}}"#
+        return try await create("/v2.0/bgpvpn/bgpvpns", body, "bgpvpn")["id"]?.stringValue ?? ""
+    }
+
+    /// A network association of `network` to `bgpvpn`; its id.
+    public func associate(network: String, to bgpvpn: String) async throws -> String {
+        try await create("/v2.0/bgpvpn/bgpvpns/\(bgpvpn)/network_associations", #"{"network_association": {"network_id": "\#(network)"}}"#, "network_association")["id"]?.stringValue ?? ""
+    }
+
+    /// A router association of `router` to `bgpvpn`; its id.
+    public func associate(router: String, to bgpvpn: String) async throws -> String {
+        try await create("/v2.0/bgpvpn/bgpvpns/\(bgpvpn)/router_associations", #"{"router_association": {"router_id": "\#(router)"}}"#, "router_association")["id"]?.stringValue ?? ""
+    }
+
+    /// A PUT of `body` to `path`; the answer's JSON.
+    @discardableResult
+    public func update(_ path: String, _ body: String) async throws -> JSON {
+        guard let c = controller else { throw Lab.LabError("no controller") }
+        let r = try await c.request(.PUT, path, token: admin, body: body)
+        guard r.status == 200, let o = r.json else { throw Lab.LabError("PUT \(path): \(r.status) \(r.body)") }
+        return o
+    }
+
+    /// A router; its id.
+    public func router(_ name: String) async throws -> String {
+        try await create("/v2.0/routers", #"{"router": {"name": "\#(name)"}}"#, "router")["id"]?.stringValue ?? ""
+    }
+
+    public func addInterface(router: String, subnet: String) async throws {
+        try await update("/v2.0/routers/\(router)/add_router_interface", #"{"subnet_id": "\#(subnet)"}"#)
+    }
+
+    public func removeInterface(router: String, subnet: String) async throws {
+        try await update("/v2.0/routers/\(router)/remove_router_interface", #"{"subnet_id": "\#(subnet)"}"#)
     }
 
     public func portStatus(_ id: String) async throws -> String? {
@@ -164,8 +281,10 @@ public final class ComputeLab: @unchecked Sendable {
     }
 
     /// A port bound to `host` and a VM plugged into it: `tap<port>` on the host, `eth0` in the VM.
-    public func bootVM(_ name: String, network: String, host: String, gateway: String) async throws -> VMPort {
-        let p = try await create("/v2.0/ports", #"{"port": {"network_id": "\#(network)", "binding:host_id": "\#(host)", "device_owner": "compute:nova"}}"#, "port")
+    /// `ip`: a fixed IP asked for, else one the controller allocates.
+    public func bootVM(_ name: String, network: String, host: String, gateway: String, ip: String? = nil) async throws -> VMPort {
+        let fixed = ip.map { #", "fixed_ips": [{"ip_address": "\#($0)"}]"# } ?? ""
+        let p = try await create("/v2.0/ports", #"{"port": {"network_id": "\#(network)", "binding:host_id": "\#(host)", "device_owner": "compute:nova"\#(fixed)}}"#, "port")
         let port = VMPort(
             id: p["id"]?.stringValue ?? "", mac: p["mac_address"]?.stringValue ?? "", ip: p["fixed_ips"]?.arrayValue?.first?["ip_address"]?.stringValue ?? "", gateway: gateway)
         guard let hostNS = lab.hosts[host] else { throw Lab.LabError("no host \(host)") }

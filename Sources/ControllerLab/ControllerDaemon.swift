@@ -15,13 +15,10 @@ public final class ControllerDaemon: @unchecked Sendable {
     public let address: String
     public var url: String { "http://\(address):\(port)" }
 
-    public static let users = """
-        admin = secret, admin, admin
-        demo = secret, demo, member
-        alt = secret, alt, member
-        compute-1 = secret, service, agent
-        compute-2 = secret, service, agent
-        """
+    /// The users of every test controller: admin, two members, and an agent account per compute
+    /// node a lab may start (compute-1 … compute-16).
+    public static let users = (["admin = secret, admin, admin", "demo = secret, demo, member", "alt = secret, alt, member"]
+        + (1...16).map { "compute-\($0) = secret, service, agent" }).joined(separator: "\n")
 
     /// `database`: a connection URL; nil is a SQLite file in the daemon's folder. `directory`: reuse
     /// a previous daemon's folder (a restart on the same file).

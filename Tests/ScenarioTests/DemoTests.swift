@@ -1,0 +1,25 @@
+import BagpipeLab
+import Foundation
+import Testing
+
+/// Issue 15, acceptance 7: the README's first command works, and `down` leaves nothing behind. The
+/// demo checks itself as it goes (every ping must be answered, no host may hold a route of a network
+/// where it has no port): its exit status says whether it did what it shows.
+@Suite(.serialized, .timeLimit(.minutes(10))) struct DemoTests {
+    @Test func theDemoRunsAndTearsDown() throws {
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../scripts/demo.sh").standardized.path
+        defer { _ = try? runProcess("/bin/bash", [script, "down"]) }
+        let (status, output) = try runProcess("/bin/bash", [script], environment: ["BAGPIPE_DEMO_SKIP_BUILD": "1"])
+        #expect(status == 0, "demo.sh exited \(status):\n\(output.suffix(6000))")
+        // The three kinds of traffic it shows, each answered.
+        let answered = output.components(separatedBy: "3 received, 0% packet loss").count - 1
+        #expect(answered == 3, "\(answered) ping runs fully answered:\n\(output.suffix(4000))")
+        #expect(output.contains("hold no route of net2"))
+        let (downStatus, _) = try runProcess("/bin/bash", [script, "down"])
+        #expect(downStatus == 0)
+        let left = try run(["ip", "netns", "list"]).split(separator: "\n").filter { $0.hasPrefix("bgpdemo-") }
+        #expect(left.isEmpty, "namespaces left: \(left)")
+        let processes = (try? runProcess("/usr/bin/pgrep", ["-f", "--config-file /tmp/bagpipe-demo/"]).output) ?? ""
+        #expect(processes.isEmpty, "processes left: \(processes)")
+    }
+}
