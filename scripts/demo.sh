@@ -97,7 +97,7 @@ compute-2 = secret, service, agent
 compute-3 = secret, service, agent
 EOF
 cat "$RUN/controller.conf"
-in_ns $P-controller "$BIN/bagpipe-controller" --config-file "$RUN/controller.conf" >"$RUN/controller.log" 2>&1 &
+ip netns exec $P-controller "$BIN/bagpipe-controller" --config-file "$RUN/controller.conf" >"$RUN/controller.log" 2>&1 &
 for _ in $(seq 100); do in_ns $P-controller curl -sf http://${ADDR[controller]}:9696/ >/dev/null 2>&1 && break; sleep 0.2; done
 
 step "Route reflector: bagpipe-bgp with route_reflector = True (RT-Constraint: each host gets only what it imports)"
@@ -109,7 +109,7 @@ peers = ${ADDR[compute-1]}, ${ADDR[compute-2]}, ${ADDR[compute-3]}
 route_reflector = True
 EOF
 cat "$RUN/rr.conf"
-in_ns $P-rr "$BIN/bagpipe-bgp" --config-file "$RUN/rr.conf" >"$RUN/rr.log" 2>&1 &
+ip netns exec $P-rr "$BIN/bagpipe-bgp" --config-file "$RUN/rr.conf" >"$RUN/rr.log" 2>&1 &
 
 step "Each compute node: bagpipe-bgp (Linux drivers) and bagpipe-agent (watching its view on the controller)"
 for h in $HOSTS; do
@@ -140,8 +140,8 @@ bagpipe_bgp_port = 8082
 [ml2_bagpipe_extension]
 as_number = 64512
 EOF
-    in_ns $P-$h "$BIN/bagpipe-bgp" --config-file "$RUN/bgp-$h.conf" >"$RUN/bgp-$h.log" 2>&1 &
-    in_ns $P-$h "$BIN/bagpipe-agent" --config-file "$RUN/agent-$h.conf" >"$RUN/agent-$h.log" 2>&1 &
+    ip netns exec $P-$h "$BIN/bagpipe-bgp" --config-file "$RUN/bgp-$h.conf" >"$RUN/bgp-$h.log" 2>&1 &
+    ip netns exec $P-$h "$BIN/bagpipe-agent" --config-file "$RUN/agent-$h.conf" >"$RUN/agent-$h.log" 2>&1 &
 done
 cat "$RUN/agent-compute-1.conf"
 for h in $HOSTS; do
@@ -260,12 +260,14 @@ step "4. What the controller sends compute-1: its view (ports, networks, subnets
 api GET /v2.0/agent/hosts/compute-1/view | python3 -c '
 import json, sys
 v = json.load(sys.stdin)
-items = v.get("items", v)
-for o in (items if isinstance(items, list) else []):
-    kind = o.get("kind") or o.get("type")
-    obj = o.get("object", o)
-    print("  ", kind, obj.get("id", "")[:8], obj.get("name", "") or obj.get("mac_address", "") or obj.get("network_id", ""))
-print("   resource_version", v.get("resource_version"))'
+for o in v["objects"]:
+    x = o["object"]
+    what = {"port": lambda: x["mac_address"] + " " + " ".join(i["ip_address"] for i in x["fixed_ips"]),
+            "network": lambda: "%s VNI %s" % (x["name"], x["provider:segmentation_id"]),
+            "subnet": lambda: x["cidr"],
+            "network_association": lambda: "network %s… to BGPVPN %s %s" % (x["network_id"][:8], x["bgpvpn"]["name"], x["bgpvpn"]["route_targets"])}
+    print("   %-20s %s…  %s" % (o["kind"], o["id"][:8], what.get(o["kind"], lambda: "")()))
+print("   resource_version", v["resource_version"], "(agents resume their watch from it)")'
 [ $CLI = openstack ] && os port list --host compute-1 -c ID -c "MAC Address" -c "Fixed IP Addresses" -c Status
 
 step "Done. Logs and configuration: $RUN. Tear down with: ./scripts/demo.sh down"

@@ -53,7 +53,7 @@ struct ScaleBenchmark: AsyncParsableCommand {
             let text = try await api.call(.POST, "/v2.0/networks", #"{"network": {"name": "scale-\#(n)"}}"#)
             let net = (try JSON.parse(Array(text.utf8)))["network"]
             guard let id = net?["id"]?.stringValue, case .int(let v)? = net?["provider:segmentation_id"] else { throw ValidationError("network: \(text.prefix(200))") }
-            _ = try await api.create("/v2.0/subnets", #"{"subnet": {"network_id": "\#(id)", "cidr": "10.\#(n / 256).\#(n % 256).0/24", "ip_version": 4}}"#, "subnet")
+            _ = try await api.create("/v2.0/subnets", #"{"subnet": {"network_id": "\#(id)", "cidr": "10.\#(n % 256).0.0/16", "ip_version": 4}}"#, "subnet")
             networkIDs.append(id)
             vni.append(Int(v))
         }

@@ -110,7 +110,9 @@ public struct RouterAssociationInfo: Sendable, Equatable {
     }
 }
 
-public struct PortRouteInfo: Sendable, Equatable, Hashable {
+/// A port association's route. Equality compares every field, `local_pref` included: a view whose only
+/// change is a route's LOCAL_PREF has changed, and the agent attaches again with the new one.
+public struct PortRouteInfo: Sendable, Equatable {
     public enum Kind: String, Sendable { case prefix, bgpvpn }
     public var type: Kind
     public var prefix: String?
@@ -124,14 +126,6 @@ public struct PortRouteInfo: Sendable, Equatable, Hashable {
         self.localPref = localPref
         self.bgpvpnID = bgpvpn?.id
         self.bgpvpn = bgpvpn
-    }
-
-    /// Two routes are the same route when type, prefix and BGPVPN are (§4.2).
-    public static func == (a: Self, b: Self) -> Bool { a.type == b.type && a.prefix == b.prefix && a.bgpvpnID == b.bgpvpnID }
-    public func hash(into h: inout Hasher) {
-        h.combine(type.rawValue)
-        h.combine(prefix)
-        h.combine(bgpvpnID)
     }
 }
 

@@ -42,7 +42,7 @@ struct NeutronAPI: Sendable {
 
     func dispatch(_ request: Request, path: [String], caller: Caller) async throws -> Response {
         let method = request.method
-        let query = try ListQuery(request.uri.queryParameters.map { (String($0.key), String($0.value)) })
+        let query = try ListQuery(request.uri.queryParameters.map { (String($0.key).removingPercentEncoding ?? String($0.key), String($0.value)) })
         switch path.count {
         case 0:
             guard method == .get else { throw Self.notAllowed(method, allowed: ["GET"]) }

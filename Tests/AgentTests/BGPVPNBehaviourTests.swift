@@ -137,6 +137,28 @@ import Testing
         expectBodies(h.bagpipe.calls(since: mark), detaches: ([fixed] + routes).map(Expected.detach(of:)))
     }
 
+    /// Found by the tempest `port_association_local_pref` scenario: a PUT that only changes a route's
+    /// `local_pref` attaches that route again with the new one (and detaches nothing).
+    @Test func aRoutesLocalPrefChangedReattachesWithTheNewOne() async throws {
+        let h = try await Self.harness()
+        defer { h.stop() }
+        let (net, _) = try await h.network(vni: 1018, cidr: "10.10.0.0/24")
+        let vm = VM(try await h.port(net))
+        h.plugger.plug(vm.id, .ovs(vlan: 5))
+        let vpn = try await h.bgpvpn(#""route_targets": ["64512:1"]"#)
+        let path = "/v2.0/bgpvpn/bgpvpns/\(vpn)/port_associations"
+        let pa = h.id(try await h.create(
+            path, #"{"port_association": {"port_id": "\#(vm.id)", "routes": [{"type": "prefix", "prefix": "20.0.0.1/32", "local_pref": 200}]}}"#, "port_association"))
+        try await h.settle()
+        let mark = h.bagpipe.calls.count
+        try await h.update("\(path)/\(pa)", #"{"port_association": {"routes": [{"type": "prefix", "prefix": "20.0.0.1/32", "local_pref": 100}]}}"#)
+        try await h.settle()
+        let again = Expected.with(Self.ipvpn(vm, imports: ["64512:1"]), [
+            "vpn_instance_id": .string("ipvpn_portassoc_\(pa)_prefix_20_0_0_1_32"), "ip_address": "20.0.0.1/32", "advertise_subnet": true, "direction": "to-port", "local_pref": .int(100),
+        ])
+        expectBodies(h.bagpipe.calls(since: mark), attaches: [again])
+    }
+
     @Test func advertiseFixedIPsFalseMakesNoFixedIPAttachmentAndDetachesOnlyThePrefix() async throws {
         let h = try await Self.harness()
         defer { h.stop() }

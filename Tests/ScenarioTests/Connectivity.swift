@@ -40,32 +40,37 @@ extension ComputeLab {
         var silent = vms.flatMap { a in vms.filter { $0.name != a.name }.map { (a, $0) } }
         let deadline = Date().addingTimeInterval(timeout)
         while !silent.isEmpty && Date() < deadline {
-            let pending = silent
-            // One source VM at a time per task: a few pings run at once, as in a real cluster.
-            silent = await withTaskGroup(of: [(VM, VM)].self) { group in
-                for source in Set(pending.map(\.0.name)).sorted() {
-                    let pairs = pending.filter { $0.0.name == source }
-                    group.addTask { pairs.filter { !self.lab.ping(from: $0.0.name, $0.1.ip) } }
-                }
-                var still: [(VM, VM)] = []
-                for await s in group { still += s }
-                return still
-            }
+            silent = await sweep(silent, keeping: false)
         }
         return silent.map { "\($0.0) → \($0.1)" }.sorted()
     }
 
-    /// Every pair of `from` × `to` is silent: pinged until each has failed `times` times in a row.
-    /// `settle` seconds are first given for a change to reach the dataplane (polled, not slept: the
-    /// call returns as soon as every pair is silent).
+    /// Every pair of `from` × `to` is silent. The pairs that still answer are pinged again until
+    /// none does (a change takes up to `settle` seconds to reach the dataplane; polled, not slept),
+    /// then every pair once more: the pairs that answered that last time are returned.
     func noneAnswer(from: [VM], to: [VM], settle: Double = 20) async -> [String] {
+        let pairs = from.flatMap { a in to.filter { $0.name != a.name }.map { (a, $0) } }
         let deadline = Date().addingTimeInterval(settle)
-        var answering: [String] = []
+        var answering = pairs
         repeat {
-            answering = []
-            for a in from { for b in to where a.name != b.name && lab.ping(from: a.name, b.ip) { answering.append("\(a) → \(b)") } }
+            answering = await sweep(answering, keeping: true)
         } while !answering.isEmpty && Date() < deadline
-        return answering
+        if answering.isEmpty { answering = await sweep(pairs, keeping: true) }
+        return answering.map { "\($0.0) → \($0.1)" }.sorted()
+    }
+
+    /// One ping per pair, the pairs of each source VM in a task of their own; the pairs that answered
+    /// (`keeping` true) or that did not.
+    func sweep(_ pairs: [(VM, VM)], keeping answered: Bool) async -> [(VM, VM)] {
+        await withTaskGroup(of: [(VM, VM)].self) { group in
+            for source in Set(pairs.map(\.0.name)).sorted() {
+                let mine = pairs.filter { $0.0.name == source }
+                group.addTask { mine.filter { self.lab.ping(from: $0.0.name, $0.1.ip) == answered } }
+            }
+            var out: [(VM, VM)] = []
+            for await s in group { out += s }
+            return out
+        }
     }
 }
 

@@ -70,11 +70,12 @@ import Testing
                     guard let vni = targets.lazy.compactMap({ Int($0.split(separator: ":").last ?? "") }).first(where: { networkOfVNI[$0] != nil }),
                         let network = networkOfVNI[vni]
                     else { continue }
-                    // The MAC: the one run of six two-digit hex groups (an ESI has ten).
-                    let mac = nlri.split { !($0.isHexDigit || $0 == ":") }.first { t in
-                        let groups = t.split(separator: ":", omittingEmptySubsequences: false)
-                        return groups.count == 6 && groups.allSatisfy { $0.count == 2 }
-                    }.map { String($0).lowercased() }
+                    // `type2:<RD>:<MAC>[:<IP>]`: the MAC is the last run of six two-digit hex groups.
+                    let parts = nlri.split(separator: ":").map(String.init)
+                    let isByte = { (p: String) in p.count == 2 && p.allSatisfy(\.isHexDigit) }
+                    let mac = nlri.hasPrefix("type2:")
+                        ? (0...max(0, parts.count - 6)).reversed().first { i in i + 6 <= parts.count && parts[i..<(i + 6)].allSatisfy(isByte) }.map { parts[$0..<($0 + 6)].joined(separator: ":").lowercased() }
+                        : nil
                     out.append((network, mac))
                 }
             }
