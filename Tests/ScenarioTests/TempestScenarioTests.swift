@@ -301,6 +301,49 @@ import Testing
         }
     }
 
+    /// `port_association_bgpvpn_route`, route leaking: A, B and C in BGPVPNs a (import to-A, export
+    /// from-A), b (import from-A and from-C) and c (import to-C, export from-C); server 2 (in B) has a
+    /// port association to `to_a` (export to-A) leaking b's routes, and one to `to_c` (export to-C)
+    /// leaking a's. Server 1 (A) reaches server 3 (C) through server 2 only when server 2 forwards;
+    /// the associations deleted, it no longer does. On Open vSwitch, as the other port associations.
+    @Test func portAssociationBGPVPNRouteLeaking() async throws {
+        let c = try ComputeLab(hosts: ["compute-1", "compute-2"], dataplane: .ovs)
+        defer { c.stop() }
+        var step = "start"
+        do {
+            try await c.start()
+            let t = try await topology(c, "l", base: 0, networks: 3)
+            let (one, two, three) = (t.servers[0], t.servers[1], t.servers[2])
+            let (toA, fromA, toC, fromC) = ("64512:601", "64512:602", "64512:603", "64512:604")
+            let a = try await c.bgpvpn("a", importTargets: [toA], exportTargets: [fromA])
+            let b = try await c.bgpvpn("b", importTargets: [fromC, fromA])
+            let cc = try await c.bgpvpn("c", importTargets: [toC], exportTargets: [fromC])
+            let vpnToA = try await c.bgpvpn("to_a", exportTargets: [toA])
+            let vpnToC = try await c.bgpvpn("to_c", exportTargets: [toC])
+            for (net, vpn) in zip(t.nets, [a, b, cc]) { _ = try await c.associate(network: net.id, to: vpn) }
+            var associations: [String] = []
+            for (vpn, leaked) in [(vpnToA, b), (vpnToC, a)] {
+                let body = #"{"port_association": {"port_id": "\#(two.port.id)", "routes": [{"type": "bgpvpn", "bgpvpn_id": "\#(leaked)"}]}}"#
+                let id = try await c.create("/v2.0/bgpvpn/bgpvpns/\(vpn)/port_associations", body, "port_association")["id"]?.stringValue ?? ""
+                associations.append("/v2.0/bgpvpn/bgpvpns/\(vpn)/port_associations/\(id)")
+            }
+            step = "server 2 does not forward"
+            // Server 2 is reachable from both sides (its own address leaks with the associations).
+            #expect(await reaches(c, one, two), "server 1 → server 2")
+            #expect(await reaches(c, three, two), "server 3 → server 2")
+            #expect(await c.noneAnswer(from: [one], to: [three], settle: 0).isEmpty, "server 1 reaches server 3 while server 2 does not forward")
+            step = "server 2 forwards"
+            _ = try c.lab.exec(two.name, ["sysctl", "-qw", "net.ipv4.ip_forward=1"])
+            #expect(await reaches(c, one, three), "server 1 → server 3 through server 2")
+            step = "associations deleted"
+            for path in associations { try await c.delete(path) }
+            let answering = await c.noneAnswer(from: [one], to: [three])
+            #expect(answering.isEmpty, "server 1 still reaches server 3: \(answering)")
+        } catch {
+            record(step, error, c)
+        }
+    }
+
     func reachesAddress(_ c: ComputeLab, _ from: VM, _ ip: String, timeout: Double = 30) async -> Bool {
         (try? await c.lab.pingUntil(from: from.name, ip, timeout: timeout)) != nil
     }
