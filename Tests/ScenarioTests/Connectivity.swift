@@ -78,3 +78,7 @@ extension ComputeLab {
 func record(_ step: String, _ error: any Error, _ lab: ComputeLab) {
     Issue.record("\(step): \(error)\n\(lab.diagnostics())")
 }
+
+extension ComputeLab.Reflector: CustomTestStringConvertible {
+    public var testDescription: String { self == .gobgp ? "gobgpd reflector" : "our reflector" }
+}

@@ -7,7 +7,8 @@ import Testing
 /// `test_bgpvpn_basic.py`) rebuilt in namespaces: two compute nodes, networks A, B and C from
 /// 10.100.0.0/16, servers with fixed IPs, everything through the controller's API. "1 → 2" is
 /// server 1 (network A) reaching server 2 (network B) through the BGPVPN. Each test runs its variants
-/// one after the other on one lab, each with networks and BGPVPNs of its own.
+/// one after the other on one lab, each with networks and BGPVPNs of its own; each test runs with our
+/// reflector and with gobgpd.
 @Suite(.serialized, .timeLimit(.minutes(10))) struct TempestScenarioTests {
     /// Networks A and B (and C) of one variant, `10.100.<base + i>.0/24`, and a server on each, server 1
     /// on compute-1, the others on compute-2.
@@ -41,8 +42,8 @@ import Testing
 
     /// `basic` and `variant1`-`variant6`: the order of servers, associations and a router on B varies;
     /// server 1 reaches server 2 in every one.
-    @Test func basicAndOrderingVariants() async throws {
-        let c = try ComputeLab(hosts: ["compute-1", "compute-2"])
+    @Test(arguments: ComputeLab.Reflector.allCases) func basicAndOrderingVariants(_ reflector: ComputeLab.Reflector) async throws {
+        let c = try ComputeLab(hosts: ["compute-1", "compute-2"], reflector: reflector)
         defer { c.stop() }
         var step = "start"
         do {
@@ -85,8 +86,8 @@ import Testing
     /// The route-target updates: disjoint import and export cut traffic and restoring them brings it
     /// back; a common target keeps it; an unassociated network stays apart until associated and the
     /// targets fixed; traffic inside a network never stops meanwhile (with B net- or router-associated).
-    @Test func routeTargetUpdates() async throws {
-        let c = try ComputeLab(hosts: ["compute-1", "compute-2"])
+    @Test(arguments: ComputeLab.Reflector.allCases) func routeTargetUpdates(_ reflector: ComputeLab.Reflector) async throws {
+        let c = try ComputeLab(hosts: ["compute-1", "compute-2"], reflector: reflector)
         defer { c.stop() }
         var step = "start"
         do {
@@ -146,8 +147,8 @@ import Testing
 
     /// The negative cases: no association of B, disjoint targets from the start, the BGPVPN deleted,
     /// the network or router association deleted, an update to disjoint targets or to no targets.
-    @Test func negativeCases() async throws {
-        let c = try ComputeLab(hosts: ["compute-1", "compute-2"])
+    @Test(arguments: ComputeLab.Reflector.allCases) func negativeCases(_ reflector: ComputeLab.Reflector) async throws {
+        let c = try ComputeLab(hosts: ["compute-1", "compute-2"], reflector: reflector)
         defer { c.stop() }
         var step = "start"
         do {
@@ -196,8 +197,8 @@ import Testing
     /// `tenant_separation_and_local_connectivity`: A and B in one BGPVPN, A-bis and B-bis with the same
     /// CIDRs and addresses in another: each server reaches its own twin, never the other (the echo
     /// requests counted in each server's namespace), and local traffic goes on.
-    @Test func tenantSeparation() async throws {
-        let c = try ComputeLab(hosts: ["compute-1", "compute-2"])
+    @Test(arguments: ComputeLab.Reflector.allCases) func tenantSeparation(_ reflector: ComputeLab.Reflector) async throws {
+        let c = try ComputeLab(hosts: ["compute-1", "compute-2"], reflector: reflector)
         defer { c.stop() }
         var step = "start"
         do {
@@ -236,8 +237,8 @@ import Testing
     /// choosing between two servers that advertise one prefix, and swapped; 90 /32 routes. On Open
     /// vSwitch, as upstream runs them: each route is a VRF of its own on the port, and on Linux a
     /// network's E-VPN links into one VRF only (reference §8.6).
-    @Test func portAssociations() async throws {
-        let c = try ComputeLab(hosts: ["compute-1", "compute-2"], dataplane: .ovs)
+    @Test(arguments: ComputeLab.Reflector.allCases) func portAssociations(_ reflector: ComputeLab.Reflector) async throws {
+        let c = try ComputeLab(hosts: ["compute-1", "compute-2"], dataplane: .ovs, reflector: reflector)
         defer { c.stop() }
         var step = "start"
         do {
@@ -306,8 +307,8 @@ import Testing
     /// port association to `to_a` (export to-A) leaking b's routes, and one to `to_c` (export to-C)
     /// leaking a's. Server 1 (A) reaches server 3 (C) through server 2 only when server 2 forwards;
     /// the associations deleted, it no longer does. On Open vSwitch, as the other port associations.
-    @Test func portAssociationBGPVPNRouteLeaking() async throws {
-        let c = try ComputeLab(hosts: ["compute-1", "compute-2"], dataplane: .ovs)
+    @Test(arguments: ComputeLab.Reflector.allCases) func portAssociationBGPVPNRouteLeaking(_ reflector: ComputeLab.Reflector) async throws {
+        let c = try ComputeLab(hosts: ["compute-1", "compute-2"], dataplane: .ovs, reflector: reflector)
         defer { c.stop() }
         var step = "start"
         do {
