@@ -115,9 +115,9 @@ struct ScaleBenchmark: AsyncParsableCommand {
             guard Date() < up else { throw ValidationError("sessions not all up after 120 s") }
             try await Task.sleep(for: .milliseconds(50))
         }
-        // Every node's initial routes: those of its networks' ports on other nodes.
-        func expected(_ h: Int) -> Int { spread.enumerated().filter { $0.offset != h }.reduce(0) { n, other in n + other.element.filter { spread[h].contains($0) }.count } }
-        let settled = try await eventually(timeout: 120) { (0..<hosts).allSatisfy { received.count($0) >= expected($0) } }
+        // Every node's initial routes, counted once: those of its networks' ports on other nodes.
+        let expected = (0..<hosts).map { h in spread.enumerated().filter { $0.offset != h }.reduce(0) { n, other in n + other.element.filter { spread[h].contains($0) }.count } }
+        let settled = try await eventually(timeout: 120) { (0..<hosts).allSatisfy { received.count($0) >= expected[$0] } }
         guard settled else { throw ValidationError("the initial routes did not all arrive") }
         print("\(hosts) sessions up, initial routes in place; \(hosts) watches opening …")
 

@@ -87,8 +87,8 @@ public final class ComputeLab: @unchecked Sendable {
 
     public static let gobgpd = "/usr/bin/gobgpd"
 
-    /// The reflector on `rr` (192.0.2.254); started again by a second call.
-    public func startReflector() throws {
+    /// The reflector on `rr` (192.0.2.254).
+    func startReflector() throws {
         switch reflector {
         case .bagpipe:
             try lab.startReflector("rr", peers: hosts)
@@ -100,11 +100,10 @@ public final class ComputeLab: @unchecked Sendable {
                     routeReflectorClusterID: "1.2.3.4")
             }
             let toml = GoBGPConfiguration(routerID: "192.0.2.254", port: 179, localAddress: "192.0.2.254", neighbors: neighbors).toml
-            lab.daemons["rr"]?.kill()
             lab.daemons["rr"] = try Daemon(
                 name: "gobgpd-rr", executable: lab.ipCommand,
                 arguments: ["netns", "exec", ns, Self.gobgpd, "-f", "$DIR/gobgpd.toml", "--api-hosts=127.0.0.1:50051", "--pprof-disable", "-l", "info"],
-                files: ["gobgpd.toml": toml], directory: lab.daemons["rr"]?.directory)
+                files: ["gobgpd.toml": toml])
         }
     }
 
@@ -216,22 +215,19 @@ public final class ComputeLab: @unchecked Sendable {
     }
 
     /// A VXLAN network (its VNI given, or allocated by the controller) with one IPv4 subnet.
-    public func makeNetwork(_ name: String, cidr: String, vni: Int? = nil, project: String? = nil) async throws -> NetworkInfo {
+    public func makeNetwork(_ name: String, cidr: String, vni: Int? = nil) async throws -> NetworkInfo {
         let provider = vni.map { #", "provider:network_type": "vxlan", "provider:segmentation_id": \#($0)"# } ?? ""
-        let owner = project.map { #", "project_id": "\#($0)""# } ?? ""
-        let n = try await create("/v2.0/networks", #"{"network": {"name": "\#(name)"\#(provider)\#(owner)}}"#, "network")
+        let n = try await create("/v2.0/networks", #"{"network": {"name": "\#(name)"\#(provider)}}"#, "network")
         let id = n["id"]?.stringValue ?? ""
-        let s = try await create("/v2.0/subnets", #"{"subnet": {"network_id": "\#(id)", "cidr": "\#(cidr)", "ip_version": 4\#(owner)}}"#, "subnet")
+        let s = try await create("/v2.0/subnets", #"{"subnet": {"network_id": "\#(id)", "cidr": "\#(cidr)", "ip_version": 4}}"#, "subnet")
         return NetworkInfo(
             id: id, subnetID: s["id"]?.stringValue ?? "", cidr: cidr, gateway: s["gateway_ip"]?.stringValue ?? "", vni: { if case .int(let v)? = n["provider:segmentation_id"] { Int(v) } else { vni ?? 0 } }())
     }
 
     /// A BGPVPN (`type` l3 or l2) with these route targets; its id.
-    public func bgpvpn(_ name: String, type: String = "l3", routeTargets: [String] = [], importTargets: [String] = [], exportTargets: [String] = [], extra: String = "")
-        async throws -> String
-    {
+    public func bgpvpn(_ name: String, type: String = "l3", routeTargets: [String] = [], importTargets: [String] = [], exportTargets: [String] = []) async throws -> String {
         func list(_ l: [String]) -> String { "[" + l.map { "\"\($0)\"" }.joined(separator: ", ") + "]" }
-        let body = #"{"bgpvpn": {"name": "\#(name)", "type": "\#(type)", "route_targets": \#(list(routeTargets)), "import_targets": \#(list(importTargets)), "export_targets": \#(list(exportTargets))\#(extra)}}"#
+        let body = #"{"bgpvpn": {"name": "\#(name)", "type": "\#(type)", "route_targets": \#(list(routeTargets)), "import_targets": \#(list(importTargets)), "export_targets": \#(list(exportTargets))}}"#
         return try await create("/v2.0/bgpvpn/bgpvpns", body, "bgpvpn")["id"]?.stringValue ?? ""
     }
 
