@@ -25,13 +25,14 @@ struct ControllerBenchmark: AsyncParsableCommand {
 
     /// A bagpipe-controller on 127.0.0.1 (its SQLite file in its folder unless `database`), with the
     /// file-descriptor limit raised for a thousand watchers; its port.
-    static func startController(database: String?) throws -> (Daemon, Int) {
+    /// `bindHost`: where it listens; `accounts`: `[identity]` lines besides admin's.
+    static func startController(database: String?, bindHost: String = "127.0.0.1", accounts: [String] = []) throws -> (Daemon, Int) {
         var limit = rlimit(rlim_cur: 65536, rlim_max: 65536)
         _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
         let port = try freePort()
         let conf = """
             [DEFAULT]
-            bind_host = 127.0.0.1
+            bind_host = \(bindHost)
             bind_port = \(port)
             [database]
             connection = \(database ?? "sqlite:///$DIR/controller.db")
@@ -39,6 +40,7 @@ struct ControllerBenchmark: AsyncParsableCommand {
             vni_ranges = 1000:9999
             [identity]
             admin = secret, admin, admin
+            \(accounts.joined(separator: "\n"))
             """
         let daemon = try Daemon(name: "controller-bench", executable: URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("bagpipe-controller").path,
                                 arguments: ["--config-file", "$DIR/controller.conf", "--log-level", "warning"], files: ["controller.conf": conf])

@@ -4,6 +4,7 @@ import BGPSession
 import BGPWire
 import BagpipeLab
 import Foundation
+import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
@@ -16,6 +17,11 @@ import NeutronModel
 /// port's E-VPN MAC/IP route, as agent and bagpipe-bgp do. Timed: a port created through the API
 /// until every node that has its network holds its route. Counted: the routes each node holds,
 /// beside what an l2population fan-out sends every node (every port of every network).
+///
+/// `--real-nodes` of the nodes are real instead (ScaleRealNodes.swift): bagpipe-agent and bagpipe-bgp
+/// with the Linux drivers in namespaces, their ports plugged as tap devices; a port created on one
+/// travels controller → its agent's watch → the agent's attach → bagpipe-bgp → the reflector, and
+/// its arrival at a real node is read from that node's looking glass.
 struct ScaleBenchmark: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "scale", abstract: "Port created → its route on every host of its network: controller, watches and our reflector, with simulated hosts.")
@@ -25,12 +31,19 @@ struct ScaleBenchmark: AsyncParsableCommand {
     @Option(help: "Networks a node has ports on (each picked with a skew: a few networks are on many nodes).") var networksPerHost = 4
     @Option(help: "Ports created and timed, one at a time.") var ports = 100
     @Option(help: "Seed of the spread.") var seed: UInt64 = 15
+    @Option(help: "Nodes that are real (bagpipe-agent and bagpipe-bgp in namespaces; needs root). One timed port in four is created on one of them.")
+    var realNodes = 8
 
     static func address(_ i: Int) -> String { "127.1.\(i / 250).\(i % 250 + 1)" }
     static func vniTarget(_ vni: Int) -> ExtendedCommunity { .routeTarget(as: 64512, UInt32(vni)) }
 
     func run() async throws {
-        let (controller, apiPort) = try ControllerBenchmark.startController(database: nil)
+        guard realNodes <= 0 || ProcessInfo.processInfo.environment[ScaleRealNodes.coreVariable] != nil else { return try ScaleRealNodes.runInsideCore() }
+        let realIndices = realNodes > 0 ? Array(Set((0..<min(realNodes, hosts)).map { $0 * hosts / min(realNodes, hosts) })).sorted() : []
+        let real = try ProcessInfo.processInfo.environment[ScaleRealNodes.coreVariable].map { try ScaleRealNodes(core: $0, nodes: realIndices) }
+        defer { real?.stop() }
+        let isReal = Set(realIndices)
+        let (controller, apiPort) = try ControllerBenchmark.startController(database: nil, bindHost: real == nil ? "127.0.0.1" : "0.0.0.0", accounts: real?.accounts ?? [])
         defer { controller.stop() }
         let api = ControllerBenchmark.API(http: HTTPClient.shared, base: "http://127.0.0.1:\(apiPort)")
         guard try await eventually(timeout: 20, { (try? await api.call(.GET, "/", nil)) != nil }) else { throw ValidationError("the controller did not start:\n\(controller.log)") }
@@ -68,20 +81,29 @@ struct ScaleBenchmark: AsyncParsableCommand {
         for (h, nets) in spread.enumerated() {
             for n in nets {
                 let mac = newMAC()
-                _ = try await api.create("/v2.0/ports", #"{"port": {"network_id": "\#(networkIDs[n])", "binding:host_id": "node-\#(h)", "mac_address": "\#(mac)"}}"#, "port")
+                let id = try await api.create("/v2.0/ports", #"{"port": {"network_id": "\#(networkIDs[n])", "binding:host_id": "node-\#(h)", "mac_address": "\#(mac)"}}"#, "port")
+                if isReal.contains(h) { try real?.plug(port: id, mac: "\(mac)", node: h) }
                 portsOf[h].append(mac)
                 portNetwork[mac] = n
             }
         }
 
         // The reflector, and a session per node: its memberships and its ports' routes.
-        let bgpPort = try freePort(host: "127.0.0.2")
+        // With real nodes, the reflector is 192.0.2.254 on their underlay, in the core namespace
+        // with the simulated nodes, which reach it over its loopback.
+        let rrAddress = real == nil ? "127.0.0.2" : ScaleRealNodes.coreAddress
+        let bgpPort = try real == nil ? freePort(host: rrAddress) : 179
+        let simulated = (0..<hosts).filter { !isReal.contains($0) }
         let rr = try Daemon(
-            name: "scale-rr", executable: URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("bagpipe-bgp").path,
-            arguments: ["--config-file", "$DIR/bgp.conf"],
-            files: ["bgp.conf": "[BGP]\nlocal_address = 127.0.0.2\nmy_as = 64512\nroute_reflector = True\nlisten_port = \(bgpPort)\npeers = \((0..<hosts).map(Self.address).joined(separator: ", "))\n"])
+            name: "scale-rr", executable: builtProduct("bagpipe-bgp"), arguments: ["--config-file", "$DIR/bgp.conf"],
+            files: [
+                "bgp.conf":
+                    "[BGP]\nlocal_address = \(rrAddress)\nlisten_address = \(rrAddress)\nmy_as = 64512\nroute_reflector = True\nlisten_port = \(bgpPort)\npeers = \((simulated.map(Self.address) + (real?.peerAddresses ?? [])).joined(separator: ", "))\n"
+            ])
         defer { rr.stop() }
-        try waitForListener(port: bgpPort, host: "127.0.0.2")
+        try waitForListener(port: bgpPort, host: rrAddress)
+        try real?.startSpeakers()
+        try real?.startAgents(controllerPort: apiPort)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let received = ReceivedRoutes(hosts: hosts)
         let base = [PathAttribute(.origin(.igp)), PathAttribute(.asPath(ASPath())), PathAttribute(.localPreference(100))]
@@ -93,12 +115,18 @@ struct ScaleBenchmark: AsyncParsableCommand {
             let nlri = NLRIElement(.evpn(.macIPAdvertisement(EVPNMACIPRoute(routeDistinguisher: .ipv4(pe, UInt16(v % 65536)), mac: mac, ip: nil, labelField1: UInt32(v)))))
             return (nlri, base + [PathAttribute(.extendedCommunities([Self.vniTarget(v), .encapsulation(.vxlan)]))])
         }
-        var peers: [BGPPeer] = []
+        var quiet = Logger(label: "bagpipe.bench.node")
+        quiet.logLevel = .error  // a thousand sessions' state changes would bury the results
+        var peers: [BGPPeer?] = []
         for h in 0..<hosts {
+            guard !isReal.contains(h) else {
+                peers.append(nil)
+                continue
+            }
             let pe = IPv4Address(Self.address(h)) ?? IPv4Address(127, 1, 0, 1)
             let peer = BGPPeer(
                 configuration: SessionConfiguration(localAS: 64512, peerAS: 64512, routerID: pe, families: [.evpn, .routeTargetConstraint], holdTime: 180, connectRetryTime: 1),
-                remoteAddress: "127.0.0.2", remotePort: bgpPort, localAddress: Self.address(h), eventLoop: group.next())
+                remoteAddress: rrAddress, remotePort: bgpPort, localAddress: Self.address(h), eventLoop: group.next(), logger: quiet)
             peer.keepsAdjRIBIn = false
             peer.onUpdate = { received.add(h, $0) }
             let memberships = Set(spread[h].map { vni[$0] }).sorted().map { NLRIElement(.routeTargetMembership(RouteTargetMembership(originAS: 64512, routeTarget: Self.vniTarget($0)))) }
@@ -111,14 +139,20 @@ struct ScaleBenchmark: AsyncParsableCommand {
             peer.start()
         }
         let up = Date().addingTimeInterval(120)
-        while try peers.contains(where: { try $0.state().wait() != .established }) {
+        while try peers.contains(where: { try $0.map { try $0.state().wait() != .established } ?? false }) {
             guard Date() < up else { throw ValidationError("sessions not all up after 120 s") }
             try await Task.sleep(for: .milliseconds(50))
         }
         // Every node's initial routes, counted once: those of its networks' ports on other nodes.
         let expected = (0..<hosts).map { h in spread.enumerated().filter { $0.offset != h }.reduce(0) { n, other in n + other.element.filter { spread[h].contains($0) }.count } }
-        let settled = try await eventually(timeout: 120) { (0..<hosts).allSatisfy { received.count($0) >= expected[$0] } }
-        guard settled else { throw ValidationError("the initial routes did not all arrive") }
+        let settled = try await eventually(timeout: 120) {
+            for h in 0..<hosts {
+                let count = isReal.contains(h) ? (await real?.macs(h).subtracting(portsOf[h].map { "\($0)".lowercased() }).count ?? 0) : received.count(h)
+                if count < expected[h] { return false }
+            }
+            return true
+        }
+        guard settled else { throw ValidationError("the initial routes did not all arrive\n\(real?.logs() ?? "")") }
         print("\(hosts) sessions up, initial routes in place; \(hosts) watches opening …")
 
         // The watches: a node that sees its new port advertises its route.
@@ -137,8 +171,9 @@ struct ScaleBenchmark: AsyncParsableCommand {
             $0 = { index in
                 guard let awaited = awaitedPort.withLockedValue({ $0 }), awaited.host == index else { return }
                 agentTimes.withLockedValue { $0 = now() }
+                guard let session = sessions[index] else { return }  // a real node: its agent does the rest
                 let (nlri, attributes) = route(index, awaited.mac, awaited.network)
-                sessions[index].announce([nlri], family: .evpn, nextHop: .ipv4(IPv4Address(Self.address(index)) ?? IPv4Address(127, 1, 0, 1)), attributes: attributes)
+                session.announce([nlri], family: .evpn, nextHop: .ipv4(IPv4Address(Self.address(index)) ?? IPv4Address(127, 1, 0, 1)), attributes: attributes)
             }
         }
         let requests = (0..<hosts).map { "GET /v2.0/agent/hosts/node-\($0)/watch?resource_version=\(versions[$0])&heartbeat=30 HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Auth-Token: \(api.token)\r\n\r\n" }
@@ -146,46 +181,73 @@ struct ScaleBenchmark: AsyncParsableCommand {
         guard try await eventually(timeout: 60, { watches.answered.withLockedValue { $0 } == hosts }) else { throw ValidationError("only \(watches.answered.withLockedValue { $0 }) watches answered") }
 
         // The timed ports.
-        var total: [Double] = [], toAgent: [Double] = [], fanOutHosts: [Int] = []
-        for _ in 0..<ports {
-            let h = Int(rng.next() % UInt64(hosts))
+        var timed: [Timed] = []
+        for i in 0..<ports {
+            let h = !realIndices.isEmpty && i % 4 == 0 ? realIndices[Int(rng.next() % UInt64(realIndices.count))] : Int(rng.next() % UInt64(hosts))
             let n = spread[h][Int(rng.next() % UInt64(spread[h].count))]
             let mac = newMAC()
             portNetwork[mac] = n
             let receivers = (0..<hosts).filter { $0 != h && spread[$0].contains(n) }
-            received.await(mac, hosts: receivers)
+            received.await(mac, hosts: receivers.filter { !isReal.contains($0) })
             watches.await("\(mac)")
             awaitedPort.withLockedValue { $0 = (h, mac, n) }
             agentTimes.withLockedValue { $0 = nil }
             let start = now()
-            _ = try await api.create("/v2.0/ports", #"{"port": {"network_id": "\#(networkIDs[n])", "binding:host_id": "node-\#(h)", "mac_address": "\#(mac)"}}"#, "port")
-            guard try await eventually(timeout: 30, { received.allArrived() }) else { throw ValidationError("port \(mac) did not reach every node of its network") }
-            total.append((received.lastArrival() - start) * 1000)
-            toAgent.append(((agentTimes.withLockedValue { $0 } ?? start) - start) * 1000)
-            fanOutHosts.append(receivers.count)
+            let id = try await api.create("/v2.0/ports", #"{"port": {"network_id": "\#(networkIDs[n])", "binding:host_id": "node-\#(h)", "mac_address": "\#(mac)"}}"#, "port")
+            // The real receivers' looking glasses are read while the port is plugged.
+            let realReceivers = receivers.filter { isReal.contains($0) }
+            async let arrivedAtReal = real?.arrival(of: "\(mac)", at: realReceivers, deadline: start + 30)
+            if isReal.contains(h) { try real?.plug(port: id, mac: "\(mac)", node: h) }
+            let realArrival = await arrivedAtReal
+            guard real == nil || realArrival != nil, try await eventually(timeout: 30, { received.allArrived() }) else {
+                throw ValidationError("port \(mac) did not reach every node of its network\n\(real?.logs() ?? "")")
+            }
+            timed.append(
+                Timed(
+                    onRealNode: isReal.contains(h), total: (max(received.lastArrival(), realArrival ?? 0) - start) * 1000,
+                    toWatch: ((agentTimes.withLockedValue { $0 } ?? start) - start) * 1000, receivers: receivers.count, realReceivers: realReceivers.count))
             portsOf[h].append(mac)
         }
         watches.close()
-        for p in peers { p.stop() }
+        for p in peers { p?.stop() }
         try? await watchGroup.shutdownGracefully()
         try? await group.shutdownGracefully()
-        total.sort()
-        toAgent.sort()
-        func p(_ a: [Double], _ q: Double) -> String { format(a[min(a.count - 1, Int(Double(a.count) * q))], 1) }
         print("")
-        print("| nodes | networks | ports | port created → on every node of its network: median | p90 | p99 | max | of which API → the node's watch (median) | nodes per port (median) |")
-        print("|---|---|---|---|---|---|---|---|---|")
-        print("| \(hosts) | \(networks) | \(portNetwork.count) | \(p(total, 0.5)) ms | \(p(total, 0.9)) ms | \(p(total, 0.99)) ms | \(format(total.last ?? 0, 1)) ms | \(p(toAgent, 0.5)) ms | \(fanOutHosts.sorted()[fanOutHosts.count / 2]) |")
+        print("| nodes (real) | networks | ports | timed ports created on | count | port created → on every node of its network: median | p90 | p99 | max | of which API → the node's watch (median) | nodes per port (median) |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
+        for (label, rows) in [("any node", timed), ("a simulated node", timed.filter { !$0.onRealNode }), ("a real node", timed.filter(\.onRealNode))] where !rows.isEmpty {
+            let total = rows.map(\.total).sorted(), toWatch = rows.map(\.toWatch).sorted(), receivers = rows.map(\.receivers).sorted()
+            func p(_ a: [Double], _ q: Double) -> String { format(a[min(a.count - 1, Int(Double(a.count) * q))], 1) }
+            print("| \(hosts) (\(realIndices.count)) | \(networks) | \(portNetwork.count) | \(label) | \(rows.count) | \(p(total, 0.5)) ms | \(p(total, 0.9)) ms | \(p(total, 0.99)) ms | \(format(total.last ?? 0, 1)) ms | \(p(toWatch, 0.5)) ms | \(receivers[receivers.count / 2]) |")
+        }
+        if !realIndices.isEmpty { print("(\(timed.filter { $0.realReceivers > 0 }.count) of the timed ports also had real nodes among their receivers, read from their looking glasses)") }
 
         // What each node holds, against what an l2population fan-out would send it.
         let allPorts = portNetwork.count
-        var held = (0..<hosts).map { received.count($0) }.sorted()
+        var held: [Int] = []
+        for h in 0..<hosts {
+            if isReal.contains(h), let real {
+                held.append((await real.macs(h)).subtracting(portsOf[h].map { "\($0)".lowercased() }).count)
+            } else {
+                held.append(received.count(h))
+            }
+        }
+        held.sort()
         let fanOut = (0..<hosts).map { allPorts - portsOf[$0].count }.sorted()
         held = held.isEmpty ? [0] : held
         print("")
         print("| routes a node holds (RT-Constraint): median | p99 | max | an l2population fan-out sends each node: median | ratio |")
         print("|---|---|---|---|---|")
         print("| \(held[held.count / 2]) | \(held[min(held.count - 1, held.count * 99 / 100)]) | \(held.last ?? 0) | \(fanOut[fanOut.count / 2]) | \(format(Double(fanOut[fanOut.count / 2]) / Double(max(1, held[held.count / 2])), 1))× fewer |")
+    }
+
+    /// One timed port: where it was created, and how long until every node of its network held it.
+    struct Timed {
+        var onRealNode: Bool
+        var total: Double
+        var toWatch: Double
+        var receivers: Int
+        var realReceivers: Int
     }
 }
 
