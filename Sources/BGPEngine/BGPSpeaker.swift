@@ -40,6 +40,8 @@ public final class BGPSpeaker: @unchecked Sendable {
     private var otherWorkers: ((WorkerID, RouteEngine.LocalEvent) -> Void)?
     private var afterDelivery: (() -> Void)?
     private var listener: BGPListener?
+    /// Our restart in progress (BGPSpeaker+Restart.swift), on the loop.
+    var restart: RestartProgress?
 
     public init(configuration: RouteEngine.Configuration, eventLoop: any EventLoop, logger: Logger = Logger(label: "bagpipe.bgp.engine")) {
         engine = RouteEngine(configuration: configuration)
@@ -76,6 +78,8 @@ public final class BGPSpeaker: @unchecked Sendable {
             peer.onEstablished = { [unowned self] session in
                 self.engine.setRouterID(of: id, session.peerRouterID)
                 self.engine.peerEstablished(id, families: Set(session.families))
+                self.restart?.established(id, families: Set(session.families), sendsEndOfRIB: session.peerGracefulRestart != nil)
+                self.checkRestart()
                 self.deliver()
             }
             peer.onRoutes = { [unowned self] family, changes in
@@ -86,6 +90,14 @@ public final class BGPSpeaker: @unchecked Sendable {
                 self.engine.peerDown(id, dropRoutes: dropRoutes)
                 self.deliver()
             }
+            peer.onKeepStale = { [unowned self] families in self.engine.markStale(id, families: families) }
+            peer.onSweepStale = { [unowned self] family in
+                let n = self.engine.sweepStale(id, family: family)
+                if n > 0 { logger.notice("\(n) \(family) routes of the peer were not sent again after its restart: withdrawn") }
+                self.deliver()
+            }
+            peer.onEndOfRIB = { [unowned self] family in self.endOfRIBReceived(from: id, family: family) }
+            if let restart = self.restart, !restart.done { peer.holdsEndOfRIB = restart.holdsEndOfRIB }
             self.peers[id] = peer
             self.peersByAddress[configuration.address] = peer
             peer.start()
@@ -141,10 +153,12 @@ public final class BGPSpeaker: @unchecked Sendable {
 
     public func peer(_ id: WorkerID) -> EventLoopFuture<BGPPeer?> { eventLoop.submit { self.peers[id] } }
 
-    /// Stops every peer (with a Cease) and the listener.
-    public func stop() -> EventLoopFuture<Void> {
+    /// Stops every peer (with a Cease) and the listener. `preservingForwarding`: the connections
+    /// are dropped without a NOTIFICATION instead, so that graceful-restart helpers keep our routes
+    /// while we restart (RFC 4724 §4.2).
+    public func stop(preservingForwarding: Bool = false) -> EventLoopFuture<Void> {
         eventLoop.flatSubmit {
-            for peer in self.peers.values { peer.stop() }
+            for peer in self.peers.values { if preservingForwarding { peer.abort() } else { peer.stop() } }
             return self.listener?.close() ?? self.eventLoop.makeSucceededVoidFuture()
         }
     }

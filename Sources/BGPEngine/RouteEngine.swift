@@ -112,6 +112,11 @@ public final class RouteEngine {
     var originatesDefaultMembership = false
     /// Encoded UPDATEs of recent ranges, shared by peers that decide the same (see `takeEncoded`).
     var encodedRanges: [RangeKey: EncodedRange] = [:]
+    /// Graceful-restart helper for peers without an Adj-RIB-In (RouteEngine+GracefulRestart.swift):
+    /// their paths kept while they restart, until they send them again.
+    var stalePaths: [WorkerID: [AddressFamily: Set<StalePath>]] = [:]
+    /// Peers marked stale just before the `peerDown` that keeps their paths.
+    var staleOnDown: Set<WorkerID> = []
 
     public init(configuration: Configuration) {
         self.configuration = configuration
@@ -161,12 +166,24 @@ public final class RouteEngine {
     /// The session went down: nothing is advertised to it any more. Its routes are withdrawn here
     /// when `dropRoutes` (the peer keeps no Adj-RIB-In), else by `receive` as its Adj-RIB-In reports them.
     public func peerDown(_ peer: WorkerID, dropRoutes: Bool = false) {
-        if dropRoutes { removePaths(of: peer) }
+        let keptStale = staleOnDown.remove(peer) != nil ? Set(stalePaths[peer]?.keys.map { $0 } ?? []) : []
+        if dropRoutes { removePaths(of: peer, keeping: keptStale) }
         guard let p = peers[peer] else { return }
         clearOutbound(p)
         p.established = false
         p.families = []
         p.filter = RouteTargetFilter()
+        // Memberships kept (graceful restart: stale, in the Loc-RIB or in the peer's Adj-RIB-In) still
+        // say what the peer wants: its next session starts with them, and their sweep (or
+        // replacement) updates the filter as usual.
+        if let table = tables[.routeTargetConstraint] {
+            for slot in 0..<Int32(table.slotCount) {
+                guard let d = table[slot] else { continue }
+                for path in d.paths where path.source == peer {
+                    if case .routeTargetMembership(let m) = path.element.nlri { p.filter.add(RouteTargetFilter.effect(of: m)) }
+                }
+            }
+        }
         updateDefaultMembership()
     }
 
@@ -208,8 +225,9 @@ public final class RouteEngine {
         names[worker] = nil
     }
 
-    func removePaths(of worker: WorkerID) {
-        for (family, table) in tables {
+    func removePaths(of worker: WorkerID, keeping kept: Set<AddressFamily> = []) {
+        if kept.isEmpty { stalePaths[worker] = nil }
+        for (family, table) in tables where !kept.contains(family) {
             for slot in 0..<Int32(table.slotCount) {
                 guard let d = table[slot] else { continue }
                 for path in d.paths where path.source == worker { setPath(family, d.key, source: worker, pathID: path.pathID, to: nil) }
@@ -252,12 +270,14 @@ public final class RouteEngine {
                 element = key.element
                 let pathID = element.pathID ?? 0
                 element.pathID = nil
+                if stalePaths[peer]?[family] != nil { refreshed(peer, family, RouteKey(element), pathID) }
                 setPath(family, RouteKey(element), source: peer, pathID: pathID, to: nil)
             case .announce(_, let announced, let set):
                 element = announced
                 let pathID = element.pathID ?? 0
                 element.pathID = nil
                 let key = RouteKey(element)
+                if stalePaths[peer]?[family] != nil { refreshed(peer, family, key, pathID) }
                 let output: AttributeSet?
                 if let m = memo, m.input === set {
                     output = m.output

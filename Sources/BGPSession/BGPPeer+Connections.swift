@@ -23,10 +23,18 @@ extension BGPPeer {
     /// events queue behind this call on the peer's loop.
     func accepted(_ channel: any Channel, connection id: Int) {
         eventLoop.assertInEventLoop()
-        switch ConnectionCollision.accept(ours: machine.state, oursHasPeer: machine.negotiated?.peerRouterID, localID: configuration.routerID, besideAlready: pending != nil) {
+        switch ConnectionCollision.accept(
+            ours: machine.state, oursHasPeer: machine.negotiated?.peerRouterID, localID: configuration.routerID, besideAlready: pending != nil,
+            administrativelyDown: machine.administrativelyDown || machine.holdingDown)
+        {
         case .adopt:
             self.channel?.close(promise: nil)
             adopt(channel, connection: id)
+            handle(.tcpConnectionConfirmed)
+        case .adoptFromIdle:
+            logger.info("the peer connected while Idle: session restarting on its connection")
+            adopt(channel, connection: id)
+            handle(.passiveStart)
             handle(.tcpConnectionConfirmed)
         case .replaceOurs:
             handle(.openCollisionDump)

@@ -15,7 +15,10 @@ extension BGPPeer {
         for action in actions {
             switch action {
             case .report(let family, let changes): onRoutes?(family, changes)
-            case .endOfRIBReceived(let family): onEndOfRIB(family)
+            case .endOfRIBReceived(let family):
+                onEndOfRIB(family)
+                // The peer's memberships are all in: the VPN routes they let through, then their End-of-RIB.
+                if family == .routeTargetConstraint { flush() }
             case .stop(let notification, let restartAfter): handle(.automaticStop(notification, restartAfter: restartAfter))
             case .log(.notice, let message): logger.notice("\(message)")
             case .log(.warning, let message): logger.warning("\(message)")
@@ -30,6 +33,8 @@ extension BGPPeer {
             case .cancelStaleTimer:
                 staleTimer?.cancel()
                 staleTimer = nil
+            case .keepStale(let families): onKeepStale(families)
+            case .sweepStale(let family): onSweepStale(family)
             }
         }
     }
@@ -74,8 +79,12 @@ extension BGPPeer {
             for message in messages { channel.write(message, promise: nil) }
             sent += messages.count
         }
-        if !ribOut.hasPending && outbound?.hasPending != true {
-            let markers = routes.takeEndMarkers()
+        let endOfRIBHeld = holdsEndOfRIB && session.peerGracefulRestart?.restartState != true
+        if !ribOut.hasPending && outbound?.hasPending != true && !endOfRIBHeld {
+            // A restarting peer (R bit) gets our End-of-RIB without waiting for its own (RFC 4724 §4.2:
+            // both would wait otherwise); what it wanted before is what our helper side kept.
+            let waits = session.families.contains(.routeTargetConstraint) && session.peerGracefulRestart.map { !$0.restartState } ?? false
+            let markers = routes.takeEndMarkers(waitForMemberships: waits)
             for family in markers.endOfRIB {
                 channel.write(BGPMessage.update(.endOfRIB(family)).encoded(context: session.sendContext), promise: nil)
                 sent += 1

@@ -26,6 +26,17 @@ public final class BGPPeer: @unchecked Sendable {
     public var onRoutes: ((AddressFamily, [RouteChange]) -> Void)?
     /// The peer finished its initial advertisement of a family (RFC 4724 End-of-RIB).
     public var onEndOfRIB: (AddressFamily) -> Void = { _ in }
+    /// Helper mode for a peer without an Adj-RIB-In (whose routes the owner stores): the peer went
+    /// away without a NOTIFICATION, keep its routes of these families, stale (before `onDown`)…
+    public var onKeepStale: (Set<AddressFamily>) -> Void = { _ in }
+    /// …until this: its End-of-RIB, its new session without forwarding state, or its restart time.
+    public var onSweepStale: (AddressFamily) -> Void = { _ in }
+    /// A restarting speaker's End-of-RIB waits until it has its peers' routes (RFC 4724 §4.1), so
+    /// that a helper does not sweep routes it is about to receive again. Not for a peer that is
+    /// restarting itself (its OPEN's R bit): it would wait for ours.
+    public var holdsEndOfRIB = false {
+        didSet { if !holdsEndOfRIB && oldValue { flush() } }
+    }
     public var onWithdrawals: ([NLRIBlock], String) -> Void = { _, _ in }
     public var onRouteRefresh: (RouteRefreshMessage) -> Void = { _ in }
     public var onDown: (String) -> Void = { _ in }
@@ -147,6 +158,13 @@ public final class BGPPeer: @unchecked Sendable {
     /// Asks the peer to send a family again (RFC 2918).
     public func requestRefresh(_ family: AddressFamily) {
         eventLoop.execute { self.perform(.send(.routeRefresh(RouteRefreshMessage(family: family)))) }
+    }
+
+    /// Our restart is over: the OPENs of later sessions no longer set the restart (R) bit.
+    public func restartFinished() {
+        eventLoop.preconditionInEventLoop()
+        machine.configuration.gracefulRestartRestarting = false
+        pending?.machine.configuration.gracefulRestartRestarting = false
     }
 
     /// Drops the connection without a NOTIFICATION, as a crashed speaker would (tests of the peer's

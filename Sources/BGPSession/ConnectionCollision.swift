@@ -7,6 +7,10 @@ public enum ConnectionCollision {
     public enum Accept: Equatable, Sendable {
         /// No connection of ours is in progress: the peer's is the session (§8.2.2, event 17).
         case adopt
+        /// Idle between an automatic stop and the automatic restart: the peer's connection restarts
+        /// the session now (a passive start, then event 17). Refusing it would keep a restarted peer
+        /// out for the whole idle hold time, seconds in which its routes are stale or gone.
+        case adoptFromIdle
         /// Ours is in OpenConfirm and the peer's identifier is higher: ours is dumped, the peer's kept.
         case replaceOurs
         /// Ours is being set up and the peer's identifier is not known yet: both run until an OPEN
@@ -26,9 +30,13 @@ public enum ConnectionCollision {
         case keepTheirs
     }
 
-    public static func accept(ours: SessionStateMachine.State, oursHasPeer remoteID: IPv4Address?, localID: IPv4Address, besideAlready: Bool) -> Accept {
+    /// `administrativelyDown`: stopped by the operator, when Idle refuses every connection.
+    public static func accept(
+        ours: SessionStateMachine.State, oursHasPeer remoteID: IPv4Address?, localID: IPv4Address, besideAlready: Bool, administrativelyDown: Bool = false
+    ) -> Accept {
         switch ours {
         case .active: return .adopt
+        case .idle where !administrativelyDown: return .adoptFromIdle
         case .openConfirm:
             if let remoteID, !keepsOutgoing(localID: localID, remoteID: remoteID) { return .replaceOurs }
             return .refuse("connection collision: keeping our connection, closing the peer's")

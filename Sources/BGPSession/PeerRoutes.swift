@@ -18,6 +18,10 @@ public struct PeerRoutes: Sendable {
         /// (Re)arm the stale timer: `staleTimerExpired()` when it fires.
         case armStaleTimer(seconds: Double)
         case cancelStaleTimer
+        /// Without an Adj-RIB-In: the owner keeps the peer's routes of these families, stale.
+        case keepStale(Set<AddressFamily>)
+        /// Without an Adj-RIB-In: the owner drops the peer's routes of the family that are still stale.
+        case sweepStale(AddressFamily)
     }
 
     public enum LogLevel: Sendable { case notice, warning, error }
@@ -25,7 +29,8 @@ public struct PeerRoutes: Sendable {
     public private(set) var ribIn: AdjRIBIn
     /// False: keep no Adj-RIB-In (as BIRD without an import table): every announce and withdraw is
     /// reported as received, and the owner, which stores the routes, drops them itself when the
-    /// session goes down. Helper mode and the maximum-prefix limits need the Adj-RIB-In and are off.
+    /// session goes down. Helper mode is then the owner's (`keepStale`, `sweepStale`); the
+    /// maximum-prefix limits need the Adj-RIB-In and are off.
     public var keepsAdjRIBIn = true
     public let maxPrefixes: [AddressFamily: Int]
     /// The fraction of a limit at which a warning is logged (once per session and family).
@@ -38,6 +43,8 @@ public struct PeerRoutes: Sendable {
     /// refresh is.
     public private(set) var endOfRIBDue: Set<AddressFamily> = []
     public private(set) var endOfRefreshDue: Set<AddressFamily> = []
+    /// The peer's End-of-RIBs received in this session.
+    public private(set) var endOfRIBReceived: Set<AddressFamily> = []
 
     /// `interner`: the speaker's (see `AttributeInterner`).
     public init(maxPrefixes: [AddressFamily: Int] = [:], maxPrefixWarning: Double = 0.8, maxPrefixRestartTime: Double = 60, interner: AttributeInterner = AttributeInterner()) {
@@ -56,6 +63,11 @@ public struct PeerRoutes: Sendable {
     /// peer without an Adj-RIB-In, so they are not computed.
     public mutating func received(_ update: UpdateMessage, wantsChanges: Bool = true) -> [Action] {
         if let family = update.endOfRIBFamily {
+            endOfRIBReceived.insert(family)
+            guard keepsAdjRIBIn else {
+                guard staleFamilies.remove(family) != nil else { return [.endOfRIBReceived(family)] }
+                return [.sweepStale(family)] + (staleFamilies.isEmpty ? [.cancelStaleTimer] : []) + [.endOfRIBReceived(family)]
+            }
             var actions = report(family, ribIn.sweepStale(family))
             if !ribIn.tables.values.contains(where: { $0.values.contains { $0.stale } }) {
                 staleFamilies = []
@@ -94,8 +106,16 @@ public struct PeerRoutes: Sendable {
         let kept = Set(session.peerGracefulRestart?.families.filter(\.forwardingStatePreserved).map(\.family) ?? [])
         var actions: [Action] = []
         for family in ribIn.tables.keys.sorted() where !kept.contains(family) { actions += report(family, ribIn.sweepStale(family)) }
+        if !keepsAdjRIBIn, !staleFamilies.isEmpty {
+            for family in staleFamilies.subtracting(kept).sorted() {
+                staleFamilies.remove(family)
+                actions.append(.sweepStale(family))
+            }
+            if staleFamilies.isEmpty { actions.append(.cancelStaleTimer) }
+        }
         endOfRIBDue = Set(session.families)
         endOfRefreshDue = []
+        endOfRIBReceived = []
         return actions
     }
 
@@ -104,7 +124,16 @@ public struct PeerRoutes: Sendable {
     public mutating func down(withoutNotification: Bool, gracefulRestart: GracefulRestartCapability?) -> [Action] {
         endOfRIBDue = []
         endOfRefreshDue = []
-        guard keepsAdjRIBIn else { return [] }
+        if withoutNotification, let gr = gracefulRestart, !gr.families.isEmpty, !keepsAdjRIBIn {
+            staleFamilies = Set(gr.families.map(\.family))
+            return [
+                .log(.notice, "peer may be restarting: keeping its routes stale for \(gr.restartTime) s"), .keepStale(staleFamilies), .armStaleTimer(seconds: Double(gr.restartTime)),
+            ]
+        }
+        guard keepsAdjRIBIn else {
+            staleFamilies = []
+            return []
+        }
         if withoutNotification, let gr = gracefulRestart, !gr.families.isEmpty {
             staleFamilies = Set(gr.families.map(\.family))
             ribIn.markStale(staleFamilies)
@@ -118,6 +147,7 @@ public struct PeerRoutes: Sendable {
     public mutating func staleTimerExpired() -> [Action] {
         let families = staleFamilies
         staleFamilies = []
+        guard keepsAdjRIBIn else { return families.sorted().map { .sweepStale($0) } }
         return families.sorted().flatMap { report($0, ribIn.sweepStale($0)) }
     }
 
@@ -127,9 +157,16 @@ public struct PeerRoutes: Sendable {
     }
 
     /// Everything pending was sent: the End-of-RIB and EoRR markers due now, each once.
-    public mutating func takeEndMarkers() -> (endOfRIB: [AddressFamily], endOfRefresh: [AddressFamily]) {
-        defer { (endOfRIBDue, endOfRefreshDue) = ([], []) }
-        return (endOfRIBDue.sorted(), endOfRefreshDue.sorted())
+    /// `waitForMemberships`: the VPN families' End-of-RIB waits for the peer's RT-Constraint
+    /// End-of-RIB (RFC 4684 §6): until the peer has said which route targets it wants, the VPN
+    /// routes it wants are not sent yet, and an End-of-RIB would tell a restarting peer (or a
+    /// helper) that routes it is about to receive are gone.
+    public mutating func takeEndMarkers(waitForMemberships: Bool = false) -> (endOfRIB: [AddressFamily], endOfRefresh: [AddressFamily]) {
+        let held = waitForMemberships && !endOfRIBReceived.contains(.routeTargetConstraint)
+        let ended = held ? endOfRIBDue.filter { $0 == .routeTargetConstraint } : endOfRIBDue
+        endOfRIBDue.subtract(ended)
+        defer { endOfRefreshDue = [] }
+        return (ended.sorted(), endOfRefreshDue.sorted())
     }
 
     private func report(_ family: AddressFamily, _ changes: [RouteChange]) -> [Action] { changes.isEmpty ? [] : [.report(family, changes)] }

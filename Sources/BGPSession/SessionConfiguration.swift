@@ -18,8 +18,13 @@ public struct SessionConfiguration: Hashable, Sendable {
     public var connectRetryMaximum: UInt16
     /// RFC 4724 graceful restart: restart time advertised (nil: capability not sent).
     public var gracefulRestartTime: UInt16?
-    /// Send End-of-RIB and keep the restarting peer's routes (helper mode).
+    /// We are restarting (R bit): set in the OPENs of a daemon that started again with state to
+    /// recover, until its restart is over. Implies `gracefulRestartPreservesForwarding`.
     public var gracefulRestartRestarting: Bool
+    /// Our forwarding state survives the session going down and our restart (F bit per family):
+    /// helpers keep our routes, stale, until our End-of-RIB instead of dropping them when the new
+    /// session comes up (RFC 4724 §4.2).
+    public var gracefulRestartPreservesForwarding = false
     /// Families for which we accept RFC 7911 path identifiers.
     public var addPathReceive: Set<AddressFamily>
     /// Offer RFC 8654 extended messages.
@@ -70,7 +75,7 @@ public struct SessionConfiguration: Hashable, Sendable {
                         flags: gracefulRestartRestarting ? 0x8 : 0, restartTime: time,
                         // After a restart the dataplane has kept forwarding: say so per family (F bit),
                         // or helpers drop our stale routes at once (RFC 4724 §4.2).
-                        families: families.map { .init(family: $0, flags: gracefulRestartRestarting ? 0x80 : 0) })))
+                        families: families.map { .init(family: $0, flags: gracefulRestartRestarting || gracefulRestartPreservesForwarding ? 0x80 : 0) })))
         }
         if !addPathReceive.isEmpty {
             capabilities.append(.addPath(families.filter { addPathReceive.contains($0) }.map { AddPathEntry(family: $0, mode: .receive) }))

@@ -59,7 +59,8 @@ public struct SessionStateMachine: Sendable {
         case stateChanged(from: State, to: State, reason: String)
     }
 
-    public let configuration: SessionConfiguration
+    /// Changes only between sessions' OPENs: the restart bit is cleared when our restart is over.
+    public internal(set) var configuration: SessionConfiguration
     public private(set) var state: State = .idle
     public private(set) var connectRetryCounter = 0
     public private(set) var negotiated: NegotiatedSession?
@@ -70,6 +71,9 @@ public struct SessionStateMachine: Sendable {
     public private(set) var lastNotificationReceived: NotificationMessage?
     /// Stopped by the operator: no automatic restart.
     public private(set) var administrativelyDown = true
+    /// Stopped on purpose for a while (`automaticStop`, e.g. too many prefixes): Idle refuses the
+    /// peer's connections until the idle-hold timer restarts the session.
+    public private(set) var holdingDown = false
     private var delayOpenRunning = false
     private var random: UInt64
 
@@ -90,6 +94,7 @@ public struct SessionStateMachine: Sendable {
         switch (state, event) {
         // Starting: ignored everywhere but Idle.
         case (.idle, .manualStart), (.idle, .automaticStart):
+            holdingDown = false
             if case .manualStart = event { administrativelyDown = false }
             if case .automaticStart = event, administrativelyDown { return [] }
             connectRetryCounter = event == .manualStart ? 0 : connectRetryCounter
@@ -104,6 +109,7 @@ public struct SessionStateMachine: Sendable {
             reason = event == .manualStart ? "started" : "restarting"
         case (.idle, .passiveStart):
             administrativelyDown = false
+            holdingDown = false
             actions += [.cancelTimer(.idleHold), .armTimer(.connectRetry, seconds: connectRetryInterval())]
             state = .active
             reason = "waiting for the peer's connection"
@@ -134,6 +140,7 @@ public struct SessionStateMachine: Sendable {
                 actions += sendNotification(notification ?? NotificationMessage(code: .cease, subcode: 0))
             }
             connectRetryCounter += 1
+            holdingDown = true
             reason = notification.map { "stopped: \($0)" } ?? "stopped"
             actions += tearDown(reason: reason, restart: restartAfter == nil, notified: true)
             if let restartAfter { actions.append(.armTimer(.idleHold, seconds: restartAfter)) }

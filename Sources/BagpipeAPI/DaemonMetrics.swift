@@ -19,6 +19,11 @@ public final class DaemonMetrics: Sendable {
     static var dataplaneQueue: MetricNameDescriptor {
         MetricNameDescriptor(namespace: "bagpipe", subsystem: "dataplane", metricName: "queued_requests", unitName: "", helpText: "Dataplane requests waiting for the drivers or being applied (grows while a switch or netlink hangs)")
     }
+    static var dataplaneDifferences: MetricNameDescriptor {
+        MetricNameDescriptor(
+            namespace: "bagpipe", subsystem: "dataplane", metricName: "differences", unitName: "",
+            helpText: "Entries where the kernel or switch and the VPN instances disagree (consistency check at each scrape; 0 when consistent)")
+    }
     static var warnings: MetricNameDescriptor { MetricNameDescriptor(namespace: "bagpipe", metricName: "warnings", unitName: "", helpText: "Warnings and errors logged (the last 100)") }
 
     /// The text exposition after setting the state gauges from `snapshot`.
@@ -32,6 +37,10 @@ public final class DaemonMetrics: Sendable {
         registry.makeGauge(descriptor: Self.endpoints).set(Double(snapshot.endpoints))
         registry.makeGauge(descriptor: Self.warnings).set(Double(snapshot.warnings))
         registry.makeGauge(descriptor: Self.dataplaneQueue).set(Double(snapshot.dataplaneQueue))
+        for type in ["evpn", "ipvpn"] {
+            let n = snapshot.dataplaneDifferences.first { $0.key.rawValue == type }?.value ?? 0
+            registry.makeGauge(descriptor: Self.dataplaneDifferences, labels: [("vpn_type", type)]).set(Double(n))
+        }
         return registry.emitToString()
     }
 }

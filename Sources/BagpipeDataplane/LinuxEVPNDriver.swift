@@ -21,7 +21,9 @@ import Glibc
 ///
 /// What it creates is tagged with the interface alias `bagpipe:evpn:<external id>`, so that
 /// `resetState` (start-up, `bagpipe-bgp-cleanup`) removes exactly what an earlier run left, and
-/// nothing else.
+/// nothing else. After a graceful restart (`adoptState`) an instance made again takes over its
+/// bridge and VXLAN device as they are (same ifindexes, MACs and FDB: no packet lost), and
+/// `sweepStale` removes what no instance took over (LinuxEVPNDriver+Consistency.swift).
 public final class LinuxEVPNDriver: DataplaneDriver {
     public let vpnType = VPNType.evpn
     public let encapsulations: [TunnelType] = [.vxlan]
@@ -110,11 +112,17 @@ final class LinuxEVPNInstance: DataplaneInstance {
         // The original reused a VXLAN port of this VNI already on a given bridge.
         let vxlan: String, ownVXLAN: Bool
         if let b = bridgeLink, let reused = links.first(where: { $0.kind == "vxlan" && $0.vxlanID == vni && $0.master == b.index }) {
-            (vxlan, ownVXLAN) = (reused.name, false)
+            // Ours when it is the one this instance created before a restart.
+            (vxlan, ownVXLAN) = (reused.name, reused.alias == alias)
         } else {
             (vxlan, ownVXLAN) = (LinuxEVPNDriver.shortName("bgpv-", externalID), true)
-            if let stale = links.first(where: { $0.name == vxlan }) { requests.append(LinkRequests.delete(stale.index, name: vxlan)) }
-            requests += LinkRequests.createVXLAN(vxlan, VXLANOptions(vni: vni, local: driver.localAddress, port: driver.vxlanPort), alias: alias)
+            let existing = links.first { $0.name == vxlan }
+            // Ours from before a restart, with this VNI and port: taken over as it is.
+            let adopted = existing.map { $0.kind == "vxlan" && $0.alias == alias && $0.vxlanID == vni && ($0.vxlanPort ?? driver.vxlanPort) == driver.vxlanPort } ?? false
+            if !adopted {
+                if let stale = existing { requests.append(LinkRequests.delete(stale.index, name: vxlan)) }
+                requests += LinkRequests.createVXLAN(vxlan, VXLANOptions(vni: vni, local: driver.localAddress, port: driver.vxlanPort), alias: alias)
+            }
         }
         try driver.netlink.performAll(requests)
         let now = try driver.netlink.links()

@@ -19,7 +19,9 @@ import Glibc
 ///   gateway address is on each port, which answers ARP for the gateway and, by proxy, for the rest;
 /// - traffic classifiers (flowspec redirection) are rules before the ports' own.
 /// Everything carries protocol 19 (routes and rules) or the alias `bagpipe:ipvpn` (the device), which
-/// is how `resetState` finds and removes what an earlier run left.
+/// is how `resetState` finds and removes what an earlier run left, and after a graceful restart how
+/// the VRFs made again take it over as it is and `sweepStale` finds what none took over
+/// (LinuxIPVPNDriver+Consistency.swift).
 ///
 /// Each host's VXLAN device has a MAC derived from its address (02:b9:<address>): a VXLAN device drops
 /// frames whose source MAC is its own, and peers compute the MAC to send to from the next hop.
@@ -36,6 +38,9 @@ public final class LinuxIPVPNDriver: DataplaneDriver {
     var deviceIndex: Int32 = 0
     /// Neighbour entries of remote PEs on the device, by the routes using them.
     var peUsers: [IPv4Address: Int] = [:]
+    /// Rules an earlier run left (`adoptState`), which a VRF takes over instead of adding them again
+    /// (a rule added twice is there twice).
+    var adoptedRules: Set<String> = []
 
     public static let alias = "bagpipe:ipvpn"
     public static let deviceName = "bgp-vxip"
@@ -67,7 +72,12 @@ public final class LinuxIPVPNDriver: DataplaneDriver {
 
     /// The shared VXLAN device, and IPv4 forwarding.
     public func initialize() throws {
-        try netlink.performAll(LinkRequests.createVXLAN(Self.deviceName, VXLANOptions(vni: nil, local: localAddress, port: vxlanPort), alias: Self.alias))
+        // Ours from before a restart: taken over as it is (its routes point at its ifindex).
+        let existing = try netlink.link(named: Self.deviceName)
+        if existing.map({ $0.alias != Self.alias || !$0.vxlanExternal || ($0.vxlanPort ?? vxlanPort) != vxlanPort }) ?? true {
+            if let stale = existing { try netlink.perform(LinkRequests.delete(stale.index, name: stale.name)) }
+            try netlink.performAll(LinkRequests.createVXLAN(Self.deviceName, VXLANOptions(vni: nil, local: localAddress, port: vxlanPort), alias: Self.alias))
+        }
         guard let device = try netlink.link(named: Self.deviceName) else { throw DataplaneNotSupported("\(Self.deviceName) missing after creation") }
         deviceIndex = device.index
         try netlink.perform(LinkRequests.set(device.index, name: Self.deviceName, up: true, address: Self.routerMAC(localAddress)))
@@ -176,11 +186,11 @@ final class LinuxVRF: DataplaneInstance {
         if ports[name] == nil {
             requests.append(LinkRequests.set(port, name: name, up: true))
             if let gateway { requests.append(AddressRequests.add(gateway, device: port, deviceName: name)) }
-            requests.append(RuleRequests.add(portRule(name)))
-            requests += classifiers.map { RuleRequests.add(classifierRule($0.key, port: name, to: $0.value)) }
+            requests += driver.add(portRule(name))
+            requests += classifiers.flatMap { driver.add(classifierRule($0.key, port: name, to: $0.value)) }
         }
         labels[endpoint.label, default: 0] += 1
-        if labels[endpoint.label] == 1 { requests.append(RuleRequests.add(vniRule(endpoint.label))) }
+        if labels[endpoint.label] == 1 { requests += driver.add(vniRule(endpoint.label)) }
         if let ip = endpoint.ip {
             let host = IPPrefix(ip, length: UInt8(ip.bitWidth))
             requests.append(RouteRequests.replace(Route(table: table, prefix: host, nextHops: [RouteNextHop(device: port)])))
@@ -254,7 +264,7 @@ final class LinuxVRF: DataplaneInstance {
     func addTrafficClassifier(_ classifier: TrafficClassifier, redirectTo instance: UInt32) throws {
         guard driver.instances[instance] != nil else { throw DataplaneNotSupported("redirect to an instance of another driver") }
         classifiers[classifier] = instance
-        try netlink.performAll(ports.keys.map { RuleRequests.add(classifierRule(classifier, port: $0, to: instance)) })
+        try netlink.performAll(ports.keys.flatMap { driver.add(classifierRule(classifier, port: $0, to: instance)) })
     }
 
     func removeTrafficClassifier(_ classifier: TrafficClassifier) throws {

@@ -48,11 +48,12 @@ public final class Lab: @unchecked Sendable {
     }
 
     /// bagpipe-bgp in a host's namespace with this bgp.conf (and the host's Open vSwitch, and `environment`).
-    public func start(_ name: String, conf: String, environment: [String: String] = [:]) throws {
+    /// `executable`: another bagpipe-bgp binary (an upgrade).
+    public func start(_ name: String, conf: String, environment: [String: String] = [:], executable: String? = nil) throws {
         guard let ns = hosts[name] else { throw LabError("no host \(name)") }
         daemons[name]?.kill()
         daemons[name] = try Daemon(
-            name: "bagpipe-\(name)", executable: ipCommand, arguments: ["netns", "exec", ns, builtProduct("bagpipe-bgp"), "--config-file", "$DIR/bgp.conf"],
+            name: "bagpipe-\(name)", executable: ipCommand, arguments: ["netns", "exec", ns, executable ?? builtProduct("bagpipe-bgp"), "--config-file", "$DIR/bgp.conf"],
             files: ["bgp.conf": conf], directory: daemons[name]?.directory, environment: (switches[name]?.environment ?? [:]).merging(environment) { $1 })
     }
 

@@ -15,6 +15,8 @@ public final class AttachmentStore: @unchecked Sendable {
     public let path: String
     /// (instance, MAC, address) → request, in the order they were first attached. On `queue` only.
     private var entries: [(key: Key, request: JSONValue)] = []
+    /// The manager's identifiers (`VPNManager.identifiers`) as of the last change. On `queue` only.
+    private var identifiers: [String: UInt32] = [:]
     private let queue = DispatchQueue(label: "bagpipe.attachments")
     let logger = Logger(label: "bagpipe.vpn.store")
 
@@ -27,7 +29,18 @@ public final class AttachmentStore: @unchecked Sendable {
     public init(path: String) { self.path = path }
 
     /// The requests in the file (none when it does not exist yet).
-    public func load() throws -> [JSONValue] {
+    public func load() throws -> [JSONValue] { try readFile()?["attachments"]?.arrayValue ?? [] }
+
+    /// The identifiers the attachments had (`VPNManager.identifierHints`); none in a file of an
+    /// older version.
+    public func loadIdentifiers() throws -> [String: UInt32] {
+        guard case .object(let members)? = try readFile()?["identifiers"] else { return [:] }
+        var out: [String: UInt32] = [:]
+        for (key, value) in members { if let n = value.intValue, let v = UInt32(exactly: n) { out[key] = v } }
+        return out
+    }
+
+    private func readFile() throws -> JSONValue? {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
             if errno == ENOENT { return [] }
@@ -42,37 +55,39 @@ public final class AttachmentStore: @unchecked Sendable {
             if n == 0 { break }
             bytes += chunk[0..<n]
         }
-        guard !bytes.isEmpty else { return [] }
-        guard case .object = try JSONValue(parsing: bytes), let list = try JSONValue(parsing: bytes)["attachments"]?.arrayValue else {
-            throw StoreError("\(path) is not an attachments file")
-        }
-        return list
+        guard !bytes.isEmpty else { return nil }
+        let json = try JSONValue(parsing: bytes)
+        guard case .object = json, json["attachments"]?.arrayValue != nil else { throw StoreError("\(path) is not an attachments file") }
+        return json
     }
 
     static func key(_ r: AttachRequest) -> Key { Key(instance: r.vpnInstanceID, mac: r.mac, ip: r.ipAddress.map { "\($0.prefix)" }) }
 
     /// An attach succeeded.
-    public func attached(_ r: AttachRequest) {
+    public func attached(_ r: AttachRequest, identifiers: [String: UInt32]) {
         let (k, raw) = (Self.key(r), r.raw)
         queue.async {
+            self.identifiers = identifiers
             if let i = self.entries.firstIndex(where: { $0.key == k }) { self.entries[i].request = raw } else { self.entries.append((k, raw)) }
             self.save()
         }
     }
 
     /// A detach succeeded: what it undid goes (every address of the MAC when it names none).
-    public func detached(_ r: DetachRequest) {
+    public func detached(_ r: DetachRequest, identifiers: [String: UInt32]) {
         let (ip, instance, mac) = (r.ipAddress.map { "\($0.prefix)" }, r.vpnInstanceID, r.mac)
         queue.async {
+            self.identifiers = identifiers
             self.entries.removeAll { $0.key.instance == instance && $0.key.mac == mac && (ip == nil || $0.key.ip == ip) }
             self.save()
         }
     }
 
     /// Exactly these attachments (what a restart plugged again).
-    public func replace(with requests: [AttachRequest]) {
+    public func replace(with requests: [AttachRequest], identifiers: [String: UInt32]) {
         let list = requests.map { (key: Self.key($0), request: $0.raw) }
         queue.async {
+            self.identifiers = identifiers
             self.entries = list
             self.save()
         }
@@ -82,7 +97,8 @@ public final class AttachmentStore: @unchecked Sendable {
     public func sync() { queue.sync {} }
 
     private func save() {
-        let text = JSONValue.object([("attachments", .array(entries.map(\.request)))]).serialized() + "\n"
+        let ids = JSONValue.object(identifiers.sorted { $0.key < $1.key }.map { ($0.key, JSONValue(Int($0.value))) })
+        let text = JSONValue.object([("attachments", .array(entries.map(\.request))), ("identifiers", ids)]).serialized() + "\n"
         let temporary = path + ".new"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard fd >= 0 else {

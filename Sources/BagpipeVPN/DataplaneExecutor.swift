@@ -31,10 +31,14 @@ public final class DataplaneExecutor: @unchecked Sendable {
     private var failedInstances: [DataplaneInstanceRef: String] = [:]
     private var initialized: Set<VPNType> = []
     private var failingReconciles: Set<VPNType> = []
+    /// A restart that keeps forwarding: drivers adopt what the earlier run left (`adoptState`)
+    /// instead of removing it, until `sweepStale`.
+    private var adopting = false
 
     // Under `lock`.
     private let lock = NIOLock()
     private var driverGlass: [VPNType: JSONValue] = [:]
+    private var driverDifferences: [VPNType: [String]] = [:]
     private var instanceGlass: [DataplaneInstanceRef: JSONValue] = [:]
     private var queuedRequests = 0
     /// Every driver says it never blocks (the dummy drivers): requests run on the caller's thread,
@@ -44,8 +48,10 @@ public final class DataplaneExecutor: @unchecked Sendable {
     public init() {}
 
     /// Makes the drivers on the executor (their checks of the host run processes); their traits.
-    public func start(_ make: @escaping @Sendable () throws -> [VPNType: any DataplaneDriver]) throws -> [VPNType: DriverTraits] {
+    /// `adopting`: a restart that keeps forwarding (see `adopting`).
+    public func start(adopting: Bool = false, _ make: @escaping @Sendable () throws -> [VPNType: any DataplaneDriver]) throws -> [VPNType: DriverTraits] {
         try queue.sync {
+            self.adopting = adopting
             drivers = try make()
             let neverBlock = drivers.values.allSatisfy(\.neverBlocks)
             lock.withLock { inline = neverBlock }
@@ -83,10 +89,40 @@ public final class DataplaneExecutor: @unchecked Sendable {
     /// the previous copy meanwhile.
     public func refreshLookingGlass(_ done: @escaping @Sendable () -> Void) {
         queue.async {
-            let d = self.drivers.mapValues(\.lookingGlass)
+            let differences = self.checkConsistency()
+            let d = self.drivers.mapValues(\.lookingGlass).map { type, glass in
+                (type, glass.adding("dataplane_differences", .array((differences[type] ?? []).map { .string($0) })))
+            }
             let i = self.instances.mapValues(\.lookingGlass)
-            self.lock.withLock { (self.driverGlass, self.instanceGlass) = (d, i) }
+            self.lock.withLock { (self.driverGlass, self.instanceGlass) = (Dictionary(uniqueKeysWithValues: d), i) }
             done()
+        }
+    }
+
+    /// On the queue: each initialized driver's differences with its instances (kept for `/metrics`).
+    private func checkConsistency() -> [VPNType: [String]] {
+        var found: [VPNType: [String]] = [:]
+        for type in initialized { found[type] = drivers[type]?.differences() ?? [] }
+        lock.withLock { driverDifferences = found }
+        return found
+    }
+
+    /// The differences the last check found, per driver type.
+    public var differences: [VPNType: [String]] { lock.withLock { driverDifferences } }
+
+    /// The restart is over (the routes are back): each driver removes what its instances did not
+    /// take over; adoption ends. Calls `done` on the executor with what was removed.
+    public func sweepStale(_ done: @escaping @Sendable ([VPNType: [String]]) -> Void) {
+        queue.async {
+            var removed: [VPNType: [String]] = [:]
+            for type in self.initialized { removed[type] = self.drivers[type]?.sweepStale() ?? [] }
+            // Drivers not used since the restart still hold what the earlier run left.
+            for (type, driver) in self.drivers where !self.initialized.contains(type) && self.adopting {
+                do { try driver.resetState() } catch { self.logger.warning("\(type.rawValue) dataplane driver: cleaning up an earlier run failed: \(error)") }
+            }
+            self.adopting = false
+            _ = self.checkConsistency()
+            done(removed)
         }
     }
 
@@ -118,7 +154,11 @@ public final class DataplaneExecutor: @unchecked Sendable {
     private func initialize(_ type: VPNType) throws {
         guard !initialized.contains(type) else { return }
         let d = try driver(type)
-        do { try d.resetState() } catch { logger.warning("\(type.rawValue) dataplane driver: cleaning up an earlier run failed: \(error)") }
+        if adopting {
+            do { try d.adoptState() } catch { logger.warning("\(type.rawValue) dataplane driver: taking over an earlier run's state failed: \(error)") }
+        } else {
+            do { try d.resetState() } catch { logger.warning("\(type.rawValue) dataplane driver: cleaning up an earlier run failed: \(error)") }
+        }
         do { try d.initialize() } catch { throw Refused(description: "the \(type.rawValue) dataplane driver could not initialize: \(error)") }
         initialized.insert(type)
     }

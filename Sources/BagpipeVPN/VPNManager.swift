@@ -80,6 +80,8 @@ public final class VPNManager {
     var labels = IdentifierAllocator.labels()
     var routeDistinguishers = IdentifierAllocator.routeDistinguishers()
     var instanceIDs = IdentifierAllocator.instanceIDs()
+    /// Identifiers the run before a restart used (VPNManager+Identifiers.swift), reused when free.
+    public var identifierHints: [String: UInt32] = [:]
     var instances: [String: Managed] = [:]
     var byWorker: [WorkerID: Managed] = [:]
     /// Redirect VRFs by route target, with the instance ids of the VRFs redirecting to them.
@@ -201,9 +203,9 @@ public final class VPNManager {
         var ids = instanceIDs, labelAllocator = labels, rds = routeDistinguishers
         let id: UInt32, label: UInt32, rdNumber: UInt32
         do {
-            id = try ids.allocate(for: externalID)
-            label = vni > 0 ? vni : try labelAllocator.allocate(for: externalID)
-            rdNumber = try rds.allocate(for: externalID)
+            id = try ids.allocate(for: externalID, hint: identifierHints[Self.hintKey("id", externalID)])
+            label = vni > 0 ? vni : try labelAllocator.allocate(for: externalID, hint: identifierHints[Self.hintKey("label", externalID)])
+            rdNumber = try rds.allocate(for: externalID, hint: identifierHints[Self.hintKey("rd", externalID)])
         } catch {
             throw VPNError.failed("\(error)")
         }
@@ -241,10 +243,15 @@ public final class VPNManager {
         let label: UInt32
         var ownRD: UInt32?
         do {
-            label = m.type == .evpn ? m.instance.label : try m.labelOfMAC[r.mac] ?? labelAllocator.allocate(for: "\(r.vpnInstanceID) \(r.mac)")
+            label =
+                m.type == .evpn
+                ? m.instance.label
+                : try m.labelOfMAC[r.mac] ?? labelAllocator.allocate(for: "\(r.vpnInstanceID) \(r.mac)", hint: identifierHints[Self.hintKey("label", r.vpnInstanceID, "\(r.mac)")])
             // Every IP VPN endpoint that forwards to its port has an RD of its own: its subnet route
             // and what the VRF re-advertises through it use it (reference §8.1).
-            if m.type == .ipvpn, r.direction != .fromPort { ownRD = try rds.allocate(for: "\(r.vpnInstanceID) \(key.mac) \(key.ip ?? "")") }
+            if m.type == .ipvpn, r.direction != .fromPort {
+                ownRD = try rds.allocate(for: "\(r.vpnInstanceID) \(key.mac) \(key.ip ?? "")", hint: identifierHints[Self.hintKey("rd", r.vpnInstanceID, "\(key.mac)", key.ip ?? "")])
+            }
         } catch {
             throw VPNError.failed("\(error)")
         }

@@ -125,12 +125,16 @@ public final class VPNService: @unchecked Sendable {
     /// manager, then plugs again the attachments of the store; returns how many were replayed, and
     /// the ones refused (which leave the store, with the reason).
     /// `parse` reads a stored attachment (the API's request JSON) back into a request.
-    public func start(parse: @escaping @Sendable (JSONValue) throws -> AttachRequest) -> EventLoopFuture<(replayed: Int, refused: [String])> {
+    /// `restarting`: the dataplane kept forwarding across our restart; the drivers take over what
+    /// the earlier run left, until `sweepStale` (graceful restart).
+    public func start(restarting: Bool = false, parse: @escaping @Sendable (JSONValue) throws -> AttachRequest) -> EventLoopFuture<(replayed: Int, refused: [String])> {
         do {
-            let t = try dataplane.start(makeDrivers)
+            let t = try dataplane.start(adopting: restarting, makeDrivers)
             let stored = try store?.load() ?? []
+            let hints = (try? store?.loadIdentifiers()) ?? [:]
             return speaker.eventLoop.flatSubmit {
                 self.traits = t
+                if let manager = try? self.speaker.onLoop({ engine in try self.managerOnLoop(engine) }).0 { manager.identifierHints = hints }
                 return self.replay(stored, parse: parse)
             }
         } catch {
@@ -160,18 +164,36 @@ public final class VPNService: @unchecked Sendable {
         }
         let replayed = requests
         return chain.map { tally in
-            self.store?.replace(with: replayed.filter { r in !tally.refused.contains { $0.hasPrefix("\(r.vpnInstanceID) \(r.mac):") } })
+            let manager = self.manager
+            manager?.identifierHints = [:]
+            self.store?.replace(with: replayed.filter { r in !tally.refused.contains { $0.hasPrefix("\(r.vpnInstanceID) \(r.mac):") } }, identifiers: manager?.identifiers ?? [:])
             return tally
         }
     }
 
     /// Fails with a `VPNError` when refused (nothing changed then).
     public func attach(_ request: AttachRequest) -> EventLoopFuture<Void> {
-        withManager({ try $0.attach(request) }, undo: { $0.rollBack(request) }, done: { self.store?.attached(request) })
+        withManager({ m in try m.attach(request) }, undo: { $0.rollBack(request) }, done: { _ in self.store?.attached(request, identifiers: self.manager?.identifiers ?? [:]) })
     }
 
     public func detach(_ request: DetachRequest) -> EventLoopFuture<Void> {
-        withManager({ try $0.detach(request) }, done: { self.store?.detached(request) })
+        withManager({ m in try m.detach(request) }, done: { _ in self.store?.detached(request, identifiers: self.manager?.identifiers ?? [:]) })
+    }
+
+    /// Whether the attachments file holds attachments (a restart with state to take over).
+    public var hasStoredAttachments: Bool { ((try? store?.load()) ?? []).map { !$0.isEmpty } ?? false }
+
+    /// Our restart is over (the routes are back): the dataplane loses what nothing accounts for any
+    /// more. The future has what was removed.
+    public func sweepStale() -> EventLoopFuture<[String]> {
+        let loop = speaker.eventLoop
+        return loop.flatSubmit {
+            // What the routes received so far asked of the dataplane goes first (one serial queue).
+            self.channel?.submit()
+            let promise = loop.makePromise(of: [String].self)
+            self.dataplane.sweepStale { removed in promise.succeed(removed.values.flatMap { $0 }) }
+            return promise.futureResult
+        }
     }
 
     /// Waits until the attachments file has every change (off the loop: it blocks).
@@ -197,9 +219,16 @@ public final class VPNService: @unchecked Sendable {
         public var warnings = 0
         /// Dataplane requests not applied yet (a stuck driver shows here).
         public var dataplaneQueue = 0
+        /// Entries where the dataplane and the instances disagree, per driver type, as of the last
+        /// consistency check (each scrape runs one).
+        public var dataplaneDifferences: [VPNType: Int] = [:]
     }
 
     public func metrics() -> EventLoopFuture<MetricsSnapshot> {
+        speaker.eventLoop.flatSubmit { self.dataplaneGlassCopied() }.flatMap { self.snapshot() }
+    }
+
+    private func snapshot() -> EventLoopFuture<MetricsSnapshot> {
         withManager { m in
             self.speaker.onLoop { engine in
                 var s = MetricsSnapshot()
@@ -217,6 +246,7 @@ public final class VPNService: @unchecked Sendable {
                 s.endpoints = m.endpointCount
                 s.warnings = WarningLog.shared.count
                 s.dataplaneQueue = self.dataplane.depth
+                s.dataplaneDifferences = self.dataplane.differences.mapValues(\.count)
                 return s
             }
         }

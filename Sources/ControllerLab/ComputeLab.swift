@@ -1,5 +1,4 @@
 import BagpipeLab
-import ControllerLab
 import Foundation
 import NeutronModel
 

@@ -72,6 +72,16 @@ public protocol DataplaneDriver: AnyObject {
     var needsCleanupAssist: Bool { get }
     /// Removes leftovers of an earlier run (also `bagpipe-bgp-cleanup`). Errors are only logged.
     func resetState() throws
+    /// Instead of `resetState`, after a restart that keeps forwarding (graceful restart): what the
+    /// earlier run left stays in place, for the instances made again to take over without a
+    /// packet lost; `sweepStale` later removes what none took over.
+    func adoptState() throws
+    /// Where the dataplane and the instances disagree: an entry the instances do not account for
+    /// ("extra …", left by an earlier run or by a bug) or one they hold that is not there
+    /// ("missing …"). Empty when consistent, or when the driver cannot tell.
+    func differences() -> [String]
+    /// Removes the extra entries `differences` finds; returns what it removed.
+    func sweepStale() -> [String]
     /// Prepares the host, after `resetState`, before the first instance; an error fails that attach.
     func initialize() throws
     func makeInstance(id: UInt32, externalID: String, label: UInt32, options: InstanceOptions) throws -> any DataplaneInstance
@@ -99,6 +109,10 @@ extension DataplaneDriver {
     public var directions: Set<Direction> { [.both] }
 
     public func resetState() throws {}
+    /// A driver that cannot take over an earlier run's state starts clean, as without a restart.
+    public func adoptState() throws { try resetState() }
+    public func differences() -> [String] { [] }
+    public func sweepStale() -> [String] { [] }
     public func initialize() throws {}
     public func stop() {}
     public var needsCleanupAssist: Bool { false }

@@ -16,6 +16,8 @@ public struct FDBEntry: Sendable, Hashable {
     public var isSelf: Bool
     public var isMaster: Bool
     public var isPermanent: Bool
+    /// NUD_NOARP: configured (`static`), not learnt from traffic.
+    public var isStatic: Bool = false
 }
 
 /// An IP neighbour (ARP or ND entry).
@@ -93,7 +95,8 @@ extension NetlinkSocket {
             if case .v4(let d)? = a[Int32(NDA_DST)].flatMap(IPAddress.init(bytes:)) { destination = d }
             return FDBEntry(
                 device: h.ndm_ifindex, mac: mac, destination: destination, vni: a.u32(Int32(NDA_VNI)), isSelf: Int32(h.ndm_flags) & NTF_SELF != 0,
-                isMaster: Int32(h.ndm_flags) & NTF_MASTER != 0 || a[n(NDA_MASTER)] != nil, isPermanent: Int32(h.ndm_state) & NUD_PERMANENT != 0)
+                isMaster: Int32(h.ndm_flags) & NTF_MASTER != 0 || a[n(NDA_MASTER)] != nil, isPermanent: Int32(h.ndm_state) & NUD_PERMANENT != 0,
+                isStatic: Int32(h.ndm_state) & NUD_NOARP != 0)
         }
     }
 

@@ -238,7 +238,7 @@ public enum RuleRequests {
         return a
     }
 
-    static func describe(_ r: Rule) -> String {
+    public static func describe(_ r: Rule) -> String {
         var parts = ["rule pref \(r.priority)"]
         if let i = r.inputInterface { parts.append("iif \(i)") }
         if let t = r.tunnelID { parts.append("tun_id \(t)") }

@@ -87,9 +87,13 @@ struct BagpipeBGP: AsyncParsableCommand {
                 .evpn: try DataplaneDrivers.make(configuration.evpn, bgpAddress: options.localAddress),
             ]
         }
+        // Graceful restart with an attachments file: the dataplane outlives the daemon (a crash, an
+        // upgrade, a stop), and a daemon that starts again with attachments stored takes it over.
+        let keepsForwarding = options.gracefulRestartTime != nil && configuration.api.attachmentsFile != nil
+        let restarting = keepsForwarding && service.hasStoredAttachments
         // The drivers check the host now: one that cannot run stops the daemon here, not at an attach.
         do {
-            let (replayed, refused) = try await service.start(parse: { try AttachRequest(json: $0) }).get()
+            let (replayed, refused) = try await service.start(restarting: restarting, parse: { try AttachRequest(json: $0) }).get()
             if let file = configuration.api.attachmentsFile { logger.notice("\(replayed) attachments plugged again from \(file)") }
             for r in refused { logger.warning("attachment not plugged again (dropped): \(r)") }
         } catch {
@@ -101,7 +105,17 @@ struct BagpipeBGP: AsyncParsableCommand {
         if options.enableIPv6VPN { families += [.ipv6VPN, .ipv6FlowSpecVPN] }
         if options.enableRTC { families.append(.routeTargetConstraint) }
         for peer in options.peers {
-            _ = try await speaker.addPeer(.init(address: "\(peer)", port: options.bgpPort, session: session(options, families: families), client: false, localAddress: options.passive ? nil : "\(options.localAddress)")).get()
+            _ = try await speaker.addPeer(
+                .init(
+                    address: "\(peer)", port: options.bgpPort, session: session(options, families: families, restarting: restarting, preservesForwarding: keepsForwarding), client: false,
+                    localAddress: options.passive ? nil : "\(options.localAddress)")
+            ).get()
+        }
+        if restarting, let time = options.gracefulRestartTime {
+            logger.notice("restarting with the dataplane as the earlier run left it: stale entries go once every peer has sent its routes (at most \(time) s)")
+            speaker.beginRestart(deferral: Double(time), holdEndOfRIB: false).flatMap { service.sweepStale() }.whenSuccess { removed in
+                logger.notice("restart over: \(removed.count) stale dataplane entries removed")
+            }
         }
         if options.listens {
             let host = "\(options.listenAddress ?? options.localAddress)"
@@ -117,16 +131,19 @@ struct BagpipeBGP: AsyncParsableCommand {
         logger.notice("host: AS \(options.myAS), router id \(options.localAddress), peers \(options.peers.map(\.description).joined(separator: " ")), dataplane drivers ipvpn \(configuration.ipvpn.driver), evpn \(configuration.evpn.driver)")
         let services = ServiceGroup(
             configuration: .init(
-                services: [.init(service: api), .init(service: SpeakerService(speaker: speaker, vpn: service, logger: logger))], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+                services: [.init(service: api), .init(service: SpeakerService(speaker: speaker, vpn: service, preservesForwarding: keepsForwarding, logger: logger))],
+                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await services.run()
         try await group.shutdownGracefully()
     }
 
-    /// One peer's session from `[BGP]`: iBGP, the hold time, MD5 and graceful restart when set.
-    static func session(_ options: BGPOptions, families: [AddressFamily]) -> SessionConfiguration {
+    /// One peer's session from `[BGP]`: iBGP, the hold time, MD5 and graceful restart when set
+    /// (the R bit while `restarting`, the F bits when our forwarding survives us).
+    static func session(_ options: BGPOptions, families: [AddressFamily], restarting: Bool = false, preservesForwarding: Bool = false) -> SessionConfiguration {
         var session = SessionConfiguration(
             localAS: options.myAS, peerAS: options.myAS, routerID: options.localAddress, families: families, holdTime: options.holdTime, active: !options.passive,
-            gracefulRestartTime: options.gracefulRestartTime)
+            gracefulRestartTime: options.gracefulRestartTime, gracefulRestartRestarting: restarting && options.gracefulRestartTime != nil)
+        session.gracefulRestartPreservesForwarding = preservesForwarding && options.gracefulRestartTime != nil
         session.security.md5Password = options.md5Password
         return session
     }
@@ -149,7 +166,9 @@ struct BagpipeBGP: AsyncParsableCommand {
             // The Loc-RIB holds the peers' routes: no Adj-RIB-In copy per peer.
             _ = try await speaker.addPeer(
                 .init(
-                    address: "\(peer)", port: options.bgpPort, session: session(options, families: families), client: !options.nonClientPeers.contains(peer),
+                    address: "\(peer)", port: options.bgpPort,
+                    // A reflector forwards nothing itself: the routes it reflects stay valid while it restarts.
+                    session: session(options, families: families, restarting: true, preservesForwarding: true), client: !options.nonClientPeers.contains(peer),
                     localAddress: options.passive ? nil : "\(options.localAddress)", keepsAdjRIBIn: false)
             ).get()
         }
@@ -163,6 +182,11 @@ struct BagpipeBGP: AsyncParsableCommand {
                 throw Self.fail("cannot listen on \(host) port \(options.listenPort): \(error)")
             }
         }
+        if let time = options.gracefulRestartTime {
+            // Its End-of-RIB waits for its clients': a client that restarts with it must not sweep
+            // routes of other clients it has not learnt again yet (RFC 4724 §4.1).
+            speaker.beginRestart(deferral: Double(time), holdEndOfRIB: true).whenSuccess {}
+        }
         logger.notice(
             "route reflector: AS \(options.myAS), router id \(options.localAddress), cluster id \(options.clusterID), \(options.peers.count - options.nonClientPeers.count) clients, \(options.nonClientPeers.count) non-clients, RT-Constraint \(options.enableRTC ? "on" : "off")"
         )
@@ -174,14 +198,24 @@ struct BagpipeBGP: AsyncParsableCommand {
 }
 
 /// Runs until SIGTERM/SIGINT, then stops every VPN instance (withdrawing its routes, cleaning its
-/// dataplane) if there are any, and closes every session with a Cease.
+/// dataplane) if there are any, and closes every session with a Cease. With `preservesForwarding`
+/// (graceful restart and an attachments file) it is a restart: the dataplane stays as it is and
+/// the sessions are dropped without a NOTIFICATION, so that peers keep our routes until we are
+/// back (`bagpipe-bgp-cleanup` removes the dataplane state for good).
 struct SpeakerService: Service {
     let speaker: BGPSpeaker
     var vpn: VPNService? = nil
+    var preservesForwarding = false
     let logger: Logger
 
     func run() async throws {
         try? await gracefulShutdown()
+        if preservesForwarding, let vpn {
+            logger.notice("stopping for a restart: the dataplane and the attachments stay, sessions dropped for the peers to keep our routes")
+            vpn.syncStore()
+            try await speaker.stop(preservingForwarding: true).get()
+            return
+        }
         if let vpn {
             logger.notice("stopping: VPN instances, then every session")
             try? await vpn.stop().get()

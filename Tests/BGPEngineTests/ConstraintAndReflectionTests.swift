@@ -321,3 +321,59 @@ extension RouteTargetConstraintTests {
         #expect(try routes(drain(engine, c)) == [RouteKey(vpn(20))])
     }
 }
+
+/// Graceful-restart helper mode for peers whose routes live in the Loc-RIB only (our reflector):
+/// a restarting client's routes stay, stale, and only those it does not send again go; its
+/// memberships still filter what it is sent meanwhile.
+@Suite struct ReflectorHelperModeTests {
+    @Test func staleRoutesStayUntilSweptAndOnlyTheOnesNotSentAgainGo() {
+        let engine = reflector()
+        let restarting = engine.addPeer(name: "restarting", source: peerSource(id: 2))
+        let other = engine.addPeer(name: "other", source: peerSource(id: 3))
+        for p in [restarting, other] { engine.peerEstablished(p, families: [.ipv4VPN, .routeTargetConstraint]) }
+        engine.receive(from: other, family: .routeTargetConstraint, [announce(membership(rt1), attributes([]))])
+        engine.receive(from: restarting, family: .routeTargetConstraint, [announce(membership(rt1), attributes([]))])
+        engine.receive(from: restarting, family: .ipv4VPN, [announce(vpn(1), attributes([rt1])), announce(vpn(2), attributes([rt1]))])
+        engine.receive(from: other, family: .ipv4VPN, [announce(vpn(3), attributes([rt1]))])
+        var view = PeerView()
+        view.drain(engine, other)
+        #expect(view.keys(.ipv4VPN) == [RouteKey(vpn(1)), RouteKey(vpn(2))])
+
+        // The client goes away without a NOTIFICATION: nothing is withdrawn from the others.
+        engine.markStale(restarting, families: [.ipv4VPN, .routeTargetConstraint])
+        engine.peerDown(restarting, dropRoutes: true)
+        view.drain(engine, other)
+        #expect(view.keys(.ipv4VPN) == [RouteKey(vpn(1)), RouteKey(vpn(2))] && view.withdrawals == 0)
+        #expect(engine.staleCount(restarting) == 3)
+
+        // Back: its kept membership lets vpn(3) through at once, before it says anything.
+        engine.peerEstablished(restarting, families: [.ipv4VPN, .routeTargetConstraint])
+        var back = PeerView()
+        back.drain(engine, restarting)
+        #expect(back.keys(.ipv4VPN) == [RouteKey(vpn(3))])
+
+        // It sends vpn(1) again, then its End-of-RIB: vpn(2), not sent again, goes.
+        engine.receive(from: restarting, family: .ipv4VPN, [announce(vpn(1), attributes([rt1]))])
+        #expect(engine.sweepStale(restarting, family: .ipv4VPN) == 1)
+        view.drain(engine, other)
+        #expect(view.keys(.ipv4VPN) == [RouteKey(vpn(1))] && view.withdrawals == 1)
+        // Its membership, not sent again either, goes at the RT-Constraint End-of-RIB: nothing more for it.
+        #expect(engine.sweepStale(restarting, family: .routeTargetConstraint) == 1)
+        back.drain(engine, restarting)
+        #expect(back.keys(.ipv4VPN).isEmpty)
+        #expect(engine.staleCount(restarting) == 0)
+    }
+
+    @Test func withoutMarkingAPeerDownDropsEverything() {
+        let engine = reflector()
+        let p = engine.addPeer(name: "p", source: peerSource(id: 2))
+        engine.peerEstablished(p, families: [.ipv4VPN])
+        engine.receive(from: p, family: .ipv4VPN, [announce(vpn(1), attributes([rt1]))])
+        engine.markStale(p, families: [.ipv4VPN])
+        engine.peerDown(p, dropRoutes: true)
+        engine.peerEstablished(p, families: [.ipv4VPN])
+        // A second loss, this time with a NOTIFICATION (no marking): the stale routes go too.
+        engine.peerDown(p, dropRoutes: true)
+        #expect(engine.routes(.ipv4VPN).isEmpty)
+    }
+}

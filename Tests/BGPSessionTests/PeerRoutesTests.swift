@@ -142,7 +142,36 @@ import Testing
         #expect(Self.reported(routes.received(try Self.announcing([1, 2, 3]))).announced == [1, 2, 3])
         #expect(routes.received(try Self.announcing([4]), wantsChanges: false).isEmpty)
         #expect(routes.ribIn.count(Self.family) == 0)
-        #expect(routes.down(withoutNotification: true, gracefulRestart: Self.restart(60, preserved: true)).isEmpty)
+        #expect(routes.down(withoutNotification: false, gracefulRestart: Self.restart(60, preserved: true)).isEmpty)
+    }
+
+    /// Helper mode without an Adj-RIB-In (our reflector): the owner keeps the routes, told when to
+    /// sweep them — at the peer's End-of-RIB, at a new session without the F bit, at the restart time.
+    @Test func withoutAnAdjRIBInTheOwnerKeepsTheRoutesStale() throws {
+        var routes = PeerRoutes()
+        routes.keepsAdjRIBIn = false
+        let down = routes.down(withoutNotification: true, gracefulRestart: Self.restart(60, preserved: true))
+        #expect(down.contains(.keepStale([Self.family])) && down.contains(.armStaleTimer(seconds: 60)))
+        #expect(routes.established(try Self.session(gracefulRestart: Self.restart(60, preserved: true))).isEmpty, "forwarding preserved: kept until End-of-RIB")
+        #expect(routes.received(.endOfRIB(Self.family)) == [.sweepStale(Self.family), .cancelStaleTimer, .endOfRIBReceived(Self.family)])
+
+        _ = routes.down(withoutNotification: true, gracefulRestart: Self.restart(60, preserved: true))
+        #expect(routes.established(try Self.session(gracefulRestart: Self.restart(60, preserved: false))) == [.sweepStale(Self.family), .cancelStaleTimer])
+
+        _ = routes.down(withoutNotification: true, gracefulRestart: Self.restart(60, preserved: true))
+        #expect(routes.staleTimerExpired() == [.sweepStale(Self.family)])
+        #expect(routes.down(withoutNotification: false, gracefulRestart: Self.restart(60, preserved: true)).isEmpty, "a NOTIFICATION: nothing kept")
+    }
+
+    /// RFC 4684 §6: the VPN families' End-of-RIB waits for the peer's RT-Constraint End-of-RIB.
+    @Test func vpnEndOfRIBWaitsForTheMemberships() throws {
+        var routes = PeerRoutes()
+        _ = routes.established(try Self.session())
+        let first = routes.takeEndMarkers(waitForMemberships: true)
+        #expect(first.endOfRIB.isEmpty, "no RT-Constraint End-of-RIB from the peer yet")
+        _ = routes.received(.endOfRIB(.routeTargetConstraint))
+        #expect(routes.takeEndMarkers(waitForMemberships: true).endOfRIB == [Self.family, .evpn].sorted())
+        #expect(routes.takeEndMarkers(waitForMemberships: true).endOfRIB.isEmpty)
     }
 
     @Test func anUpdateTreatedAsWithdrawRemovesItsRoutes() throws {
@@ -170,6 +199,12 @@ import Testing
 
     @Test func anAcceptedConnectionDependsOnOurs() {
         #expect(ConnectionCollision.accept(ours: .active, oursHasPeer: nil, localID: Self.low, besideAlready: false) == .adopt)
+        // Idle after a lost session takes the peer's connection (a restarted peer is back at once);
+        // stopped by the operator, or held down after too many prefixes, it does not.
+        #expect(ConnectionCollision.accept(ours: .idle, oursHasPeer: nil, localID: Self.low, besideAlready: false) == .adoptFromIdle)
+        if case .refuse = ConnectionCollision.accept(ours: .idle, oursHasPeer: nil, localID: Self.low, besideAlready: false, administrativelyDown: true) {} else {
+            Issue.record("a connection while administratively down was not refused")
+        }
         #expect(ConnectionCollision.accept(ours: .openConfirm, oursHasPeer: Self.high, localID: Self.low, besideAlready: false) == .replaceOurs)
         if case .refuse = ConnectionCollision.accept(ours: .openConfirm, oursHasPeer: Self.low, localID: Self.high, besideAlready: false) {} else { Issue.record("kept the lower identifier's connection") }
         #expect(ConnectionCollision.accept(ours: .connect, oursHasPeer: nil, localID: Self.low, besideAlready: false) == .runBeside)

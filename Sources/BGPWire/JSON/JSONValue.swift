@@ -47,6 +47,12 @@ public enum JSONValue: Hashable, Sendable, ExpressibleByStringLiteral, Expressib
         return nil
     }
 
+    /// This object with `key` set (replaced when present); anything else as it is.
+    public func adding(_ key: String, _ value: JSONValue) -> JSONValue {
+        guard case .object(let members) = self else { return self }
+        return .object(members.filter { $0.0 != key } + [(key, value)])
+    }
+
     public var arrayValue: [JSONValue]? {
         if case .array(let a) = self { return a }
         return nil
