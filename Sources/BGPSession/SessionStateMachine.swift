@@ -329,7 +329,9 @@ public struct SessionStateMachine: Sendable {
             .closeConnection, .cancelTimer(.connectRetry), .cancelTimer(.hold), .cancelTimer(.keepalive), .cancelTimer(.delayOpen),
         ]
         if wasUp { actions.append(.sessionDown(reason: reason, withoutNotification: !notified)) }
-        if restart && !administrativelyDown { actions.append(.armTimer(.idleHold, seconds: connectRetryInterval())) }
+        // A session that was up reconnects at once (as FRR does): its peer most likely restarted, and
+        // every second costs stale routes. Failures before Established back off.
+        if restart && !administrativelyDown { actions.append(.armTimer(.idleHold, seconds: wasUp ? 0.2 * jitter() : connectRetryInterval())) }
         return actions
     }
 
@@ -339,13 +341,17 @@ public struct SessionStateMachine: Sendable {
         let base = Double(configuration.connectRetryTime)
         let doubled = base * Double(1 << min(connectRetryCounter, 16))
         let capped = min(doubled, Double(max(configuration.connectRetryMaximum, configuration.connectRetryTime)))
+        return capped * jitter()
+    }
+
+    /// RFC 4271 §10: a factor between 0.75 and 1.
+    private mutating func jitter() -> Double {
         random &+= 0x9E37_79B9_7F4A_7C15
         var z = random
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         z ^= z >> 31
-        let jitter = 0.75 + 0.25 * Double(z >> 11) / Double(1 << 53)
-        return capped * jitter
+        return 0.75 + 0.25 * Double(z >> 11) / Double(1 << 53)
     }
 
     static func name(_ event: Event) -> String {

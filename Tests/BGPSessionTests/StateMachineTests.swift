@@ -355,10 +355,13 @@ struct EstablishedStateTests {
 
     @Test func silenceExpiresTheHoldTimer() {
         var s = established()
-        s.advance(31)
+        s.advance(30.01)
         #expect(s.state == .idle)
         #expect(s.lastNotification?.code == .holdTimerExpired)
         #expect(s.log.contains { if case .sessionDown = $0 { return true } else { return false } })
+        // A session that was up tries again at once, not after the connect-retry backoff.
+        s.advance(0.25)
+        #expect(s.state == .connect)
     }
 
     @Test func updatesAreDeliveredAndRefreshTheHoldTimer() {
