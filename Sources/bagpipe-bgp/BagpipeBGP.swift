@@ -33,7 +33,8 @@ struct BagpipeBGP: AsyncParsableCommand {
               listen_address, listen_port  (default: local_address, bgp_port)
               hold_time = <seconds>        (default 180)
             with the original's local_address, peers, my_as, enable_rtc and bgp_port.
-            SIGTERM or SIGINT closes every session with a Cease and exits 0.
+            Hitless restart: with [BGP] graceful_restart_time = <seconds> (on the hosts and the             reflectors) and [API] attachments_file = <path> (on the hosts), a host's dataplane             outlives its daemon. A crash, a restart or an upgrade loses no packet: the new daemon             takes over the devices and entries it finds, plugs the stored attachments again, and             removes only what is still unaccounted for once every peer has sent its routes; the             reflectors and other peers keep its routes meanwhile, and a host keeps forwarding on             the routes it has while its reflectors are away (for their restart time). The looking             glass (vpns/dataplane/drivers) and /metrics (bagpipe_dataplane_differences) show where             the dataplane and the instances disagree.
+            SIGTERM or SIGINT closes every session with a Cease and exits 0; on a host with             graceful restart and an attachments file it is a restart instead: the dataplane stays,             the sessions are dropped without a Cease (peers keep the routes); bagpipe-bgp-cleanup             removes the dataplane state for good.
             """)
 
     @Option(name: .customLong("config-file"), help: "Configuration file; repeat to read several, later ones win.")
