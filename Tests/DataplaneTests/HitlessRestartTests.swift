@@ -6,7 +6,7 @@ import Testing
 /// every 10 ms over an E-VPN and an IP VPN: not one ping lost, and the host's dataplane afterwards
 /// is the one of before (the same devices with the same ifindexes and MACs, the same entries), with
 /// no difference between the kernel and the instances (the consistency check, in /metrics).
-@Suite(.serialized, .timeLimit(.minutes(10))) struct HitlessRestartTests {
+@Suite(.serialized, .timeLimit(.minutes(20))) struct HitlessRestartTests {
     enum Restart: String, CaseIterable, CustomTestStringConvertible {
         /// kill -9 of host b's bagpipe-bgp, started again.
         case crash
