@@ -51,16 +51,7 @@ struct AttachBenchmark: AsyncParsableCommand {
         var delayP90: Double
     }
 
-    func ensurePython() throws {
-        guard !FileManager.default.isExecutableFile(atPath: "\(pythonVenv)/bin/bagpipe-bgp") else { return }
-        FileHandle.standardError.write(Data("installing networking-bagpipe 23.0.0 and exabgp 4.2.25 in \(pythonVenv)\n".utf8))
-        for command in [
-            "python3 -m venv \(pythonVenv)", "\(pythonVenv)/bin/pip install -q --disable-pip-version-check networking-bagpipe==23.0.0",
-            "\(pythonVenv)/bin/pip install -q --disable-pip-version-check --no-deps exabgp==4.2.25",
-        ] {
-            guard capture(command + " >&2") != nil else { throw BenchmarkError("\(command) failed") }
-        }
-    }
+    func ensurePython() throws { try PythonOriginal.ensure(venv: pythonVenv, version: "23.0.0") }
 
     struct BenchmarkError: Error, CustomStringConvertible {
         var description: String

@@ -30,17 +30,19 @@ final class RestartProgress {
 }
 
 extension BGPSpeaker {
-    /// Begins our restart; the future completes (on the loop) once every configured peer has sent
-    /// End-of-RIB for each family of its session, or after `deferral` seconds.
+    /// Begins our restart, before the peers are added; the future completes (on the loop) once
+    /// every configured peer has sent End-of-RIB for each family of its session, or after
+    /// `deferral` seconds. `holdEndOfRIB` (a reflector): our VPN End-of-RIBs wait until then, and
+    /// the default membership asks the clients for everything meanwhile.
     public func beginRestart(deferral: Double, holdEndOfRIB: Bool) -> EventLoopFuture<Void> {
         eventLoop.flatSubmit {
             let progress = RestartProgress(holdsEndOfRIB: holdEndOfRIB, promise: self.eventLoop.makePromise())
             self.restart = progress
             for peer in self.peersOnLoop { peer.peer.holdsEndOfRIB = holdEndOfRIB }
+            if holdEndOfRIB { self.onLoop { $0.restartingMembership = true } }
             progress.timer = self.eventLoop.scheduleTask(in: .nanoseconds(Int64(deferral * 1e9))) { [weak self] in
                 self?.finishRestart("not every peer sent End-of-RIB within \(deferral) s")
             }
-            self.checkRestart()
             return progress.promise.futureResult
         }
     }
@@ -65,6 +67,7 @@ extension BGPSpeaker {
             p.peer.restartFinished()
             p.peer.holdsEndOfRIB = false
         }
+        if restart.holdsEndOfRIB { onLoop { $0.restartingMembership = false } }
         logger.notice("restart over: \(why)")
         restart.promise.succeed()
     }

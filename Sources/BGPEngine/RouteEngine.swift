@@ -117,6 +117,12 @@ public final class RouteEngine {
     var stalePaths: [WorkerID: [AddressFamily: Set<StalePath>]] = [:]
     /// Peers marked stale just before the `peerDown` that keeps their paths.
     var staleOnDown: Set<WorkerID> = []
+    /// A reflector that restarts asks for every VPN route with the default membership until it has
+    /// learnt its clients' memberships again: its clients then send it all their routes at once, and
+    /// none withdraws a route for lack of a membership the reflector has not learnt yet.
+    public var restartingMembership = false {
+        didSet { updateDefaultMembership() }
+    }
 
     public init(configuration: Configuration) {
         self.configuration = configuration
@@ -192,7 +198,7 @@ public final class RouteEngine {
     /// route (length 0), while such a peer is up.
     func updateDefaultMembership() {
         guard configuration.isRouteReflector else { return }
-        let needed = peers.values.contains { $0.established && !$0.rtcActive && !$0.families.isDisjoint(with: Self.constrainedFamilies) }
+        let needed = restartingMembership || peers.values.contains { $0.established && !$0.rtcActive && !$0.families.isDisjoint(with: Self.constrainedFamilies) }
         guard needed != originatesDefaultMembership else { return }
         originatesDefaultMembership = needed
         let element = NLRIElement(.routeTargetMembership(.default))

@@ -79,12 +79,10 @@ extension BGPPeer {
             for message in messages { channel.write(message, promise: nil) }
             sent += messages.count
         }
-        let endOfRIBHeld = holdsEndOfRIB && session.peerGracefulRestart?.restartState != true
-        if !ribOut.hasPending && outbound?.hasPending != true && !endOfRIBHeld {
-            // A restarting peer (R bit) gets our End-of-RIB without waiting for its own (RFC 4724 §4.2:
-            // both would wait otherwise); what it wanted before is what our helper side kept.
-            let waits = session.families.contains(.routeTargetConstraint) && session.peerGracefulRestart.map { !$0.restartState } ?? false
-            let markers = routes.takeEndMarkers(waitForMemberships: waits)
+        if !ribOut.hasPending && outbound?.hasPending != true {
+            // No deadlock between two restarting speakers: RT-Constraint's End-of-RIB is never held.
+            let waits = session.families.contains(.routeTargetConstraint) && session.peerGracefulRestart != nil
+            let markers = routes.takeEndMarkers(waitForMemberships: waits, holdingVPN: holdsEndOfRIB)
             for family in markers.endOfRIB {
                 channel.write(BGPMessage.update(.endOfRIB(family)).encoded(context: session.sendContext), promise: nil)
                 sent += 1

@@ -31,9 +31,8 @@ public final class BGPPeer: @unchecked Sendable {
     public var onKeepStale: (Set<AddressFamily>) -> Void = { _ in }
     /// …until this: its End-of-RIB, its new session without forwarding state, or its restart time.
     public var onSweepStale: (AddressFamily) -> Void = { _ in }
-    /// A restarting speaker's End-of-RIB waits until it has its peers' routes (RFC 4724 §4.1), so
-    /// that a helper does not sweep routes it is about to receive again. Not for a peer that is
-    /// restarting itself (its OPEN's R bit): it would wait for ours.
+    /// A restarting speaker's End-of-RIB of the VPN families waits until it has its peers' routes
+    /// (RFC 4724 §4.1), so that a helper does not sweep routes it is about to receive again.
     public var holdsEndOfRIB = false {
         didSet { if !holdsEndOfRIB && oldValue { flush() } }
     }

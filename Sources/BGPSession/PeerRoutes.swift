@@ -161,8 +161,10 @@ public struct PeerRoutes: Sendable {
     /// End-of-RIB (RFC 4684 §6): until the peer has said which route targets it wants, the VPN
     /// routes it wants are not sent yet, and an End-of-RIB would tell a restarting peer (or a
     /// helper) that routes it is about to receive are gone.
-    public mutating func takeEndMarkers(waitForMemberships: Bool = false) -> (endOfRIB: [AddressFamily], endOfRefresh: [AddressFamily]) {
-        let held = waitForMemberships && !endOfRIBReceived.contains(.routeTargetConstraint)
+    /// `holdingVPN`: a restarting speaker holds the VPN families' End-of-RIB until it has its peers'
+    /// routes; RT-Constraint's is never held (the peer's waits for it).
+    public mutating func takeEndMarkers(waitForMemberships: Bool = false, holdingVPN: Bool = false) -> (endOfRIB: [AddressFamily], endOfRefresh: [AddressFamily]) {
+        let held = holdingVPN || (waitForMemberships && !endOfRIBReceived.contains(.routeTargetConstraint))
         let ended = held ? endOfRIBDue.filter { $0 == .routeTargetConstraint } : endOfRIBDue
         endOfRIBDue.subtract(ended)
         defer { endOfRefreshDue = [] }

@@ -105,18 +105,19 @@ struct BagpipeBGP: AsyncParsableCommand {
         var families: [AddressFamily] = [.ipv4VPN, .evpn, .ipv4FlowSpecVPN]
         if options.enableIPv6VPN { families += [.ipv6VPN, .ipv6FlowSpecVPN] }
         if options.enableRTC { families.append(.routeTargetConstraint) }
+        // Before the peers: every End-of-RIB they send counts.
+        if restarting, let time = options.gracefulRestartTime {
+            logger.notice("restarting with the dataplane as the earlier run left it: stale entries go once every peer has sent its routes (at most \(time) s)")
+            speaker.beginRestart(deferral: Double(time), holdEndOfRIB: false).flatMap { service.sweepStale() }.whenSuccess { removed in
+                logger.notice("restart over: \(removed.count) stale dataplane entries removed")
+            }
+        }
         for peer in options.peers {
             _ = try await speaker.addPeer(
                 .init(
                     address: "\(peer)", port: options.bgpPort, session: session(options, families: families, restarting: restarting, preservesForwarding: keepsForwarding), client: false,
                     localAddress: options.passive ? nil : "\(options.localAddress)")
             ).get()
-        }
-        if restarting, let time = options.gracefulRestartTime {
-            logger.notice("restarting with the dataplane as the earlier run left it: stale entries go once every peer has sent its routes (at most \(time) s)")
-            speaker.beginRestart(deferral: Double(time), holdEndOfRIB: false).flatMap { service.sweepStale() }.whenSuccess { removed in
-                logger.notice("restart over: \(removed.count) stale dataplane entries removed")
-            }
         }
         if options.listens {
             let host = "\(options.listenAddress ?? options.localAddress)"
@@ -163,6 +164,11 @@ struct BagpipeBGP: AsyncParsableCommand {
         let speaker = BGPSpeaker(configuration: engineConfiguration, eventLoop: group.next(), logger: logger)
         var families: [AddressFamily] = [.ipv4VPN, .ipv6VPN, .evpn, .ipv4FlowSpecVPN, .ipv6FlowSpecVPN]
         if options.enableRTC { families.append(.routeTargetConstraint) }
+        if let time = options.gracefulRestartTime {
+            // Before the peers. Its VPN End-of-RIBs wait for its clients': a client that restarts with
+            // it must not sweep routes of other clients it has not learnt again yet (RFC 4724 §4.1).
+            speaker.beginRestart(deferral: Double(time), holdEndOfRIB: true).whenSuccess {}
+        }
         for peer in options.peers {
             // The Loc-RIB holds the peers' routes: no Adj-RIB-In copy per peer.
             _ = try await speaker.addPeer(
@@ -182,11 +188,6 @@ struct BagpipeBGP: AsyncParsableCommand {
                 try? await group.shutdownGracefully()
                 throw Self.fail("cannot listen on \(host) port \(options.listenPort): \(error)")
             }
-        }
-        if let time = options.gracefulRestartTime {
-            // Its End-of-RIB waits for its clients': a client that restarts with it must not sweep
-            // routes of other clients it has not learnt again yet (RFC 4724 §4.1).
-            speaker.beginRestart(deferral: Double(time), holdEndOfRIB: true).whenSuccess {}
         }
         logger.notice(
             "route reflector: AS \(options.myAS), router id \(options.localAddress), cluster id \(options.clusterID), \(options.peers.count - options.nonClientPeers.count) clients, \(options.nonClientPeers.count) non-clients, RT-Constraint \(options.enableRTC ? "on" : "off")"

@@ -14,6 +14,8 @@ import Testing
         case upgrade
         /// kill -9 of the route reflector, started again.
         case reflector
+        /// kill -9 of b's bagpipe-bgp with gobgpd as the reflector (its graceful-restart helper).
+        case crashBehindGoBGP
         var testDescription: String { rawValue }
     }
 
@@ -27,8 +29,12 @@ import Testing
         /// rr (192.0.2.254), and rr2 (192.0.2.253) when there are two.
         let reflectors: [String]
 
-        init(reflectors count: Int = 1) async throws {
+        /// gobgpd as the reflector instead of ours (one reflector).
+        let gobgp: Bool
+
+        init(reflectors count: Int = 1, gobgp: Bool = false) async throws {
             lab = try Lab()
+            self.gobgp = gobgp
             reflectors = Array(["rr", "rr2"].prefix(count))
             store = FileManager.default.temporaryDirectory.appendingPathComponent("attachments-\(UUID().uuidString.prefix(6)).json").path
             for (i, h) in ["a", "b"].enumerated() { try lab.addHost(h, address: "192.0.2.\(i + 1)") }
@@ -47,6 +53,19 @@ import Testing
         }
 
         func startReflector(_ r: String = "rr") throws {
+            if gobgp {
+                guard let ns = lab.hosts[r] else { throw Lab.LabError("no \(r)") }
+                let neighbors = ["192.0.2.1", "192.0.2.2"].map {
+                    GoBGPConfiguration.Neighbor(
+                        address: $0, localAddress: "192.0.2.254", passive: true, families: ["rtc", "l2vpn-evpn", "l3vpn-ipv4-unicast", "l3vpn-ipv4-flowspec"],
+                        routeReflectorClusterID: "1.2.3.4", gracefulRestart: true)
+                }
+                lab.daemons[r] = try Daemon(
+                    name: "gobgpd-\(r)", executable: lab.ipCommand,
+                    arguments: ["netns", "exec", ns, "/usr/bin/gobgpd", "-f", "$DIR/gobgpd.toml", "--api-hosts=127.0.0.1:50051", "--pprof-disable", "-l", "info"],
+                    files: ["gobgpd.toml": GoBGPConfiguration(routerID: "192.0.2.254", port: 179, localAddress: "192.0.2.254", neighbors: neighbors).toml])
+                return
+            }
             try lab.start(
                 r,
                 conf:
@@ -108,7 +127,7 @@ import Testing
 
     @Test(arguments: Restart.allCases)
     func noPingLost(_ restart: Restart) async throws {
-        let setup = try await Setup()
+        let setup = try await Setup(gobgp: restart == .crashBehindGoBGP)
         let lab = setup.lab
         defer { setup.stop() }
         var upgraded: String?
@@ -121,7 +140,7 @@ import Testing
             _ = try await poll(timeout: 5) { "\(pings[0].elapsed)" } until: { _ in pings[0].elapsed > 1.5 }
 
             switch restart {
-            case .crash:
+            case .crash, .crashBehindGoBGP:
                 let daemon = try #require(lab.daemons["b"])
                 kill(daemon.process.processIdentifier, SIGKILL)
                 daemon.process.waitUntilExit()
