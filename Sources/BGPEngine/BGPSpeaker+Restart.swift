@@ -71,10 +71,4 @@ extension BGPSpeaker {
         logger.notice("restart over: \(why)")
         restart.promise.succeed()
     }
-
-    /// Whether our restart is still waiting for peers (the looking glass).
-    public var restartingOnLoop: Bool {
-        eventLoop.preconditionInEventLoop()
-        return restart.map { !$0.done } ?? false
-    }
 }
