@@ -32,23 +32,40 @@ import Testing
         /// gobgpd as the reflector instead of ours (one reflector).
         let gobgp: Bool
 
-        init(reflectors count: Int = 1, gobgp: Bool = false) async throws {
-            lab = try Lab()
+        /// The hosts' dataplane is Open vSwitch (the OpenStack layout of OVSEVPNDataplaneTests, the
+        /// `ovs` drivers), instead of Linux.
+        let openVSwitch: Bool
+
+        /// The E-VPN VM of host a, and the address of b's it pings.
+        var evpnPing: (vm: String, address: String) { openVSwitch ? ("a", OVSEVPNDataplaneTests.ip("b")) : ("a1", "10.10.0.2") }
+
+        init(reflectors count: Int = 1, gobgp: Bool = false, openVSwitch: Bool = false) async throws {
+            lab = try Lab(openVSwitch: openVSwitch)
             self.gobgp = gobgp
+            self.openVSwitch = openVSwitch
             reflectors = Array(["rr", "rr2"].prefix(count))
             store = FileManager.default.temporaryDirectory.appendingPathComponent("attachments-\(UUID().uuidString.prefix(6)).json").path
-            for (i, h) in ["a", "b"].enumerated() { try lab.addHost(h, address: "192.0.2.\(i + 1)") }
+            for (i, h) in ["a", "b"].enumerated() {
+                if openVSwitch { try HitlessRestartTests.addOVSHost(lab, h, address: "192.0.2.\(i + 1)") } else { try lab.addHost(h, address: "192.0.2.\(i + 1)") }
+            }
             for (i, r) in reflectors.enumerated() {
                 try lab.addHost(r, address: "192.0.2.\(254 - i)")
                 try startReflector(r)
             }
             for h in ["a", "b"] { try startHost(h) }
             for h in ["a", "b"] { try await waitEstablished(h, peers: count) }
-            try lab.attachVM("a1", host: "a", ip: "10.10.0.1/24", type: "evpn", instance: "net", rt: "64512:10", mac: "52:54:00:00:0a:01", extra: ["--vni", "10"])
-            try lab.attachVM("b1", host: "b", ip: "10.10.0.2/24", type: "evpn", instance: "net", rt: "64512:10", mac: "52:54:00:00:0b:01", extra: ["--vni", "10"])
+            if openVSwitch {
+                for h in ["a", "b"] {
+                    let r = try lab.request(h, "/attach_localport", post: OVSEVPNDataplaneTests.evpnAttachment(h))
+                    guard r.status == 200 else { throw Lab.LabError("E-VPN attach on \(h): \(r.body)") }
+                }
+            } else {
+                try lab.attachVM("a1", host: "a", ip: "10.10.0.1/24", type: "evpn", instance: "net", rt: "64512:10", mac: "52:54:00:00:0a:01", extra: ["--vni", "10"])
+                try lab.attachVM("b1", host: "b", ip: "10.10.0.2/24", type: "evpn", instance: "net", rt: "64512:10", mac: "52:54:00:00:0b:01", extra: ["--vni", "10"])
+            }
             try lab.attachVM("a2", host: "a", ip: "10.20.1.1/24", type: "ipvpn", instance: "vrf", rt: "64512:20")
             try lab.attachVM("b2", host: "b", ip: "10.20.2.1/24", type: "ipvpn", instance: "vrf", rt: "64512:20")
-            try await lab.pingUntil(from: "a1", "10.10.0.2")
+            try await lab.pingUntil(from: evpnPing.vm, evpnPing.address, timeout: 30)
             try await lab.pingUntil(from: "a2", "10.20.2.1")
         }
 
@@ -90,7 +107,7 @@ import Testing
                     [API]
                     port = 8082
                     attachments_file = \(store)-\(h)
-                    \(Lab.linuxDrivers)
+                    \(openVSwitch ? HitlessRestartTests.ovsDrivers : Lab.linuxDrivers)
                     """, executable: executable)
         }
 
@@ -112,7 +129,7 @@ import Testing
         let rules = try lab.exec(host, ["ip", "rule", "show"]).split(separator: "\n").filter { $0.contains("proto 19") }.map(String.init)
         let routes = try lab.exec(host, ["ip", "route", "show", "table", "all", "proto", "19"]).split(separator: "\n").map(String.init)
         let neighbours = try lab.exec(host, ["ip", "neigh", "show"]).split(separator: "\n").filter { $0.contains("PERMANENT") }.map { "neigh \($0)" }
-        return (links + fdb + rules + routes + neighbours).sorted()
+        return (links + fdb + rules + routes + neighbours + (try switchState(lab, host))).sorted()
     }
 
     /// The consistency check's differences per VPN type, from the host's /metrics.
@@ -127,7 +144,11 @@ import Testing
 
     @Test(arguments: Restart.allCases)
     func noPingLost(_ restart: Restart) async throws {
-        let setup = try await Setup(gobgp: restart == .crashBehindGoBGP)
+        try await Self.noPingLost(restart, openVSwitch: false)
+    }
+
+    static func noPingLost(_ restart: Restart, openVSwitch: Bool) async throws {
+        let setup = try await Setup(gobgp: restart == .crashBehindGoBGP, openVSwitch: openVSwitch)
         let lab = setup.lab
         defer { setup.stop() }
         var upgraded: String?
@@ -135,7 +156,7 @@ import Testing
         do {
             let before = try Self.dataplane(lab, "b")
             #expect(try Self.differences(lab, "b") == ["evpn": 0, "ipvpn": 0])
-            let pings = try [PingLoad(lab, from: "a1", to: "10.10.0.2", count: 1500), PingLoad(lab, from: "a2", to: "10.20.2.1", count: 1500)]
+            let pings = try [PingLoad(lab, from: setup.evpnPing.vm, to: setup.evpnPing.address, count: 1500), PingLoad(lab, from: "a2", to: "10.20.2.1", count: 1500)]
             defer { for p in pings { p.stop() } }
             _ = try await poll(timeout: 5) { "\(pings[0].elapsed)" } until: { _ in pings[0].elapsed > 1.5 }
 

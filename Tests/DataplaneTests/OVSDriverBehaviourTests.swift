@@ -151,8 +151,8 @@ import Testing
             .deleteGroup(5), .addGroup("group_id=5,type=all,bucket=actions=output:5"),
         ])
         #expect(p.groupsFirst == [
-            "add group_id=1,type=select,bucket=actions=output:1", "modify group_id=2,type=all,bucket=actions=output:2",
-            "add group_id=4,type=all,bucket=actions=drop", "modify group_id=5,type=all,bucket=actions=output:5",
+            "add_or_mod group_id=1,type=select,bucket=actions=output:1", "modify group_id=2,type=all,bucket=actions=output:2",
+            "add_or_mod group_id=4,type=all,bucket=actions=drop", "modify group_id=5,type=all,bucket=actions=output:5",
         ])
         #expect(p.flows == ["add table=2,ip actions=group:1"])
         #expect(p.groupsLast == ["delete group_id=3", "delete group_id=4"])

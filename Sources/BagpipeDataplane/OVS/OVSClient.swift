@@ -95,7 +95,8 @@ public final class OVSClient: @unchecked Sendable {
 
     /// Bundle lines of a bridge's changes in three phases. A group's changes are merged into its
     /// last content (added, or modified when the first change of the batch shows it existed), and
-    /// deleted at the end when that is where it ends: rules added in between may use it.
+    /// deleted at the end when that is where it ends: rules added in between may use it. An add is
+    /// `add_or_mod`: after a restart that kept forwarding, the group is still there, in use.
     public static func phases(_ changes: [Change]) -> (groupsFirst: [String], flows: [String], groupsLast: [String]) {
         var order: [UInt32] = []
         var existed: [UInt32: Bool] = [:]
@@ -130,7 +131,7 @@ public final class OVSClient: @unchecked Sendable {
         var first: [String] = []
         var last: [String] = []
         for g in order {
-            if let text = content[g] { first.append("\(existed[g] == true ? "modify" : "add") \(text)") }
+            if let text = content[g] { first.append("\(existed[g] == true ? "modify" : "add_or_mod") \(text)") }
             if present[g] == false, existed[g] == true || content[g] != nil { last.append("delete group_id=\(g)") }
         }
         return (first, flows, last)

@@ -28,6 +28,9 @@ public final class OVSEVPNDriver: DataplaneDriver {
     /// users: (instance, key) where key names a MAC or the flood list (behaviour 59).
     var tunnels = SharedObjects<IPv4Address, TunnelUser, Int>()
     var instances: [UInt32: OVSEVPNInstance] = [:]
+    /// Set by `adoptState` (a restart that keeps forwarding) until `sweepStale`: our rules older
+    /// than this were left by the earlier run.
+    var adoptedAt: ContinuousClock.Instant?
 
     public struct TunnelUser: Hashable, Sendable {
         public var instance: UInt32
@@ -71,6 +74,58 @@ public final class OVSEVPNDriver: DataplaneDriver {
             rule.range(of: "group:").flatMap { UInt32(rule[$0.upperBound...].prefix { $0.isNumber }) }
         }
         try ovs.apply([.deleteFlows(ours)] + Set(groups).sorted().map { .deleteGroup($0) }, bridge: bridge)
+    }
+
+    /// A restart that keeps forwarding: the earlier run's rules, groups and tunnel ports stay, in
+    /// use, while the instances made again add theirs (an `add` of the same rule replaces it, and
+    /// starts its `duration` again); `sweepStale` removes what is older than this.
+    public func adoptState() throws {
+        adoptedAt = .now
+        let kept = try ovs.dumpedFlows(bridge: bridge, cookie: Self.driverCookie).count
+        logger.notice("restart: \(kept) rules of the earlier run kept on \(bridge) until the routes are back")
+    }
+
+    /// Our rules not added again since `adoptState`, the flood groups only they used, and the
+    /// tunnel ports whose input rule is among them and that no instance uses now.
+    public func sweepStale() -> [String] {
+        guard let since = adoptedAt else { return [] }
+        adoptedAt = nil
+        flush()
+        do {
+            let stale = try ovs.flows(bridge: bridge, cookie: Self.driverCookie, olderThan: since)
+            let floodGroups = Set(instances.values.compactMap { $0.floods.isEmpty ? nil : $0.vlan.map(UInt32.init) })
+            let groups = Set(stale.compactMap(\.group)).subtracting(floodGroups).sorted()
+            let names = try ovs.portNames(bridge: bridge)
+            let inUse = Set(tunnels.keys.map(Self.tunnelPortName))
+            let ports = stale.filter { $0.cookie == Self.driverCookie && $0.table == 0 }.compactMap { $0.inPort.flatMap { names[$0] } }
+                .filter { $0.hasPrefix("vxlan-") && !inUse.contains($0) }
+            try ovs.apply(stale.map { .deleteFlowStrict($0.strictMatch) } + groups.map { .deleteGroup($0) }, bridge: bridge)
+            if !ports.isEmpty { try ovs.vsctl(ports.map { ["--if-exists", "del-port", bridge, $0] }) }
+            let removed = stale.map { "rule \($0.strictMatch)" } + groups.map { "flood group \($0)" } + ports.map { "tunnel port \($0)" }
+            if !removed.isEmpty { logger.notice("restart over: removed from \(bridge) what no route or port accounts for: \(removed.joined(separator: "; "))") }
+            return removed
+        } catch {
+            logger.warning("\(bridge): removing the earlier run's stale rules: \(error)")
+            return []
+        }
+    }
+
+    /// Our rules on the bridge against those the instances hold (by match), and our flood groups
+    /// (Neutron's agent uses no group on br-tun).
+    public func differences() -> [String] {
+        var wanted = [OVSClient.canaryRule(cookie: Self.driverCookie)]
+        for remote in tunnels.keys.sorted() { if let port = tunnels.object(remote) { wanted.append(tunnelInputRule(port)) } }
+        for instance in instances.values { wanted += instance.rules() }
+        let floodGroups = Set(instances.values.compactMap { $0.floods.isEmpty ? nil : $0.vlan.map(UInt32.init) })
+        do {
+            let lines = wanted.compactMap { if case .addFlow(let f) = $0 { f } else { nil } }
+            let present = Set(try ovs.groupIDs(bridge: bridge))
+            return try ovs.differences(bridge: bridge, cookie: Self.driverCookie, wanted: lines)
+                + present.subtracting(floodGroups).sorted().map { "extra flood group \($0)" }
+                + floodGroups.subtracting(present).sorted().map { "missing flood group \($0)" }
+        } catch {
+            return ["\(bridge) could not be read: \(error)"]
+        }
     }
 
     public func initialize() throws {
@@ -205,21 +260,27 @@ final class OVSEVPNInstance: DataplaneInstance {
         return changes
     }
 
-    /// Every rule of the instance and its flood group, from its state; the number of rules.
-    func reinstall() throws -> Int {
-        guard let vlan else { return 0 }
+    /// Every rule the instance holds, from its state (its flood group aside).
+    func rules() -> [OVSClient.Change] {
+        guard let vlan else { return [] }
         var changes = [vniRule(vlan: vlan)]
         for (mac, remote) in macs {
-            guard case .mac(_, let ip) = remote.destination else { continue }
-            changes += try macRules(remote, mac: mac, ip: ip, vlan: vlan)
+            guard case .mac(_, let ip) = remote.destination, let rules = try? macRules(remote, mac: mac, ip: ip, vlan: vlan) else { continue }
+            changes += rules
         }
-        try driver.ovs.apply(changes, bridge: bridge)
-        if !floods.isEmpty {
-            // A group the switch still has would refuse `add`.
-            try driver.ovs.apply([.deleteGroup(UInt32(vlan))], bridge: bridge)
-            try writeFloodGroup(first: true)
-        }
-        return changes.count + (floods.isEmpty ? 0 : 1)
+        if !floods.isEmpty { changes.append(floodRule(vlan: vlan)) }
+        return changes
+    }
+
+    /// Every rule of the instance and its flood group, from its state; the number of rules.
+    func reinstall() throws -> Int {
+        let changes = rules()
+        try driver.ovs.apply((try floodGroup().map { [$0] } ?? []) + changes, bridge: bridge)
+        return changes.count
+    }
+
+    func floodRule(vlan: Int) -> OVSClient.Change {
+        .addFlow("table=\(OVSEVPNDriver.Table.floodToTunnel),priority=\(OVSEVPNDriver.priority),cookie=\(cookie),dl_vlan=\(vlan) actions=group:\(vlan)")
     }
 
     /// Neutron's ARP responder entry: the request becomes the reply, from `mac`.
@@ -245,17 +306,20 @@ final class OVSEVPNInstance: DataplaneInstance {
         }
     }
 
-    /// The flood group (id = the VLAN) with a bucket per member, and the table-22 rule to it.
-    func writeFloodGroup(first: Bool) throws {
-        guard let vlan else { return }
+    /// The flood group (id = the VLAN) with a bucket per member; nil without members.
+    func floodGroup() throws -> OVSClient.Change? {
+        guard let vlan, !floods.isEmpty else { return nil }
         var buckets: [String] = []
         for (pe, flood) in floods.sorted(by: { $0.key < $1.key }) {
             buckets.append("bucket=actions=" + (try tunnelActions(pe, vni: flood.vni)))
         }
-        let group = "group_id=\(vlan),type=all," + buckets.joined(separator: ",")
-        var changes: [OVSClient.Change] = [first ? .addGroup(group) : .modifyGroup(group)]
-        if first { changes.append(.addFlow("table=\(OVSEVPNDriver.Table.floodToTunnel),priority=\(OVSEVPNDriver.priority),cookie=\(cookie),dl_vlan=\(vlan) actions=group:\(vlan)")) }
-        driver.ovs.queue(changes, bridge: bridge)
+        return .addGroup("group_id=\(vlan),type=all," + buckets.joined(separator: ","))
+    }
+
+    /// The flood group, and the table-22 rule to it with the first member.
+    func writeFloodGroup(first: Bool) throws {
+        guard let vlan, case .addGroup(let group)? = try floodGroup() else { return }
+        driver.ovs.queue(first ? [.addGroup(group), floodRule(vlan: vlan)] : [.modifyGroup(group)], bridge: bridge)
     }
 
     func addFlood(_ flood: FloodEndpoint) throws {

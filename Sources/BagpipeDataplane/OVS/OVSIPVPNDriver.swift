@@ -36,6 +36,19 @@ public final class OVSIPVPNDriver: DataplaneDriver {
     /// The source MAC of bare-MPLS frames.
     var mplsMAC: MACAddress?
     var peMACs: [IPv4Address: MACAddress] = [:]
+    /// Set by `adoptState` (a restart that keeps forwarding) until `sweepStale`: our rules older
+    /// than this were left by the earlier run.
+    var adoptedAt: ContinuousClock.Instant?
+    /// The earlier run's group of each (VRF, prefix), taken back by the prefix's route when it
+    /// comes again, so that its rule and group stay what they were.
+    var adoptedGroups: [AdoptedGroup: UInt32] = [:]
+    /// Every group id the earlier run left, held in the allocator until taken back or swept.
+    var heldGroupIDs: Set<UInt32> = []
+
+    struct AdoptedGroup: Hashable {
+        var vrf: UInt32
+        var prefix: IPPrefix
+    }
 
     public static let gatewayMAC = MACAddress("00:00:5e:00:43:64")!
 
@@ -125,6 +138,87 @@ public final class OVSIPVPNDriver: DataplaneDriver {
         try ovs.apply(changes, bridge: bridge)
     }
 
+    /// A restart that keeps forwarding: the earlier run's rules and groups stay, in use, while the
+    /// VRFs made again add theirs (an `add` of the same rule replaces it and starts its `duration`
+    /// again); its group ids are held, each prefix's taken back by its route; `sweepStale`
+    /// removes what is older than this.
+    public func adoptState() throws {
+        adoptedAt = .now
+        for flow in try ovs.dumpedFlows(bridge: bridge, cookie: Self.driverCookie) where flow.table == options.vrfTable {
+            if let g = flow.group, let key = Self.adoptedGroup(flow) { adoptedGroups[key] = g }
+        }
+        for g in try ovs.groupIDs(bridge: bridge) where !groups.isAllocated(g) {
+            _ = try groups.allocate(for: "left by the earlier run", hint: g)
+            heldGroupIDs.insert(g)
+        }
+        logger.notice("restart: the rules and \(heldGroupIDs.count) groups of the earlier run kept on \(bridge) until the routes are back")
+    }
+
+    /// The VRF and prefix of a prefix rule ("priority=…,ip,reg0=0x2,nw_dst=10.0.0.0/24").
+    static func adoptedGroup(_ flow: OVSClient.DumpedFlow) -> AdoptedGroup? {
+        var vrf: UInt32?
+        var prefix = IPPrefix(IPv4Address(0), length: 0)
+        for field in flow.match.split(separator: ",") {
+            if field.hasPrefix("reg0=0x") { vrf = UInt32(field.dropFirst(7), radix: 16) }
+            if field.hasPrefix("reg0="), !field.hasPrefix("reg0=0x") { vrf = UInt32(field.dropFirst(5)) }
+            if field.hasPrefix("nw_dst=") {
+                let text = field.dropFirst(7)
+                guard let p = text.contains("/") ? IPPrefix(text) : IPv4Address(text).map({ IPPrefix($0, length: 32) }) else { return nil }
+                prefix = p
+            }
+        }
+        return vrf.map { AdoptedGroup(vrf: $0, prefix: prefix) }
+    }
+
+    /// A group id for a VRF's prefix: the one the earlier run used for it, when adopted.
+    func allocateGroup(vrf: UInt32, prefix: IPPrefix) throws -> UInt32 {
+        let description = "VRF \(vrf) \(prefix)"
+        if let g = adoptedGroups.removeValue(forKey: AdoptedGroup(vrf: vrf, prefix: prefix)), heldGroupIDs.remove(g) != nil {
+            groups.release(g)
+            return try groups.allocate(for: description, hint: g)
+        }
+        return try groups.allocate(for: description)
+    }
+
+    /// Our rules not added again since `adoptState`, and every group no VRF uses now.
+    public func sweepStale() -> [String] {
+        guard let since = adoptedAt else { return [] }
+        adoptedAt = nil
+        flush()
+        defer {
+            for g in heldGroupIDs { groups.release(g) }
+            (heldGroupIDs, adoptedGroups) = ([], [:])
+        }
+        do {
+            let stale = try ovs.flows(bridge: bridge, cookie: Self.driverCookie, olderThan: since)
+            let used = Set(instances.values.flatMap { $0.groupOf.values })
+            let unused = Set(try ovs.groupIDs(bridge: bridge)).subtracting(used).sorted()
+            try ovs.apply(stale.map { .deleteFlowStrict($0.strictMatch) } + unused.map { .deleteGroup($0) }, bridge: bridge)
+            let removed = stale.map { "rule \($0.strictMatch)" } + unused.map { "group \($0)" }
+            if !removed.isEmpty { logger.notice("restart over: removed from \(bridge) what no route or port accounts for: \(removed.joined(separator: "; "))") }
+            return removed
+        } catch {
+            logger.warning("\(bridge): removing the earlier run's stale rules: \(error)")
+            return []
+        }
+    }
+
+    /// Our rules on the bridge against those the VRFs hold (by match), and the groups (all of the
+    /// bridge's are ours).
+    public func differences() -> [String] {
+        var wanted = baseRules() + [OVSClient.canaryRule(cookie: Self.driverCookie)]
+        for vrf in instances.values { wanted += vrf.rules().flows }
+        let used = Set(instances.values.flatMap { $0.groupOf.values })
+        do {
+            let lines = wanted.compactMap { if case .addFlow(let f) = $0 { f } else { nil } }
+            let present = Set(try ovs.groupIDs(bridge: bridge))
+            return try ovs.differences(bridge: bridge, cookie: Self.driverCookie, wanted: lines)
+                + present.subtracting(used).sorted().map { "extra group \($0)" } + used.subtracting(present).sorted().map { "missing group \($0)" }
+        } catch {
+            return ["\(bridge) could not be read: \(error)"]
+        }
+    }
+
     /// The tunnel ports, the input rules that send encapsulated traffic to its table, then the canary.
     public func initialize() throws {
         try installPortsAndBaseRules()
@@ -160,11 +254,16 @@ public final class OVSIPVPNDriver: DataplaneDriver {
         try ovs.vsctl(commands)
         mplsPort = try ovs.ofport(mode == .gre ? options.greTunnel : options.mplsInterface ?? "")
         vxlanPort = vxlan ? try ovs.ofport("vxlan") : nil
+        try ovs.apply(baseRules(), bridge: bridge)
+        if mode == .bareMPLS, let i = options.mplsInterface { mplsMAC = try? NetlinkSocket().link(named: i)?.address }
+    }
+
+    /// Encapsulated traffic from the tunnel ports to its table.
+    func baseRules() -> [OVSClient.Change] {
         var changes: [OVSClient.Change] = []
         if let p = mplsPort { changes.append(.addFlow("table=\(options.inputTable),priority=\(0x9000),cookie=\(Self.driverCookie),in_port=\(p),mpls actions=resubmit(,\(options.encapsulationTable))")) }
         if let p = vxlanPort { changes.append(.addFlow("table=\(options.inputTable),priority=\(0x9000),cookie=\(Self.driverCookie),in_port=\(p) actions=resubmit(,\(options.encapsulationTable))")) }
-        try ovs.apply(changes, bridge: bridge)
-        if mode == .bareMPLS, let i = options.mplsInterface { mplsMAC = try? NetlinkSocket().link(named: i)?.address }
+        return changes
     }
 
     public var directions: Set<Direction> { [.both, .toPort, .fromPort] }

@@ -186,7 +186,7 @@ final class OVSVRF: DataplaneInstance {
     func setUp(_ remote: RemoteEndpoint) throws {
         guard case .prefix(let prefix) = remote.destination, prefix.isIPv4, !(remotes[prefix] ?? []).contains(remote) else { return }
         let existing = groupOf[prefix]
-        let g = try existing ?? driver.groups.allocate(for: "VRF \(id) \(prefix)")
+        let g = try existing ?? driver.allocateGroup(vrf: id, prefix: prefix)
         remotes[prefix, default: []].append(remote)
         let text: String
         do {
@@ -284,12 +284,9 @@ final class OVSVRF: DataplaneInstance {
         }
     }
 
-    /// Every rule and group of the VRF, from its state, after the switch lost them; the number of
-    /// rules. Ports we added are looked up again (their numbers may have changed).
-    func reinstall() throws -> Int {
-        for (key, port) in ports {
-            if let name = port.addedName, let n = try driver.ovs.ofport(name) { ports[key]?.number = n }
-        }
+    /// Every rule and group the VRF holds, from its state (a group whose bucket cannot be built
+    /// is left out).
+    func rules() -> (groups: [OVSClient.Change], flows: [OVSClient.Change]) {
         var changes: [OVSClient.Change] = []
         for port in ports.values where port.input { changes += inputRules(port) }
         if !ports.isEmpty, let r = arpResponder() { changes.append(r) }
@@ -298,13 +295,21 @@ final class OVSVRF: DataplaneInstance {
         }
         var groups: [OVSClient.Change] = []
         for (prefix, g) in groupOf {
-            groups.append(.addGroup(try group(prefix, id: g)))
+            if let text = try? group(prefix, id: g) { groups.append(.addGroup(text)) }
             changes.append(.addFlow("\(prefixRule(prefix)),cookie=\(cookie) actions=group:\(g)"))
         }
         for (classifier, target) in classifiers { changes += classifierRules(classifier, redirectTo: target) }
         if let f = fallbackRule() { changes.append(f) }
-        // A group the switch still has would refuse `add`: those of the VRF go first.
-        try driver.ovs.apply(groupOf.values.map { .deleteGroup($0) }, bridge: bridge)
+        return (groups, changes)
+    }
+
+    /// Every rule and group of the VRF, from its state, after the switch lost them; the number of
+    /// rules. Ports we added are looked up again (their numbers may have changed).
+    func reinstall() throws -> Int {
+        for (key, port) in ports {
+            if let name = port.addedName, let n = try driver.ovs.ofport(name) { ports[key]?.number = n }
+        }
+        let (groups, changes) = rules()
         try driver.ovs.apply(groups + changes, bridge: bridge)
         return changes.count
     }
