@@ -153,12 +153,13 @@ public final class BGPSpeaker: @unchecked Sendable {
 
     public func peer(_ id: WorkerID) -> EventLoopFuture<BGPPeer?> { eventLoop.submit { self.peers[id] } }
 
-    /// Stops every peer (with a Cease) and the listener. `preservingForwarding`: the connections
-    /// are dropped without a NOTIFICATION instead, so that graceful-restart helpers keep our routes
-    /// while we restart (RFC 4724 §4.2).
+    /// Stops every peer (with a Cease, a Hard Reset under RFC 8538) and the listener.
+    /// `preservingForwarding`: a stop for a restart, so that graceful-restart helpers keep our
+    /// routes while we restart (RFC 4724 §4.2): a Cease that RFC 8538 makes graceful where the peer
+    /// negotiated it, else the connection closed without a NOTIFICATION.
     public func stop(preservingForwarding: Bool = false) -> EventLoopFuture<Void> {
         eventLoop.flatSubmit {
-            for peer in self.peers.values { if preservingForwarding { peer.abort() } else { peer.stop() } }
+            for peer in self.peers.values { if preservingForwarding { peer.restartStop() } else { peer.stop() } }
             return self.listener?.close() ?? self.eventLoop.makeSucceededVoidFuture()
         }
     }

@@ -96,6 +96,10 @@ public final class BGPPeer: @unchecked Sendable {
     public func start() { eventLoop.execute { self.handle(.manualStart) } }
     public func stop() { eventLoop.execute { self.handle(.manualStop) } }
 
+    /// Stops for a restart that keeps our forwarding state: the peer keeps our routes (RFC 4724),
+    /// told by a Cease when RFC 8538 is negotiated, by the connection closing otherwise.
+    public func restartStop() { eventLoop.execute { self.handle(.restartStop) } }
+
     /// Stops with a Cease (RFC 4486), e.g. maximum prefixes reached; the session restarts after backoff.
     public func stop(notification: NotificationMessage, restartAfter: Double? = nil) {
         eventLoop.execute { self.handle(.automaticStop(notification, restartAfter: restartAfter)) }
@@ -239,10 +243,10 @@ public final class BGPPeer: @unchecked Sendable {
                 "session established: AS \(session.peerAS), router id \(session.peerRouterID), hold time \(session.holdTime) s, families \(session.families.map(\.description).joined(separator: " "))")
             onEstablished(session)
             flush()
-        case .sessionDown(let reason, let withoutNotification):
+        case .sessionDown(let reason, let graceful):
             statistics.establishedSince = nil
             statistics.lastDownReason = reason
-            apply(routes.down(withoutNotification: withoutNotification, gracefulRestart: machine.lastNegotiatedGracefulRestart))
+            apply(routes.down(graceful: graceful, gracefulRestart: machine.lastNegotiatedGracefulRestart))
             onDown(reason)
         case .deliverUpdate(let update):
             onUpdate(update)

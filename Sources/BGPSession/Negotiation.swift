@@ -16,6 +16,8 @@ public struct NegotiatedSession: Hashable, Sendable {
     public var enhancedRouteRefresh: Bool
     /// The peer's graceful restart capability, if it sent one.
     public var peerGracefulRestart: GracefulRestartCapability?
+    /// Both sent the N bit (RFC 8538): NOTIFICATIONs other than Hard Reset restart gracefully.
+    public var notificationRestart = false
     public var peerOpen: OpenMessage
 }
 
@@ -59,12 +61,16 @@ public enum Negotiation {
         let send = WireContext(sender: configuration.openMessage, receiver: open)
         var gracefulRestart: GracefulRestartCapability? = nil
         for case .gracefulRestart(let gr) in theirs { gracefulRestart = gr }
-        return .success(
+        var ourNotification = false
+        for case .gracefulRestart(let gr) in ours { ourNotification = gr.notificationSupport }
+        var session =
             NegotiatedSession(
                 peerAS: open.asn, peerRouterID: open.bgpIdentifier,
                 holdTime: min(configuration.holdTime, open.holdTime), families: families, receiveContext: receive, sendContext: send,
                 routeRefresh: ours.contains(.routeRefresh) && theirs.contains { $0 == .routeRefresh || $0.code == 128 },
                 enhancedRouteRefresh: ours.contains(.enhancedRouteRefresh) && theirs.contains(.enhancedRouteRefresh),
-                peerGracefulRestart: gracefulRestart, peerOpen: open))
+                peerGracefulRestart: gracefulRestart, peerOpen: open)
+        session.notificationRestart = ourNotification && gracefulRestart?.notificationSupport == true
+        return .success(session)
     }
 }

@@ -121,10 +121,10 @@ public struct PeerRoutes: Sendable {
 
     /// The session went down. Without a NOTIFICATION from a peer that negotiated graceful restart,
     /// its routes stay, stale, for its restart time; otherwise they go.
-    public mutating func down(withoutNotification: Bool, gracefulRestart: GracefulRestartCapability?) -> [Action] {
+    public mutating func down(graceful: Bool, gracefulRestart: GracefulRestartCapability?) -> [Action] {
         endOfRIBDue = []
         endOfRefreshDue = []
-        if withoutNotification, let gr = gracefulRestart, !gr.families.isEmpty, !keepsAdjRIBIn {
+        if graceful, let gr = gracefulRestart, !gr.families.isEmpty, !keepsAdjRIBIn {
             staleFamilies = Set(gr.families.map(\.family))
             return [
                 .log(.notice, "peer may be restarting: keeping its routes stale for \(gr.restartTime) s"), .keepStale(staleFamilies), .armStaleTimer(seconds: Double(gr.restartTime)),
@@ -134,7 +134,7 @@ public struct PeerRoutes: Sendable {
             staleFamilies = []
             return []
         }
-        if withoutNotification, let gr = gracefulRestart, !gr.families.isEmpty {
+        if graceful, let gr = gracefulRestart, !gr.families.isEmpty {
             staleFamilies = Set(gr.families.map(\.family))
             ribIn.markStale(staleFamilies)
             return [.log(.notice, "peer may be restarting: keeping its routes stale for \(gr.restartTime) s"), .armStaleTimer(seconds: Double(gr.restartTime))]

@@ -25,6 +25,10 @@ public struct SessionConfiguration: Hashable, Sendable {
     /// helpers keep our routes, stale, until our End-of-RIB instead of dropping them when the new
     /// session comes up (RFC 4724 §4.2).
     public var gracefulRestartPreservesForwarding = false
+    /// RFC 8538 (N bit, with graceful restart): when the peer sets it too, a session ended by a
+    /// NOTIFICATION other than Hard Reset is a restart like a lost connection (both sides keep
+    /// the other's routes, stale), and an operator's stop says Hard Reset.
+    public var gracefulRestartNotification = true
     /// Families for which we accept RFC 7911 path identifiers.
     public var addPathReceive: Set<AddressFamily>
     /// Offer RFC 8654 extended messages.
@@ -72,7 +76,7 @@ public struct SessionConfiguration: Hashable, Sendable {
             capabilities.append(
                 .gracefulRestart(
                     GracefulRestartCapability(
-                        flags: gracefulRestartRestarting ? 0x8 : 0, restartTime: time,
+                        flags: (gracefulRestartRestarting ? 0x8 : 0) | (gracefulRestartNotification ? 0x4 : 0), restartTime: time,
                         // After a restart the dataplane has kept forwarding: say so per family (F bit),
                         // or helpers drop our stale routes at once (RFC 4724 §4.2).
                         families: families.map { .init(family: $0, flags: gracefulRestartRestarting || gracefulRestartPreservesForwarding ? 0x80 : 0) })))

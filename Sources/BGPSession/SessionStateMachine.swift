@@ -25,6 +25,10 @@ public struct SessionStateMachine: Sendable {
         /// 4/5: start listening only, whatever the configuration (used to adopt the peer's connection).
         case passiveStart
         case manualStop  // 2
+        /// We stop to start again with our forwarding state kept (graceful restart): the peer
+        /// should keep our routes. With RFC 8538 negotiated, a Cease (Administrative Reset) says
+        /// so; otherwise the connection just closes, as a crash would.
+        case restartStop
         case automaticStart  // 3 (5 when passive)
         /// 8: e.g. maximum prefixes (Cease 6/1); restarts after `restartAfter` seconds (else the backoff).
         case automaticStop(NotificationMessage?, restartAfter: Double? = nil)
@@ -50,9 +54,10 @@ public struct SessionStateMachine: Sendable {
         case cancelTimer(Timer)
         /// The session reached Established with these parameters.
         case established(NegotiatedSession)
-        /// The session left Established: forget the peer's routes, or keep them stale when it ended
-        /// without a NOTIFICATION and the peer can restart gracefully (RFC 4724 §4.2).
-        case sessionDown(reason: String, withoutNotification: Bool)
+        /// The session left Established: forget the peer's routes, or keep them stale (`graceful`)
+        /// when it ended without a NOTIFICATION, or with one other than Hard Reset under RFC 8538,
+        /// and the peer can restart gracefully (RFC 4724 §4.2).
+        case sessionDown(reason: String, graceful: Bool)
         case deliverUpdate(UpdateMessage)
         case deliverWithdrawals([NLRIBlock], reason: String)
         case deliverRouteRefresh(RouteRefreshMessage)
@@ -116,7 +121,7 @@ public struct SessionStateMachine: Sendable {
         case (_, .manualStart), (_, .automaticStart), (_, .passiveStart):
             return []
 
-        case (.idle, .manualStop):
+        case (.idle, .manualStop), (.idle, .restartStop):
             // Ignored by RFC 4271 in Idle; here it also cancels the pending automatic restart.
             administrativelyDown = true
             connectRetryCounter = 0
@@ -129,20 +134,37 @@ public struct SessionStateMachine: Sendable {
         case (_, .manualStop):
             administrativelyDown = true
             connectRetryCounter = 0
+            var sent: NotificationMessage?
             if state == .openSent || state == .openConfirm || state == .established {
-                actions += sendNotification(NotificationMessage(code: .cease, subcode: NotificationMessage.CeaseSubcode.administrativeShutdown))
+                let cease = hardReset(NotificationMessage(code: .cease, subcode: NotificationMessage.CeaseSubcode.administrativeShutdown))
+                actions += sendNotification(cease)
+                sent = cease
             }
-            actions += tearDown(reason: "stopped by the operator", restart: false)
+            actions += tearDown(reason: "stopped by the operator", restart: false, notification: sent)
             reason = "stopped by the operator"
 
+        case (_, .restartStop):
+            administrativelyDown = true
+            connectRetryCounter = 0
+            reason = "stopped for a restart that keeps forwarding"
+            guard state == .established, negotiated?.notificationRestart == true else {
+                actions += tearDown(reason: reason, restart: false, notification: nil)
+                break
+            }
+            let cease = NotificationMessage.cease(subcode: NotificationMessage.CeaseSubcode.administrativeReset, communication: "restarting, forwarding preserved")
+            actions += sendNotification(cease) + tearDown(reason: reason, restart: false, notification: cease)
+
         case (_, .automaticStop(let notification, let restartAfter)):
+            var sent: NotificationMessage?
             if state == .openSent || state == .openConfirm || state == .established {
-                actions += sendNotification(notification ?? NotificationMessage(code: .cease, subcode: 0))
+                let cease = hardReset(notification ?? NotificationMessage(code: .cease, subcode: 0))
+                actions += sendNotification(cease)
+                sent = cease
             }
             connectRetryCounter += 1
             holdingDown = true
             reason = notification.map { "stopped: \($0)" } ?? "stopped"
-            actions += tearDown(reason: reason, restart: restartAfter == nil, notified: true)
+            actions += tearDown(reason: reason, restart: restartAfter == nil, notification: sent ?? NotificationMessage(code: .cease, subcode: NotificationMessage.CeaseSubcode.hardReset))
             if let restartAfter { actions.append(.armTimer(.idleHold, seconds: restartAfter)) }
 
         // Connect and Active: waiting for a TCP connection (or, with DelayOpen, for the peer's OPEN).
@@ -192,19 +214,19 @@ public struct SessionStateMachine: Sendable {
             connectRetryCounter += 1
             delayOpenRunning = false
             reason = "TCP connection failed"
-            actions += [.cancelTimer(.delayOpen)] + tearDown(reason: reason, restart: true)
+            actions += [.cancelTimer(.delayOpen)] + tearDown(reason: reason, restart: true, notification: nil)
         case (.connect, .notificationReceived(let n)), (.active, .notificationReceived(let n)):
             lastNotificationReceived = n
             // RFC 4271 §8.2.2 event 24: a version error during DelayOpen does not count as a failure.
             if !(delayOpenRunning && n.code == .openMessageError && n.subcode == ErrorSubcode.unsupportedVersion) { connectRetryCounter += 1 }
             reason = "NOTIFICATION received: \(n)"
-            actions += tearDown(reason: reason, restart: true)
+            actions += tearDown(reason: reason, restart: true, notification: n)
         case (.connect, .decodingError(let error)), (.active, .decodingError(let error)):
             actions += resetFor(error, reason: &reason)
         case (.connect, _), (.active, _):
             connectRetryCounter += 1
             reason = "unexpected \(Self.name(event)) in \(state.rawValue)"
-            actions += tearDown(reason: reason, restart: true)
+            actions += tearDown(reason: reason, restart: true, notification: nil)
 
         // RFC 4271 §8.2.2 events 14-17 after Connect/Active: a second connection, which collision
         // detection (§6.8, done by the peer driver) sorts out; this connection is not affected.
@@ -246,21 +268,21 @@ public struct SessionStateMachine: Sendable {
             connectRetryCounter += 1
             reason = "hold timer expired"
             // RFC 4724 helpers treat a dead peer like a lost connection: its routes may be kept.
-            actions += sendNotification(NotificationMessage(code: .holdTimerExpired, subcode: 0)) + tearDown(reason: reason, restart: true, notified: false)
+            actions += sendNotification(NotificationMessage(code: .holdTimerExpired, subcode: 0)) + tearDown(reason: reason, restart: true, notification: nil)
         case (_, .openCollisionDump):
             connectRetryCounter += 1
             reason = "connection collision: the other connection is kept"
-            actions += sendNotification(NotificationMessage(code: .cease, subcode: NotificationMessage.CeaseSubcode.connectionCollisionResolution))
-            actions += tearDown(reason: reason, restart: false)
+            let cease = NotificationMessage(code: .cease, subcode: NotificationMessage.CeaseSubcode.connectionCollisionResolution)
+            actions += sendNotification(cease) + tearDown(reason: reason, restart: false, notification: cease)
         case (_, .notificationReceived(let n)):
             lastNotificationReceived = n
             if !(n.code == .openMessageError && n.subcode == ErrorSubcode.unsupportedVersion) { connectRetryCounter += 1 }
-            reason = "NOTIFICATION received: \(n)"
-            actions += tearDown(reason: reason, restart: true)
+            reason = "NOTIFICATION received: \(n)" + (restartsGracefully(after: n) ? " (a graceful restart: RFC 8538)" : "")
+            actions += tearDown(reason: reason, restart: true, notification: n)
         case (_, .tcpConnectionFails):
             connectRetryCounter += 1
             reason = "TCP connection lost"
-            actions += tearDown(reason: reason, restart: true, notified: false)
+            actions += tearDown(reason: reason, restart: true, notification: nil)
         case (_, .decodingError(let error)):
             actions += resetFor(error, reason: &reason)
         default:
@@ -268,7 +290,8 @@ public struct SessionStateMachine: Sendable {
             let subcode: UInt8 = state == .openSent ? 1 : (state == .openConfirm ? 2 : 3)
             connectRetryCounter += 1
             reason = "unexpected \(Self.name(event)) in \(state.rawValue)"
-            actions += sendNotification(NotificationMessage(code: .finiteStateMachineError, subcode: subcode)) + tearDown(reason: reason, restart: true)
+            let error = NotificationMessage(code: .finiteStateMachineError, subcode: subcode)
+            actions += sendNotification(error) + tearDown(reason: reason, restart: true, notification: error)
         }
         if state != before { actions.append(.stateChanged(from: before, to: state, reason: reason)) }
         return actions
@@ -283,7 +306,7 @@ public struct SessionStateMachine: Sendable {
             let notification = rejection.notification
             connectRetryCounter += 1
             reason = "OPEN refused: \(notification)"
-            return sendNotification(notification) + tearDown(reason: reason, restart: true)
+            return sendNotification(notification) + tearDown(reason: reason, restart: true, notification: notification)
         case .success(let session):
             negotiated = session
             lastNegotiatedGracefulRestart = session.peerGracefulRestart
@@ -313,14 +336,28 @@ public struct SessionStateMachine: Sendable {
     private mutating func resetFor(_ error: BGPDecodingError, reason: inout String) -> [Action] {
         connectRetryCounter += 1
         reason = "malformed message: \(error.reason)"
-        var actions: [Action] = []
-        if case .sessionReset(let notification) = error.handling { actions += sendNotification(notification) }
-        return actions + tearDown(reason: reason, restart: true)
+        guard case .sessionReset(let notification) = error.handling else { return tearDown(reason: reason, restart: true, notification: nil) }
+        return sendNotification(notification) + tearDown(reason: reason, restart: true, notification: notification)
     }
 
-    /// Close the connection, stop every timer, drop the routes, go Idle; restart after the backoff.
-    /// `notified`: a NOTIFICATION was exchanged (no graceful restart then).
-    private mutating func tearDown(reason: String, restart: Bool, notified: Bool = true) -> [Action] {
+    /// RFC 8538 §3: with the N bit negotiated, a stop that must flush the peer's routes says Hard
+    /// Reset, the original NOTIFICATION's code, subcode and data in its data.
+    private func hardReset(_ notification: NotificationMessage) -> NotificationMessage {
+        guard negotiated?.notificationRestart == true, notification.subcode != NotificationMessage.CeaseSubcode.hardReset || notification.code != .cease else { return notification }
+        return NotificationMessage(code: .cease, subcode: NotificationMessage.CeaseSubcode.hardReset, data: [notification.code.rawValue, notification.subcode] + notification.data)
+    }
+
+    /// Whether a session ended by this NOTIFICATION (sent or received) keeps the peer's routes:
+    /// only with RFC 8538 negotiated, and not for Hard Reset.
+    private func restartsGracefully(after notification: NotificationMessage) -> Bool {
+        negotiated?.notificationRestart == true && !(notification.code == .cease && notification.subcode == NotificationMessage.CeaseSubcode.hardReset)
+    }
+
+    /// Close the connection, stop every timer, go Idle; restart after the backoff. The peer's routes
+    /// stay, stale, when the session ends without a NOTIFICATION (`notification` nil), or with
+    /// one that RFC 8538 makes a graceful restart.
+    private mutating func tearDown(reason: String, restart: Bool, notification: NotificationMessage?) -> [Action] {
+        let graceful = notification.map(restartsGracefully(after:)) ?? true
         let wasUp = state == .established
         state = .idle
         negotiated = nil
@@ -328,7 +365,7 @@ public struct SessionStateMachine: Sendable {
         var actions: [Action] = [
             .closeConnection, .cancelTimer(.connectRetry), .cancelTimer(.hold), .cancelTimer(.keepalive), .cancelTimer(.delayOpen),
         ]
-        if wasUp { actions.append(.sessionDown(reason: reason, withoutNotification: !notified)) }
+        if wasUp { actions.append(.sessionDown(reason: reason, graceful: graceful)) }
         // A session that was up reconnects at once (as FRR does): its peer most likely restarted, and
         // every second costs stale routes. Failures before Established back off.
         if restart && !administrativelyDown { actions.append(.armTimer(.idleHold, seconds: wasUp ? 0.2 * jitter() : connectRetryInterval())) }
@@ -359,6 +396,7 @@ public struct SessionStateMachine: Sendable {
         case .manualStart: "ManualStart"
         case .passiveStart: "PassiveStart"
         case .manualStop: "ManualStop"
+        case .restartStop: "ManualStop (restart)"
         case .automaticStart: "AutomaticStart"
         case .automaticStop: "AutomaticStop"
         case .timerExpired(let t): "\(t) timer expiry"

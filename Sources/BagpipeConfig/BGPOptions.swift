@@ -38,10 +38,14 @@ public struct BGPOptions: Sendable, Equatable {
     /// `graceful_restart_time`: RFC 4724 restart time advertised, seconds (1-4095); unset: no
     /// graceful restart. Peers then keep our routes while we restart, and we keep theirs.
     public var gracefulRestartTime: UInt16?
+    /// `graceful_restart_notification`: RFC 8538 (the N bit) with graceful restart. With peers that
+    /// set it too, a session reset by an error NOTIFICATION keeps the routes (stale) as a lost
+    /// connection does, a stop for a restart says so with a Cease, and a real stop with Hard Reset.
+    public var gracefulRestartNotification = true
 
     public static let knownOptions: Set<String> = [
         "local_address", "peers", "my_as", "enable_rtc", "bgp_port", "route_reflector", "cluster_id", "non_client_peers", "passive", "listen_address",
-        "listen_port", "hold_time", "enable_ipv6_vpn", "md5_password", "graceful_restart_time",
+        "listen_port", "hold_time", "enable_ipv6_vpn", "md5_password", "graceful_restart_time", "graceful_restart_notification",
     ]
 
     /// Whether a listener is started.
@@ -82,6 +86,7 @@ public struct BGPOptions: Sendable, Equatable {
             guard let t = UInt16(text), (1...4095).contains(t) else { throw r.error("graceful_restart_time", "'\(text)' is not 1-4095 seconds") }
             gracefulRestartTime = t
         }
+        gracefulRestartNotification = try r.bool("graceful_restart_notification", true)
     }
 
     /// The first IPv4 address of an interface.

@@ -108,7 +108,7 @@ public struct BagpipeConfiguration: Sendable, Equatable {
             ("bgp_port", JSONValue(b.bgpPort)), ("route_reflector", .bool(b.routeReflector)), ("cluster_id", .string("\(b.clusterID)")),
             ("non_client_peers", list(b.nonClientPeers)), ("passive", .bool(b.passive)), ("listen_address", b.listenAddress.map { .string("\($0)") } ?? .null),
             ("listen_port", JSONValue(b.listenPort)), ("hold_time", JSONValue(b.holdTime)), ("enable_ipv6_vpn", .bool(b.enableIPv6VPN)),
-            ("graceful_restart_time", b.gracefulRestartTime.map { JSONValue($0) } ?? .null),
+            ("graceful_restart_time", b.gracefulRestartTime.map { JSONValue($0) } ?? .null), ("graceful_restart_notification", .bool(b.gracefulRestartNotification)),
         ]
         bgpFields.append(("md5_password", b.md5Password == nil ? .null : "****"))
         func driver(_ d: DataplaneDriverOptions) -> JSONValue {

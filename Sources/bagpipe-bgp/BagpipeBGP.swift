@@ -146,6 +146,7 @@ struct BagpipeBGP: AsyncParsableCommand {
             localAS: options.myAS, peerAS: options.myAS, routerID: options.localAddress, families: families, holdTime: options.holdTime, active: !options.passive,
             gracefulRestartTime: options.gracefulRestartTime, gracefulRestartRestarting: restarting && options.gracefulRestartTime != nil)
         session.gracefulRestartPreservesForwarding = preservesForwarding && options.gracefulRestartTime != nil
+        session.gracefulRestartNotification = options.gracefulRestartNotification
         session.security.md5Password = options.md5Password
         return session
     }

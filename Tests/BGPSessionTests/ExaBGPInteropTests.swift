@@ -148,9 +148,14 @@ import Testing
             let back = try await eventually(timeout: 30) { try await peer.state().get() == .established }
             #expect(back)
 
-            // ExaBGP tears the session down with Cease / Administrative Shutdown: we decode it.
-            try await Self.command(t.daemon, "neighbor 127.0.0.2 teardown 2")
-            let notified = try await eventually { try await peer.currentStatistics().get().lastNotificationReceived?.subcode == 2 }
+            // ExaBGP tears the session down with Cease / Administrative Shutdown: we decode it. A
+            // restarted ExaBGP may read its command pipe before its session is up and drop the
+            // command: it is sent again until the NOTIFICATION comes.
+            var notified = false
+            for _ in 0..<3 where !notified {
+                try await Self.command(t.daemon, "neighbor 127.0.0.2 teardown 2")
+                notified = try await eventually { try await peer.currentStatistics().get().lastNotificationReceived?.subcode == 2 }
+            }
             #expect(notified)
             #expect(try await peer.currentStatistics().get().lastNotificationReceived?.code == .cease)
         }

@@ -64,7 +64,7 @@ import Testing
         #expect(over.last == .stop(cease, restartAfter: 30), "\(over)")
         #expect(over.contains { if case .log(.error, _) = $0 { true } else { false } })
         // A new session warns again.
-        _ = routes.down(withoutNotification: false, gracefulRestart: nil)
+        _ = routes.down(graceful: false, gracefulRestart: nil)
         _ = routes.established(try Self.session())
         _ = routes.received(try Self.announcing([1, 2]))
         #expect(routes.received(try Self.announcing([3])).contains { if case .log(.warning, _) = $0 { true } else { false } })
@@ -82,7 +82,7 @@ import Testing
         var routes = PeerRoutes()
         _ = routes.established(try Self.session(gracefulRestart: Self.restart(120, preserved: false)))
         _ = routes.received(try Self.announcing([1, 2]))
-        let down = routes.down(withoutNotification: true, gracefulRestart: Self.restart(120, preserved: false))
+        let down = routes.down(graceful: true, gracefulRestart: Self.restart(120, preserved: false))
         #expect(down.contains(.armStaleTimer(seconds: 120)) && Self.reported(down).withdrawn.isEmpty, "\(down)")
         #expect(routes.ribIn.count(Self.family) == 2 && routes.staleFamilies == [Self.family])
         // Back, forwarding state preserved: nothing is dropped at once.
@@ -97,7 +97,7 @@ import Testing
     @Test func staleRoutesGoWhenTheRestartTimeEnds() throws {
         var routes = PeerRoutes()
         _ = routes.received(try Self.announcing([1, 2]))
-        _ = routes.down(withoutNotification: true, gracefulRestart: Self.restart(60, preserved: true))
+        _ = routes.down(graceful: true, gracefulRestart: Self.restart(60, preserved: true))
         #expect(Set(Self.reported(routes.staleTimerExpired()).withdrawn) == [RouteKey(Self.route(1)), RouteKey(Self.route(2))])
         #expect(routes.ribIn.count(Self.family) == 0 && routes.staleFamilies.isEmpty)
     }
@@ -106,16 +106,16 @@ import Testing
     @Test func aRestartedPeerThatLostForwardingStateLosesItsStaleRoutes() throws {
         var routes = PeerRoutes()
         _ = routes.received(try Self.announcing([1, 2]))
-        _ = routes.down(withoutNotification: true, gracefulRestart: Self.restart(60, preserved: true))
+        _ = routes.down(graceful: true, gracefulRestart: Self.restart(60, preserved: true))
         #expect(Self.reported(routes.established(try Self.session(gracefulRestart: Self.restart(60, preserved: false)))).withdrawn.count == 2)
     }
 
     /// A NOTIFICATION, or no graceful restart: the routes go with the session.
     @Test(arguments: [(true, false), (false, true)])
-    func routesGoWithTheSessionOtherwise(withoutNotification: Bool, negotiated: Bool) throws {
+    func routesGoWithTheSessionOtherwise(graceful: Bool, negotiated: Bool) throws {
         var routes = PeerRoutes()
         _ = routes.received(try Self.announcing([1, 2]))
-        let down = routes.down(withoutNotification: withoutNotification, gracefulRestart: negotiated ? Self.restart(60, preserved: true) : nil)
+        let down = routes.down(graceful: graceful, gracefulRestart: negotiated ? Self.restart(60, preserved: true) : nil)
         #expect(Self.reported(down).withdrawn.count == 2 && !down.contains { if case .armStaleTimer = $0 { true } else { false } })
     }
 
@@ -131,7 +131,7 @@ import Testing
         #expect(routes.takeEndMarkers().endOfRefresh == [.evpn])
         // Nothing is due across a session that went down.
         routes.refreshRequested(.evpn, enhanced: true)
-        _ = routes.down(withoutNotification: false, gracefulRestart: nil)
+        _ = routes.down(graceful: false, gracefulRestart: nil)
         let after = routes.takeEndMarkers()
         #expect(after.endOfRIB.isEmpty && after.endOfRefresh.isEmpty)
     }
@@ -142,7 +142,7 @@ import Testing
         #expect(Self.reported(routes.received(try Self.announcing([1, 2, 3]))).announced == [1, 2, 3])
         #expect(routes.received(try Self.announcing([4]), wantsChanges: false).isEmpty)
         #expect(routes.ribIn.count(Self.family) == 0)
-        #expect(routes.down(withoutNotification: false, gracefulRestart: Self.restart(60, preserved: true)).isEmpty)
+        #expect(routes.down(graceful: false, gracefulRestart: Self.restart(60, preserved: true)).isEmpty)
     }
 
     /// Helper mode without an Adj-RIB-In (our reflector): the owner keeps the routes, told when to
@@ -150,17 +150,17 @@ import Testing
     @Test func withoutAnAdjRIBInTheOwnerKeepsTheRoutesStale() throws {
         var routes = PeerRoutes()
         routes.keepsAdjRIBIn = false
-        let down = routes.down(withoutNotification: true, gracefulRestart: Self.restart(60, preserved: true))
+        let down = routes.down(graceful: true, gracefulRestart: Self.restart(60, preserved: true))
         #expect(down.contains(.keepStale([Self.family])) && down.contains(.armStaleTimer(seconds: 60)))
         #expect(routes.established(try Self.session(gracefulRestart: Self.restart(60, preserved: true))).isEmpty, "forwarding preserved: kept until End-of-RIB")
         #expect(routes.received(.endOfRIB(Self.family)) == [.sweepStale(Self.family), .cancelStaleTimer, .endOfRIBReceived(Self.family)])
 
-        _ = routes.down(withoutNotification: true, gracefulRestart: Self.restart(60, preserved: true))
+        _ = routes.down(graceful: true, gracefulRestart: Self.restart(60, preserved: true))
         #expect(routes.established(try Self.session(gracefulRestart: Self.restart(60, preserved: false))) == [.sweepStale(Self.family), .cancelStaleTimer])
 
-        _ = routes.down(withoutNotification: true, gracefulRestart: Self.restart(60, preserved: true))
+        _ = routes.down(graceful: true, gracefulRestart: Self.restart(60, preserved: true))
         #expect(routes.staleTimerExpired() == [.sweepStale(Self.family)])
-        #expect(routes.down(withoutNotification: false, gracefulRestart: Self.restart(60, preserved: true)).isEmpty, "a NOTIFICATION: nothing kept")
+        #expect(routes.down(graceful: false, gracefulRestart: Self.restart(60, preserved: true)).isEmpty, "a NOTIFICATION: nothing kept")
     }
 
     /// RFC 4684 §6: the VPN families' End-of-RIB waits for the peer's RT-Constraint End-of-RIB.

@@ -172,6 +172,9 @@ import Testing
                 upgraded = copy
                 lab.daemons["b"]?.kill()  // SIGTERM: a stop for a restart, with graceful restart and a store
                 #expect(try Self.dataplane(lab, "b") == before, "stopped for a restart, the dataplane stays")
+                // RFC 8538 on both sides: the stop said Cease, and the reflector kept b's routes.
+                let told = try await poll(timeout: 10) { lab.daemons["rr"]?.log ?? "" } until: { $0.contains("graceful restart: RFC 8538") }
+                #expect(told.contains("Administrative Reset"), "\(told.suffix(2000))")
                 try setup.startHost("b", executable: copy)
             case .reflector:
                 let daemon = try #require(lab.daemons["rr"])
