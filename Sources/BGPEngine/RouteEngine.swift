@@ -296,11 +296,13 @@ public final class RouteEngine {
         }
     }
 
-    /// The attributes to store for a peer's path, or nil when it loops.
+    /// The attributes to store for a peer's path, or nil when it loops: our own route reflected
+    /// back to us (RFC 4456 §8: its ORIGINATOR_ID is our identifier; FRR's reflector sends a client's
+    /// routes back to it), or, on a reflector, one that already passed our cluster.
     func reflected(_ set: AttributeSet, from source: PathSource) -> AttributeSet? {
-        guard let clusterID = configuration.clusterID else { return set }
         let attributes = set.attributes
         if attributes.originatorID == configuration.routerID { return nil }
+        guard let clusterID = configuration.clusterID else { return set }
         let clusters = attributes.clusterList
         if clusters.contains(clusterID.value) { return nil }
         var out = attributes.filter { $0.typeCode != AttributeType.originatorID && $0.typeCode != AttributeType.clusterList }

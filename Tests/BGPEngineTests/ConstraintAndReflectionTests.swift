@@ -238,6 +238,19 @@ extension RouteTargetConstraintTests {
         #expect(engine.routes(.ipv4VPN).map(\.element) == [vpn(3)])
     }
 
+    /// RFC 4456 §8 on a client too: a reflector that sends a client's own route back (FRR's does)
+    /// is ignored by the ORIGINATOR_ID.
+    @Test func aHostIgnoresItsOwnRouteReflectedBack() {
+        let engine = host()
+        let rr = engine.addPeer(name: "rr", source: peerSource(id: 254))
+        engine.peerEstablished(rr, families: [.ipv4VPN])
+        engine.receive(from: rr, family: .ipv4VPN, [
+            announce(vpn(1), attributes([rt1], extra: [PathAttribute(.originatorID(IPv4Address(192, 0, 2, 1))), PathAttribute(.clusterList([9]))])),
+            announce(vpn(2), attributes([rt1], extra: [PathAttribute(.originatorID(IPv4Address(192, 0, 2, 7))), PathAttribute(.clusterList([9]))])),
+        ])
+        #expect(engine.routes(.ipv4VPN).map(\.element) == [vpn(2)])
+    }
+
     @Test func decisionProcess() {
         let engine = reflector()
         let a = engine.addPeer(name: "a", source: peerSource(id: 2)), b = engine.addPeer(name: "b", source: peerSource(id: 3))

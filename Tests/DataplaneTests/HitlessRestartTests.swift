@@ -16,6 +16,8 @@ import Testing
         case reflector
         /// kill -9 of b's bagpipe-bgp with gobgpd as the reflector (its graceful-restart helper).
         case crashBehindGoBGP
+        /// The same with FRR's bgpd as the reflector.
+        case crashBehindFRR
         var testDescription: String { rawValue }
     }
 
@@ -29,8 +31,9 @@ import Testing
         /// rr (192.0.2.254), and rr2 (192.0.2.253) when there are two.
         let reflectors: [String]
 
-        /// gobgpd as the reflector instead of ours (one reflector).
-        let gobgp: Bool
+        /// Which reflector: ours, gobgpd or FRR's bgpd (one reflector then).
+        enum Reflector { case ours, gobgp, frr }
+        let reflector: Reflector
 
         /// The hosts' dataplane is Open vSwitch (the OpenStack layout of OVSEVPNDataplaneTests, the
         /// `ovs` drivers), instead of Linux.
@@ -39,9 +42,9 @@ import Testing
         /// The E-VPN VM of host a, and the address of b's it pings.
         var evpnPing: (vm: String, address: String) { openVSwitch ? ("a", OVSEVPNDataplaneTests.ip("b")) : ("a1", "10.10.0.2") }
 
-        init(reflectors count: Int = 1, gobgp: Bool = false, openVSwitch: Bool = false) async throws {
+        init(reflectors count: Int = 1, reflector: Reflector = .ours, openVSwitch: Bool = false) async throws {
             lab = try Lab(openVSwitch: openVSwitch)
-            self.gobgp = gobgp
+            self.reflector = reflector
             self.openVSwitch = openVSwitch
             reflectors = Array(["rr", "rr2"].prefix(count))
             store = FileManager.default.temporaryDirectory.appendingPathComponent("attachments-\(UUID().uuidString.prefix(6)).json").path
@@ -70,7 +73,12 @@ import Testing
         }
 
         func startReflector(_ r: String = "rr") throws {
-            if gobgp {
+            if reflector == .frr {
+                guard let ns = lab.hosts[r] else { throw Lab.LabError("no \(r)") }
+                lab.daemons[r] = try HitlessRestartTests.startFRRReflector(lab, namespace: ns, clients: ["192.0.2.1", "192.0.2.2"])
+                return
+            }
+            if reflector == .gobgp {
                 guard let ns = lab.hosts[r] else { throw Lab.LabError("no \(r)") }
                 let neighbors = ["192.0.2.1", "192.0.2.2"].map {
                     GoBGPConfiguration.Neighbor(
@@ -148,7 +156,7 @@ import Testing
     }
 
     static func noPingLost(_ restart: Restart, openVSwitch: Bool) async throws {
-        let setup = try await Setup(gobgp: restart == .crashBehindGoBGP, openVSwitch: openVSwitch)
+        let setup = try await Setup(reflector: restart == .crashBehindGoBGP ? .gobgp : restart == .crashBehindFRR ? .frr : .ours, openVSwitch: openVSwitch)
         let lab = setup.lab
         defer { setup.stop() }
         var upgraded: String?
@@ -161,7 +169,7 @@ import Testing
             _ = try await poll(timeout: 5) { "\(pings[0].elapsed)" } until: { _ in pings[0].elapsed > 1.5 }
 
             switch restart {
-            case .crash, .crashBehindGoBGP:
+            case .crash, .crashBehindGoBGP, .crashBehindFRR:
                 let daemon = try #require(lab.daemons["b"])
                 kill(daemon.process.processIdentifier, SIGKILL)
                 daemon.process.waitUntilExit()
@@ -186,9 +194,17 @@ import Testing
             _ = try await poll(timeout: 60) { lab.daemons[restarted]?.log ?? "" } until: { $0.contains("restart over:") && $0.contains("Established") }
             for h in ["a", "b"] { try await lab.waitEstablished(h) }
 
-            for p in pings {
+            for (i, p) in pings.enumerated() {
                 let result = try await p.finish(timeout: 60)
-                #expect(result.received == result.transmitted && result.transmitted == 1500, "\(p.description): \(result.transmitted) sent, \(result.received) answered")
+                let lost = result.received != result.transmitted || result.transmitted != 1500
+                if restart == .crashBehindFRR && i == 0 {
+                    // FRR 8.4 is a helper for VPNv4 but not for EVPN: it withdraws a restarting
+                    // client's EVPN routes at once (FRRouting/frr#9749), so a loses b's MAC until b
+                    // advertises it again. What is ours to hold: the traffic comes back.
+                    #expect(result.received > 0 && result.transmitted == 1500, "\(p.description): \(result.transmitted) sent, \(result.received) answered")
+                    continue
+                }
+                #expect(!lost, "\(p.description): \(result.transmitted) sent, \(result.received) answered\n\(lost ? lab.logs() : "")")
             }
             let after = try await poll(timeout: 10) { try Self.dataplane(lab, "b").joined(separator: "\n") } until: { $0 == before.joined(separator: "\n") }
             #expect(after == before.joined(separator: "\n"), "the dataplane is the one of before")
