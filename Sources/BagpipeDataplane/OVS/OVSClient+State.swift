@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 
 /// Reading a bridge's state back, for a restart that keeps forwarding (`adoptState`, then
 /// `sweepStale`) and for the consistency check (`differences`).
@@ -115,5 +116,26 @@ extension OVSClient {
         }
         let both = Set(extra).intersection(missing)
         return extra.filter { !both.contains($0) }.map { "extra rule \($0)" } + missing.filter { !both.contains($0) }.map { "missing rule \($0)" }
+    }
+
+    /// A driver's consistency check: its rules (by match) and groups against those it holds.
+    func differences(bridge: String, cookie: UInt64, wanted: [Change], groups: Set<UInt32>, groupName: String) -> [String] {
+        do {
+            let lines = wanted.compactMap { if case .addFlow(let f) = $0 { f } else { nil } }
+            let present = Set(try groupIDs(bridge: bridge))
+            return try differences(bridge: bridge, cookie: cookie, wanted: lines)
+                + present.subtracting(groups).sorted().map { "extra \(groupName) \($0)" } + groups.subtracting(present).sorted().map { "missing \(groupName) \($0)" }
+        } catch {
+            return ["\(bridge) could not be read: \(error)"]
+        }
+    }
+
+    /// After a restart: removes the earlier run's rules and the groups only they used, logs it,
+    /// and returns what went.
+    func removeStale(_ stale: [DumpedFlow], groups: [UInt32], groupName: String, bridge: String, logger: Logger) throws -> [String] {
+        try apply(stale.map { .deleteFlowStrict($0.strictMatch) } + groups.map { .deleteGroup($0) }, bridge: bridge)
+        let removed = stale.map { "rule \($0.strictMatch)" } + groups.map { "\(groupName) \($0)" }
+        if !removed.isEmpty { logger.notice("restart over: removed from \(bridge) what no route or port accounts for: \(removed.joined(separator: "; "))") }
+        return removed
     }
 }

@@ -99,11 +99,11 @@ public final class OVSEVPNDriver: DataplaneDriver {
             let inUse = Set(tunnels.keys.map(Self.tunnelPortName))
             let ports = stale.filter { $0.cookie == Self.driverCookie && $0.table == 0 }.compactMap { $0.inPort.flatMap { names[$0] } }
                 .filter { $0.hasPrefix("vxlan-") && !inUse.contains($0) }
-            try ovs.apply(stale.map { .deleteFlowStrict($0.strictMatch) } + groups.map { .deleteGroup($0) }, bridge: bridge)
-            if !ports.isEmpty { try ovs.vsctl(ports.map { ["--if-exists", "del-port", bridge, $0] }) }
-            let removed = stale.map { "rule \($0.strictMatch)" } + groups.map { "flood group \($0)" } + ports.map { "tunnel port \($0)" }
-            if !removed.isEmpty { logger.notice("restart over: removed from \(bridge) what no route or port accounts for: \(removed.joined(separator: "; "))") }
-            return removed
+            let removed = try ovs.removeStale(stale, groups: groups, groupName: "flood group", bridge: bridge, logger: logger)
+            guard !ports.isEmpty else { return removed }
+            try ovs.vsctl(ports.map { ["--if-exists", "del-port", bridge, $0] })
+            logger.notice("restart over: removed from \(bridge) the tunnel ports nothing uses: \(ports.joined(separator: " "))")
+            return removed + ports.map { "tunnel port \($0)" }
         } catch {
             logger.warning("\(bridge): removing the earlier run's stale rules: \(error)")
             return []
@@ -117,15 +117,7 @@ public final class OVSEVPNDriver: DataplaneDriver {
         for remote in tunnels.keys.sorted() { if let port = tunnels.object(remote) { wanted.append(tunnelInputRule(port)) } }
         for instance in instances.values { wanted += instance.rules() }
         let floodGroups = Set(instances.values.compactMap { $0.floods.isEmpty ? nil : $0.vlan.map(UInt32.init) })
-        do {
-            let lines = wanted.compactMap { if case .addFlow(let f) = $0 { f } else { nil } }
-            let present = Set(try ovs.groupIDs(bridge: bridge))
-            return try ovs.differences(bridge: bridge, cookie: Self.driverCookie, wanted: lines)
-                + present.subtracting(floodGroups).sorted().map { "extra flood group \($0)" }
-                + floodGroups.subtracting(present).sorted().map { "missing flood group \($0)" }
-        } catch {
-            return ["\(bridge) could not be read: \(error)"]
-        }
+        return ovs.differences(bridge: bridge, cookie: Self.driverCookie, wanted: wanted, groups: floodGroups, groupName: "flood group")
     }
 
     public func initialize() throws {

@@ -193,10 +193,7 @@ public final class OVSIPVPNDriver: DataplaneDriver {
             let stale = try ovs.flows(bridge: bridge, cookie: Self.driverCookie, olderThan: since)
             let used = Set(instances.values.flatMap { $0.groupOf.values })
             let unused = Set(try ovs.groupIDs(bridge: bridge)).subtracting(used).sorted()
-            try ovs.apply(stale.map { .deleteFlowStrict($0.strictMatch) } + unused.map { .deleteGroup($0) }, bridge: bridge)
-            let removed = stale.map { "rule \($0.strictMatch)" } + unused.map { "group \($0)" }
-            if !removed.isEmpty { logger.notice("restart over: removed from \(bridge) what no route or port accounts for: \(removed.joined(separator: "; "))") }
-            return removed
+            return try ovs.removeStale(stale, groups: unused, groupName: "group", bridge: bridge, logger: logger)
         } catch {
             logger.warning("\(bridge): removing the earlier run's stale rules: \(error)")
             return []
@@ -209,14 +206,7 @@ public final class OVSIPVPNDriver: DataplaneDriver {
         var wanted = baseRules() + [OVSClient.canaryRule(cookie: Self.driverCookie)]
         for vrf in instances.values { wanted += vrf.rules().flows }
         let used = Set(instances.values.flatMap { $0.groupOf.values })
-        do {
-            let lines = wanted.compactMap { if case .addFlow(let f) = $0 { f } else { nil } }
-            let present = Set(try ovs.groupIDs(bridge: bridge))
-            return try ovs.differences(bridge: bridge, cookie: Self.driverCookie, wanted: lines)
-                + present.subtracting(used).sorted().map { "extra group \($0)" } + used.subtracting(present).sorted().map { "missing group \($0)" }
-        } catch {
-            return ["\(bridge) could not be read: \(error)"]
-        }
+        return ovs.differences(bridge: bridge, cookie: Self.driverCookie, wanted: wanted, groups: used, groupName: "group")
     }
 
     /// The tunnel ports, the input rules that send encapsulated traffic to its table, then the canary.
