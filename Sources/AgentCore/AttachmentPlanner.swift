@@ -209,7 +209,8 @@ public struct AssociationIndex: Sendable {
 
     public init(_ view: HostViewModel) {
         for a in view.networkAssociations.values.sorted(by: { $0.id < $1.id }) { networkAssociations[a.networkID, default: []].append(a) }
-        for a in view.routerAssociations.values.sorted(by: { $0.id < $1.id }) {
+        // A router's distributed VRF is a router association like the others, after them.
+        for a in view.routerAssociations.values.sorted(by: { $0.id < $1.id }) + view.routers.values.sorted(by: { $0.id < $1.id }) {
             for network in a.connectedNetworks.keys { routerAssociations[network, default: []].append(a) }
         }
         for a in view.portAssociations.values.sorted(by: { $0.id < $1.id }) { portAssociations[a.portID, default: []].append(a) }

@@ -153,6 +153,9 @@ public struct HostViewModel: Sendable, Equatable {
     public var networkAssociations: [String: NetworkAssociationInfo] = [:]
     public var routerAssociations: [String: RouterAssociationInfo] = [:]
     public var portAssociations: [String: PortAssociationInfo] = [:]
+    /// The routers of the host's networks, each as a router association of its implicit BGPVPN
+    /// (distributed routing: the router's own route target).
+    public var routers: [String: RouterAssociationInfo] = [:]
     public init() {}
 }
 

@@ -100,9 +100,10 @@ extension HostViewModel {
         case .networkAssociation: return try update(&networkAssociations) { o throws(ViewError) in try ViewReader.networkAssociation(key.id, o) }
         case .routerAssociation: return try update(&routerAssociations) { o throws(ViewError) in try ViewReader.routerAssociation(key.id, o) }
         case .portAssociation: return try update(&portAssociations) { o throws(ViewError) in try ViewReader.portAssociation(key.id, o) }
-        // Subnets reach the agent inside the associations (with their gateway's MAC); routers and
-        // BGPVPNs likewise.
-        case .subnet, .router, .bgpvpn: return false
+        // A router: its distributed VRF, in the shape of a router association.
+        case .router: return try update(&routers) { o throws(ViewError) in try ViewReader.routerAssociation(key.id, o) }
+        // Subnets reach the agent inside the associations (with their gateway's MAC); BGPVPNs likewise.
+        case .subnet, .bgpvpn: return false
         }
     }
 }

@@ -1,7 +1,8 @@
 import NeutronModel
 
 /// What one compute host needs to know (the agent's view): the ports bound to it, their networks
-/// and subnets (with the gateway's MAC), and every BGPVPN association that applies to them, in the
+/// and subnets (with the gateway's MAC), the routers of those networks (their distributed VRFs),
+/// and every BGPVPN association that applies to them, in the
 /// shapes networking-bgpvpn's bagpipe driver pushes (reference §4.2: associations carry their
 /// BGPVPN and the subnets they concern). Nothing about other hosts' ports: reachability travels
 /// over BGP.
@@ -38,6 +39,8 @@ extension ControllerState {
             for a in routerAssociationsByRouter[r] ?? [] where routerAssociations[a].map({ bgpvpns[$0.bgpvpnID] != nil }) ?? false {
                 keys.insert(ResourceKey(.routerAssociation, a))
             }
+            // The router itself: its distributed VRF (DistributedRouting.swift).
+            if routers[r].map({ $0.adminStateUp && $0.routeTarget != nil }) ?? false { keys.insert(ResourceKey(.router, r)) }
         }
         return keys
     }
@@ -56,7 +59,8 @@ extension ControllerState {
         case .networkAssociation: return networkAssociations[key.id].flatMap(pushed)
         case .routerAssociation: return routerAssociations[key.id].flatMap(pushed)
         case .portAssociation: return portAssociations[key.id].flatMap(pushed)
-        case .router, .bgpvpn: return nil
+        case .router: return routerView(key.id)
+        case .bgpvpn: return nil
         }
     }
 

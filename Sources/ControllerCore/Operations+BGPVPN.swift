@@ -15,6 +15,7 @@ extension ControllerState {
         var b = BGPVPN(id: Identifiers.newUUID(), projectID: project, standard: standard)
         if let t = try body.choice("type", ["l2", "l3"]) { b.type = BGPVPNType(rawValue: t) ?? .l3 }
         try readTargets(&body, into: &b)
+        try checkRouterRouteTargets(b, c.settings)
         if let v = try body.integer("local_pref", in: 0...4_294_967_295, allowNull: true) { b.localPref = v }
         if let v = try body.integer("vni", in: 1...16_777_215, allowNull: true) { b.vni = v.map(Int.init) }
         try body.finish()
@@ -29,6 +30,7 @@ extension ControllerState {
         if !c.caller.isAdmin, let field = Self.targetFields.first(where: body.has) { throw NeutronError.policy("update_bgpvpn:\(field)") }
         try readStandard(&body, into: &b.standard)
         try readTargets(&body, into: &b)
+        try checkRouterRouteTargets(b, c.settings)
         if let v = try body.integer("local_pref", in: 0...4_294_967_295, allowNull: true) { b.localPref = v }
         try body.finish()
         bump(&b.standard, c)

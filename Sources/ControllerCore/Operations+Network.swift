@@ -19,10 +19,13 @@ public struct ControllerSettings: Sendable, Equatable {
     public var vniRanges: [ClosedRange<Int>]
     /// Neutron's `base_mac`: the first three octets are kept.
     public var baseMAC: String
+    /// `[distributed_routing]`: each router's own route target, from this range; nil: off.
+    public var routerRouteTargets: RouterRouteTargets?
 
-    public init(vniRanges: [ClosedRange<Int>] = [1000...1999], baseMAC: String = "fa:16:3e:00:00:00") {
+    public init(vniRanges: [ClosedRange<Int>] = [1000...1999], baseMAC: String = "fa:16:3e:00:00:00", routerRouteTargets: RouterRouteTargets? = RouterRouteTargets()) {
         self.vniRanges = vniRanges
         self.baseMAC = baseMAC
+        self.routerRouteTargets = routerRouteTargets
     }
 }
 

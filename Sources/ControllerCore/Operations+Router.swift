@@ -21,7 +21,8 @@ extension ControllerState {
         }
         for key in ["distributed", "ha", "availability_zone_hints", "flavor_id", "enable_ndp_proxy"] { _ = body.raw(key) }
         try body.finish()
-        let router = Router(id: Identifiers.newUUID(), projectID: project, standard: standard, adminStateUp: adminUp)
+        var router = Router(id: Identifiers.newUUID(), projectID: project, standard: standard, adminStateUp: adminUp)
+        router.routeTarget = try allocateRouterRouteTarget(c.settings)
         put(router)
         return router
     }
@@ -37,6 +38,8 @@ extension ControllerState {
             throw NeutronError.badRequest("External gateways are not supported by this controller")
         }
         try body.finish()
+        // A router from before distributed routing was on gets its route target now.
+        if r.routeTarget == nil { r.routeTarget = try allocateRouterRouteTarget(c.settings) }
         bump(&r.standard, c)
         put(r)
         return r

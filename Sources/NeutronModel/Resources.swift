@@ -188,6 +188,9 @@ public struct Router: NeutronResource {
     public var standard: StandardAttributes
     public var adminStateUp: Bool
     public var routes: [HostRoute]
+    /// The route target of the router's distributed VRF (`<AS>:<n>`, allocated by the controller
+    /// from `[distributed_routing] route_target_range`); nil when distributed routing is off.
+    public var routeTarget: String?
 
     public init(id: String, projectID: String, standard: StandardAttributes, adminStateUp: Bool = true, routes: [HostRoute] = []) {
         self.id = id

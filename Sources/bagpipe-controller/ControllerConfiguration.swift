@@ -37,6 +37,14 @@ struct ControllerConfiguration: Sendable {
           [ml2_type_vxlan]
           vni_ranges = 1000:1999       VNIs allocated to networks (comma-separated MIN:MAX ranges)
           [DEFAULT] base_mac = fa:16:3e:00:00:00   MACs of new ports keep its first three octets
+          [distributed_routing]
+          enabled = True               every router is realized on each host with a port on one of
+                                       its networks: its subnets reach each other host to host, as
+                                       an IP VPN of the router's own route target
+          route_target_asn = 64512     the AS of the routers' route targets (the agents' as_number)
+          route_target_range = 16777216:16842751
+                                       their values, MIN:MAX above 16777215 (never a network's
+                                       <AS>:<VNI>); BGPVPNs may not use them
           [identity]
           <user> = <password>, <project>, <role> [<role> …]    one line per user, in domain Default;
                                        role admin is the cloud admin, role agent a compute host's
@@ -83,6 +91,19 @@ struct ControllerConfiguration: Sendable {
                 }
                 return lo...hi
             }
+        }
+        if try file.boolean("distributed_routing", "enabled") == false { settings.routerRouteTargets = nil }
+        if settings.routerRouteTargets != nil {
+            var targets = RouterRouteTargets()
+            if let n = try integer("distributed_routing", "route_target_asn", 1...65535) { targets.asn = UInt32(n) }
+            if let e = value("distributed_routing", "route_target_range") {
+                let bounds = e.value.split(separator: ":").map { UInt32($0.trimmingWhitespace) }
+                guard bounds.count == 2, let lo = bounds[0], let hi = bounds[1], lo >= RouterRouteTargets.firstValue, lo <= hi else {
+                    throw ConfigurationError("\(e.origin): [distributed_routing] route_target_range = \(e.value): expected MIN:MAX with \(RouterRouteTargets.firstValue) ≤ MIN ≤ MAX ≤ 4294967295 (above every VNI)")
+                }
+                targets.values = lo...hi
+            }
+            settings.routerRouteTargets = targets
         }
         if let s = try seconds("token", "expiration") { tokenLifetime = s }
         for (name, e) in (file.sections["IDENTITY"] ?? [:]).sorted(by: { $0.key < $1.key }) {

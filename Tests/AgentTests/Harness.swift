@@ -110,6 +110,8 @@ final class FixedPortPlugger: PortPlugger {
 }
 
 /// A real controller, the recording bagpipe-bgp, and an agent for host compute-1 between them.
+/// These tests hold the agent to the OpenStack agent's calls: the controller runs without
+/// distributed routing (which adds each router's own route target), unless a test asks for it.
 final class AgentHarness: @unchecked Sendable {
     private(set) var controller: ControllerDaemon
     let bagpipe: RecordingBagpipeBGP
@@ -121,8 +123,14 @@ final class AgentHarness: @unchecked Sendable {
     private var running: Task<Void, any Error>?
     static let http = HTTPClient(eventLoopGroupProvider: .singleton)
 
-    init(extensions: Set<AgentExtension> = [.bagpipe, .bagpipeBGPVPN], dataplane: AgentConfiguration.DataplaneKind = .linux, patchPorts: OVSPatchPorts? = nil) async throws {
-        controller = try await ControllerDaemon()
+    let controllerExtra: String
+
+    init(
+        extensions: Set<AgentExtension> = [.bagpipe, .bagpipeBGPVPN], dataplane: AgentConfiguration.DataplaneKind = .linux, patchPorts: OVSPatchPorts? = nil,
+        distributedRouting: Bool = false
+    ) async throws {
+        controllerExtra = "[distributed_routing]\nenabled = \(distributedRouting ? "True" : "False")"
+        controller = try await ControllerDaemon(extra: controllerExtra)
         do {
             bagpipe = try await RecordingBagpipeBGP()
         } catch {
@@ -172,7 +180,7 @@ final class AgentHarness: @unchecked Sendable {
     /// The controller process stops and starts again on its database and port.
     func restartController() async throws {
         controller.daemon.kill()
-        controller = try await ControllerDaemon(directory: controller.daemon.directory, port: controller.port)
+        controller = try await ControllerDaemon(directory: controller.daemon.directory, port: controller.port, extra: controllerExtra)
     }
 
     func stopAgent() async {
