@@ -61,8 +61,6 @@ public enum Negotiation {
         let send = WireContext(sender: configuration.openMessage, receiver: open)
         var gracefulRestart: GracefulRestartCapability? = nil
         for case .gracefulRestart(let gr) in theirs { gracefulRestart = gr }
-        var ourNotification = false
-        for case .gracefulRestart(let gr) in ours { ourNotification = gr.notificationSupport }
         var session =
             NegotiatedSession(
                 peerAS: open.asn, peerRouterID: open.bgpIdentifier,
@@ -70,7 +68,7 @@ public enum Negotiation {
                 routeRefresh: ours.contains(.routeRefresh) && theirs.contains { $0 == .routeRefresh || $0.code == 128 },
                 enhancedRouteRefresh: ours.contains(.enhancedRouteRefresh) && theirs.contains(.enhancedRouteRefresh),
                 peerGracefulRestart: gracefulRestart, peerOpen: open)
-        session.notificationRestart = ourNotification && gracefulRestart?.notificationSupport == true
+        session.notificationRestart = configuration.gracefulRestartTime != nil && configuration.gracefulRestartNotification && gracefulRestart?.notificationSupport == true
         return .success(session)
     }
 }

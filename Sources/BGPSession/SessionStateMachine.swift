@@ -134,12 +134,7 @@ public struct SessionStateMachine: Sendable {
         case (_, .manualStop):
             administrativelyDown = true
             connectRetryCounter = 0
-            var sent: NotificationMessage?
-            if state == .openSent || state == .openConfirm || state == .established {
-                let cease = hardReset(NotificationMessage(code: .cease, subcode: NotificationMessage.CeaseSubcode.administrativeShutdown))
-                actions += sendNotification(cease)
-                sent = cease
-            }
+            let sent = notifyStop(NotificationMessage(code: .cease, subcode: NotificationMessage.CeaseSubcode.administrativeShutdown), into: &actions)
             actions += tearDown(reason: "stopped by the operator", restart: false, notification: sent)
             reason = "stopped by the operator"
 
@@ -155,16 +150,11 @@ public struct SessionStateMachine: Sendable {
             actions += sendNotification(cease) + tearDown(reason: reason, restart: false, notification: cease)
 
         case (_, .automaticStop(let notification, let restartAfter)):
-            var sent: NotificationMessage?
-            if state == .openSent || state == .openConfirm || state == .established {
-                let cease = hardReset(notification ?? NotificationMessage(code: .cease, subcode: 0))
-                actions += sendNotification(cease)
-                sent = cease
-            }
+            let sent = notifyStop(notification ?? NotificationMessage(code: .cease, subcode: 0), into: &actions)
             connectRetryCounter += 1
             holdingDown = true
             reason = notification.map { "stopped: \($0)" } ?? "stopped"
-            actions += tearDown(reason: reason, restart: restartAfter == nil, notification: sent ?? NotificationMessage(code: .cease, subcode: NotificationMessage.CeaseSubcode.hardReset))
+            actions += tearDown(reason: reason, restart: restartAfter == nil, notification: sent)
             if let restartAfter { actions.append(.armTimer(.idleHold, seconds: restartAfter)) }
 
         // Connect and Active: waiting for a TCP connection (or, with DelayOpen, for the peer's OPEN).
@@ -340,17 +330,23 @@ public struct SessionStateMachine: Sendable {
         return sendNotification(notification) + tearDown(reason: reason, restart: true, notification: notification)
     }
 
-    /// RFC 8538 §3: with the N bit negotiated, a stop that must flush the peer's routes says Hard
-    /// Reset, the original NOTIFICATION's code, subcode and data in its data.
-    private func hardReset(_ notification: NotificationMessage) -> NotificationMessage {
-        guard negotiated?.notificationRestart == true, notification.subcode != NotificationMessage.CeaseSubcode.hardReset || notification.code != .cease else { return notification }
-        return NotificationMessage(code: .cease, subcode: NotificationMessage.CeaseSubcode.hardReset, data: [notification.code.rawValue, notification.subcode] + notification.data)
+    /// A stop that must flush the peer's routes, in OpenSent, OpenConfirm or Established: the
+    /// NOTIFICATION sent, which under RFC 8538 (§3) is a Hard Reset carrying `notification`'s code,
+    /// subcode and data. Nil in the other states, where nothing is sent.
+    private mutating func notifyStop(_ notification: NotificationMessage, into actions: inout [Action]) -> NotificationMessage? {
+        guard state == .openSent || state == .openConfirm || state == .established else { return nil }
+        var sent = notification
+        if negotiated?.notificationRestart == true, !notification.isHardReset {
+            sent = NotificationMessage(code: .cease, subcode: NotificationMessage.CeaseSubcode.hardReset, data: [notification.code.rawValue, notification.subcode] + notification.data)
+        }
+        actions += sendNotification(sent)
+        return sent
     }
 
     /// Whether a session ended by this NOTIFICATION (sent or received) keeps the peer's routes:
     /// only with RFC 8538 negotiated, and not for Hard Reset.
     private func restartsGracefully(after notification: NotificationMessage) -> Bool {
-        negotiated?.notificationRestart == true && !(notification.code == .cease && notification.subcode == NotificationMessage.CeaseSubcode.hardReset)
+        negotiated?.notificationRestart == true && !notification.isHardReset
     }
 
     /// Close the connection, stop every timer, go Idle; restart after the backoff. The peer's routes

@@ -51,6 +51,9 @@ public struct NotificationMessage: Hashable, Sendable, CustomStringConvertible {
         public static let bfdDown: UInt8 = 10
     }
 
+    /// Cease / Hard Reset (RFC 8538): the peer must flush our routes, graceful restart or not.
+    public var isHardReset: Bool { code == .cease && subcode == CeaseSubcode.hardReset }
+
     /// The RFC 9003 message, when this is Cease / administrative shutdown or reset and carries one.
     public var shutdownCommunication: String? {
         guard code == .cease, subcode == CeaseSubcode.administrativeShutdown || subcode == CeaseSubcode.administrativeReset,
