@@ -71,7 +71,7 @@ public final class OVSEVPNDriver: DataplaneDriver {
     public func resetState() throws {
         let ours = "cookie=\(Self.driverCookie)/0xffffffff00000000"
         let groups = try ovs.flows(bridge: bridge, match: "table=\(Table.floodToTunnel),\(ours)").compactMap { rule in
-            rule.range(of: "group:").flatMap { UInt32(rule[$0.upperBound...].prefix { $0.isNumber }) }
+            OVSClient.DumpedFlow.number(after: "group:", in: rule)
         }
         try ovs.apply([.deleteFlows(ours)] + Set(groups).sorted().map { .deleteGroup($0) }, bridge: bridge)
     }
@@ -93,7 +93,6 @@ public final class OVSEVPNDriver: DataplaneDriver {
         flush()
         do {
             let stale = try ovs.flows(bridge: bridge, cookie: Self.driverCookie, olderThan: since)
-            let floodGroups = Set(instances.values.compactMap { $0.floods.isEmpty ? nil : $0.vlan.map(UInt32.init) })
             let groups = Set(stale.compactMap(\.group)).subtracting(floodGroups).sorted()
             let names = try ovs.portNames(bridge: bridge)
             let inUse = Set(tunnels.keys.map(Self.tunnelPortName))
@@ -110,13 +109,15 @@ public final class OVSEVPNDriver: DataplaneDriver {
         }
     }
 
+    /// The flood groups the instances hold (id = the VLAN of an instance with flood members).
+    var floodGroups: Set<UInt32> { Set(instances.values.compactMap { $0.floods.isEmpty ? nil : $0.vlan.map(UInt32.init) }) }
+
     /// Our rules on the bridge against those the instances hold (by match), and our flood groups
     /// (Neutron's agent uses no group on br-tun).
     public func differences() -> [String] {
         var wanted = [OVSClient.canaryRule(cookie: Self.driverCookie)]
         for remote in tunnels.keys.sorted() { if let port = tunnels.object(remote) { wanted.append(tunnelInputRule(port)) } }
         for instance in instances.values { wanted += instance.rules() }
-        let floodGroups = Set(instances.values.compactMap { $0.floods.isEmpty ? nil : $0.vlan.map(UInt32.init) })
         return ovs.differences(bridge: bridge, cookie: Self.driverCookie, wanted: wanted, groups: floodGroups, groupName: "flood group")
     }
 

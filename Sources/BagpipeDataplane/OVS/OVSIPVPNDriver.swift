@@ -191,8 +191,7 @@ public final class OVSIPVPNDriver: DataplaneDriver {
         }
         do {
             let stale = try ovs.flows(bridge: bridge, cookie: Self.driverCookie, olderThan: since)
-            let used = Set(instances.values.flatMap { $0.groupOf.values })
-            let unused = Set(try ovs.groupIDs(bridge: bridge)).subtracting(used).sorted()
+            let unused = Set(try ovs.groupIDs(bridge: bridge)).subtracting(groupsInUse).sorted()
             return try ovs.removeStale(stale, groups: unused, groupName: "group", bridge: bridge, logger: logger)
         } catch {
             logger.warning("\(bridge): removing the earlier run's stale rules: \(error)")
@@ -200,13 +199,15 @@ public final class OVSIPVPNDriver: DataplaneDriver {
         }
     }
 
+    /// The groups the VRFs hold, one per remote prefix.
+    var groupsInUse: Set<UInt32> { Set(instances.values.flatMap { $0.groupOf.values }) }
+
     /// Our rules on the bridge against those the VRFs hold (by match), and the groups (all of the
     /// bridge's are ours).
     public func differences() -> [String] {
         var wanted = baseRules() + [OVSClient.canaryRule(cookie: Self.driverCookie)]
         for vrf in instances.values { wanted += vrf.rules().flows }
-        let used = Set(instances.values.flatMap { $0.groupOf.values })
-        return ovs.differences(bridge: bridge, cookie: Self.driverCookie, wanted: wanted, groups: used, groupName: "group")
+        return ovs.differences(bridge: bridge, cookie: Self.driverCookie, wanted: wanted, groups: groupsInUse, groupName: "group")
     }
 
     /// The tunnel ports, the input rules that send encapsulated traffic to its table, then the canary.
