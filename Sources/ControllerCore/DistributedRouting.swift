@@ -2,7 +2,7 @@ import NeutronModel
 
 /// The route targets of routers' distributed VRFs (issue 17): `<asn>:<n>` for n in `values`. Values
 /// start above 2^24 - 1, so that no network's `<AS>:<VNI>` can be one, and BGPVPNs may not use them.
-public struct RouterRouteTargets: Sendable, Equatable {
+public struct RouterRouteTargets: Sendable, Equatable, CustomStringConvertible {
     public var asn: UInt32
     public var values: ClosedRange<UInt32>
 
@@ -14,6 +14,9 @@ public struct RouterRouteTargets: Sendable, Equatable {
     }
 
     public func format(_ value: UInt32) -> String { "\(asn):\(value)" }
+
+    /// "64512:16777216-16842751"
+    public var description: String { "\(format(values.lowerBound))-\(values.upperBound)" }
 
     /// Whether a route target ("64512:16777300") is in the range.
     public func contains(_ routeTarget: String) -> Bool {
@@ -36,7 +39,7 @@ extension ControllerState {
         var value = range.values.lowerBound
         while used.contains(range.format(value)) {
             guard value < range.values.upperBound else {
-                throw NeutronError.conflict("RouterRouteTargetsExhausted", "No route target left for a router: all of \(range.format(range.values.lowerBound))-\(range.values.upperBound) are in use")
+                throw NeutronError.conflict("RouterRouteTargetsExhausted", "No route target left for a router: all of \(range) are in use")
             }
             value += 1
         }
@@ -47,23 +50,25 @@ extension ControllerState {
     /// subnets without a router association.
     func checkRouterRouteTargets(_ b: BGPVPN, _ settings: ControllerSettings) throws {
         guard let range = settings.routerRouteTargets else { return }
-        for (name, list) in [("route_targets", b.routeTargets), ("import_targets", b.importTargets), ("export_targets", b.exportTargets)] {
+        for (name, list) in b.targetLists {
             if let rt = list.first(where: range.contains) {
-                throw NeutronError.invalidInput(name, "\(rt) is in the range reserved for routers' distributed routing (\(range.format(range.values.lowerBound))-\(range.values.upperBound))")
+                throw NeutronError.invalidInput(name, "\(rt) is in the range reserved for routers' distributed routing (\(range))")
             }
         }
     }
 
+    /// Whether host views show the router: it has a route target and is administratively up.
+    func hasDistributedVRF(_ id: String) -> Bool { routers[id].map { $0.adminStateUp && $0.routeTarget != nil } ?? false }
+
     /// A router as host views show it: a router association of the implicit BGPVPN `router-<id>`
     /// with the router's route target, and the networks its interfaces connect. Nil when it has no
-    /// route target or is administratively down.
+    /// distributed VRF.
     func routerView(_ id: String) -> JSONObject? {
-        guard let r = routers[id], r.adminStateUp, let rt = r.routeTarget else { return nil }
+        guard hasDistributedVRF(id), let rt = routers[id]?.routeTarget else { return nil }
         let bgpvpn = JSONObject([
             ("id", .string("router-\(id)")), ("type", .string(BGPVPNType.l3.rawValue)), ("route_targets", .strings([rt])),
             ("import_targets", .strings([])), ("export_targets", .strings([])),
         ])
-        let connected = networks(of: id).sorted().map { n in JSON.object(JSONObject([("network_id", .string(n)), ("subnets", subnetInfo(n))])) }
-        return JSONObject([("id", .string(id)), ("router_id", .string(id)), ("bgpvpn", .object(bgpvpn)), ("connected_networks", .array(connected))])
+        return JSONObject([("id", .string(id)), ("router_id", .string(id)), ("bgpvpn", .object(bgpvpn)), ("connected_networks", connectedNetworks(id))])
     }
 }

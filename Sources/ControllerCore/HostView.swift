@@ -40,7 +40,7 @@ extension ControllerState {
                 keys.insert(ResourceKey(.routerAssociation, a))
             }
             // The router itself: its distributed VRF (DistributedRouting.swift).
-            if routers[r].map({ $0.adminStateUp && $0.routeTarget != nil }) ?? false { keys.insert(ResourceKey(.router, r)) }
+            if hasDistributedVRF(r) { keys.insert(ResourceKey(.router, r)) }
         }
         return keys
     }
@@ -141,12 +141,16 @@ extension ControllerState {
         ])
     }
 
+    /// `connected_networks` of a router: each network its interfaces are on, with its subnets.
+    func connectedNetworks(_ router: String) -> JSON {
+        .array(networks(of: router).sorted().map { n in JSON.object(JSONObject([("network_id", .string(n)), ("subnets", subnetInfo(n))])) })
+    }
+
     func pushed(_ a: RouterAssociation) -> JSONObject? {
         guard let b = bgpvpns[a.bgpvpnID] else { return nil }
-        let connected = networks(of: a.routerID).sorted().map { n in JSON.object(JSONObject([("network_id", .string(n)), ("subnets", subnetInfo(n))])) }
         return JSONObject([
             ("id", .string(a.id)), ("project_id", .string(a.projectID)), ("bgpvpn_id", .string(a.bgpvpnID)), ("bgpvpn", pushed(b)), ("router_id", .string(a.routerID)),
-            ("advertise_extra_routes", .bool(a.advertiseExtraRoutes)), ("connected_networks", .array(connected)),
+            ("advertise_extra_routes", .bool(a.advertiseExtraRoutes)), ("connected_networks", connectedNetworks(a.routerID)),
         ])
     }
 

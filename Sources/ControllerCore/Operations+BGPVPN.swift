@@ -61,7 +61,7 @@ extension ControllerState {
             guard v.isEmpty else { throw NeutronError.badRequest("BaGPipe driver does not support specifying route distinguishers", type: "BGPVPNRDNotSupported") }
             b.routeDistinguishers = v
         }
-        for (name, list) in [("route_targets", b.routeTargets), ("import_targets", b.importTargets), ("export_targets", b.exportTargets)] where list.joined(separator: ",").utf8.count > 255 {
+        for (name, list) in b.targetLists where list.joined(separator: ",").utf8.count > 255 {
             throw NeutronError.invalidInput(name, "the list is longer than 255 characters once joined")
         }
     }
@@ -231,5 +231,12 @@ extension ControllerState {
             }
         }
         return routes
+    }
+}
+
+extension BGPVPN {
+    /// The three route-target lists, by attribute name.
+    var targetLists: [(name: String, targets: [String])] {
+        [("route_targets", routeTargets), ("import_targets", importTargets), ("export_targets", exportTargets)]
     }
 }
